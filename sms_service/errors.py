@@ -1,0 +1,19 @@
+"""The service's own exceptions, in one place."""
+
+from __future__ import annotations
+
+
+class SmsServiceError(Exception):
+    """Base class for errors the service raises on purpose."""
+
+
+class ConsentLogIsAppendOnly(SmsServiceError, RuntimeError):
+    """Code tried to change or delete a consent event."""
+
+
+class BadRequest(SmsServiceError, ValueError):
+    """Input that cannot be accepted; the message says why."""
+
+
+class NotFound(SmsServiceError, LookupError):
+    """A named record does not exist."""

@@ -1,0 +1,23 @@
+"""All tables. Import from here so SQLModel's metadata (and alembic) sees every one."""
+
+from .core import (
+    Campaign,
+    ConsentEvent,
+    InboundMessage,
+    Signature,
+    Subscriber,
+    SubscriberStatus,
+    SubscriberTag,
+    utcnow,
+)
+
+__all__ = [
+    "Campaign",
+    "ConsentEvent",
+    "InboundMessage",
+    "Signature",
+    "Subscriber",
+    "SubscriberStatus",
+    "SubscriberTag",
+    "utcnow",
+]

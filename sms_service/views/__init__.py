@@ -1,0 +1,1 @@
+"""HTTP views (Flask blueprints). Thin: parse, call a service function, answer."""

@@ -1,0 +1,127 @@
+"""Shared fixtures: a private PostgreSQL database per test run, settings, app and client.
+
+PostgreSQL (127.0.0.1:5432, database ``test`` for the admin connection) and Redis
+(127.0.0.1:6379) are real. Each run creates its own database and drops it at the end;
+each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from config import Settings
+from sms_service.db import make_engine
+from sms_service.migrate import upgrade
+
+PG_ADMIN_URL = os.environ.get(
+    "TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+TEST_AUTH_TOKEN = "test-auth-token-" + uuid.uuid4().hex[:8]
+TEST_ACCOUNT_SID = "AC" + "1" * 32
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, migrated to head, dropped afterwards."""
+    name = f"sms_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+def truncate_all(url: str) -> None:
+    """Empty every table (TRUNCATE does not fire the consent log's row triggers)."""
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        tables = conn.execute(
+            text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+        ).scalars()
+        names = ", ".join(f'"{t}"' for t in tables)
+        if names:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_db(pg_url: str) -> Iterator[str]:
+    """The run's PostgreSQL database, emptied before each test."""
+    truncate_all(pg_url)
+    yield pg_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    """A fresh, migrated SQLite file: the embedded default."""
+    url = f"sqlite:///{tmp_path / 'sms.db'}"
+    upgrade(url)
+    return url
+
+
+def make_settings(database_url: str, **overrides) -> Settings:
+    """Settings for tests: never the environment's secrets."""
+    values = dict(
+        app_env="test",
+        database_url=database_url,
+        twilio_account_sid=TEST_ACCOUNT_SID,
+        twilio_auth_token=TEST_AUTH_TOKEN,
+        twilio_from="21333",
+        program_name="Rights Alerts",
+        program_help_contact="help@rights.example",
+        program_frequency="Up to 4 msgs/mo",
+        program_terms_url="https://rights.example/sms-terms",
+        public_base_url="https://sms.rights.example",
+        secret_key="test-secret",
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database_url(request) -> str:
+    """Run the test on PostgreSQL and on the embedded SQLite default."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("pg_db")
+    return request.getfixturevalue("sqlite_url")
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+def app(settings: Settings):
+    from sms_service import create_app
+
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["sms_engine"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

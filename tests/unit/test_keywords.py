@@ -1,0 +1,176 @@
+"""The keyword state machine as a table: (text, status) → (intent, new status, reply parts)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from sms_service.domain.keywords import (
+    Campaign,
+    Catalogue,
+    ConsentKind,
+    Conversation,
+    Intent,
+    Status,
+    add_business_days,
+    decide,
+    normalise,
+)
+from sms_service.domain.replies import Program
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # a Wednesday
+PROGRAM = Program("Rights Alerts", "help@rights.example", "Up to 4 msgs/mo", "https://r.example/t")
+HK = Campaign(1, "HK64", "Release the 64")
+CLIMATE = Campaign(2, "CLIMATE", "Climate now")
+CATALOGUE = Catalogue(by_keyword={"HK64": HK, "CLIMATE": CLIMATE}, default=HK)
+
+NONE, SUB, OUT = Status.NONE, Status.SUBSCRIBED, Status.OPTED_OUT
+DISCLOSURE = ("Rights Alerts", "Up to 4 msgs/mo", "Msg & data rates may apply",
+              "Reply HELP for help, STOP to cancel", "https://r.example/t")  # fmt: skip
+OPT_OUT_CONFIRM = ("Rights Alerts", "no more messages")
+HELP = ("Rights Alerts", "help@rights.example", "Up to 4 msgs/mo", "Msg & data rates may apply",
+        "STOP")  # fmt: skip
+FALLBACK = ("Rights Alerts", "HELP", "STOP")
+SILENT = None
+
+OPT_OUT_WORDS = ["STOP", "stopall", "Unsubscribe", "CANCEL", "end", "QUIT", "revoke", "OPTOUT",
+                 "opt out", "Opt-Out", "ALTO", "parar", "Cancelar", "  Stop. ",
+                 "STOP!!"]  # fmt: skip
+PLAIN_OPT_OUTS = ["please stop texting me", "Remove me", "wrong number", "Leave me alone!",
+                  "unsubscribe me", "don't text me", "Don’t text me anymore", "Please remove me "
+                  "from this list"]  # fmt: skip
+
+TABLE = [
+    # text, status, intent, new status, reply must contain (None = no reply), events
+    *[(w, SUB, Intent.OPT_OUT, OUT, OPT_OUT_CONFIRM, ("opt_out",)) for w in OPT_OUT_WORDS],
+    *[(w, NONE, Intent.OPT_OUT, OUT, OPT_OUT_CONFIRM, ("opt_out",)) for w in OPT_OUT_WORDS[:3]],
+    *[(w, SUB, Intent.OPT_OUT, OUT, OPT_OUT_CONFIRM, ("opt_out",)) for w in PLAIN_OPT_OUTS],
+    ("STOP", OUT, Intent.OPT_OUT, OUT, SILENT, ("opt_out",)),  # one confirmation, then silence
+    (
+        "We've got to STOP this bill!",
+        SUB,
+        Intent.POSSIBLE_OPT_OUT,
+        SUB,
+        FALLBACK,
+        ("possible_opt_out",),
+    ),
+    ("Don't cancel the march", NONE, Intent.POSSIBLE_OPT_OUT, NONE, SILENT, ("possible_opt_out",)),
+    ("HELP", SUB, Intent.HELP, SUB, HELP, ("help",)),
+    ("info", NONE, Intent.HELP, NONE, HELP, ("help",)),
+    (" Ayuda ", OUT, Intent.HELP, OUT, HELP, ("help",)),
+    ("JOIN", NONE, Intent.OPT_IN, SUB, DISCLOSURE, ("opt_in",)),
+    ("join!", OUT, Intent.OPT_IN, SUB, DISCLOSURE, ("opt_in",)),
+    ("JOIN", SUB, Intent.ALREADY_SUBSCRIBED, SUB, ("already subscribed",), ()),
+    ("START", OUT, Intent.OPT_IN, SUB, DISCLOSURE, ("opt_in",)),
+    ("unstop", OUT, Intent.OPT_IN, SUB, DISCLOSURE, ("opt_in",)),
+    ("Yes", OUT, Intent.OPT_IN, SUB, DISCLOSURE, ("opt_in",)),
+    ("START", NONE, Intent.OPT_IN, SUB, DISCLOSURE, ("opt_in",)),
+    ("YES", NONE, Intent.IGNORED, NONE, SILENT, ()),
+    ("START", SUB, Intent.ALREADY_SUBSCRIBED, SUB, ("already subscribed",), ()),
+    ("hi", NONE, Intent.IGNORED, NONE, SILENT, ()),
+    ("hi", OUT, Intent.IGNORED, OUT, SILENT, ()),
+    ("hi", SUB, Intent.FALLBACK, SUB, FALLBACK, ()),
+    ("join me please", OUT, Intent.IGNORED, OUT, SILENT, ()),  # keyword must be the whole text
+    (
+        "SIGN",
+        NONE,
+        Intent.SIGN,
+        SUB,
+        ("Release the 64", "full name", *DISCLOSURE),
+        ("signature", "opt_in"),
+    ),
+    ("sign", SUB, Intent.SIGN, SUB, ("Release the 64", "full name"), ("signature",)),
+    ("climate", OUT, Intent.SIGN, SUB, ("Climate now", *DISCLOSURE), ("signature", "opt_in")),
+]
+
+
+@pytest.mark.parametrize(("text", "status", "intent", "new_status", "reply", "events"), TABLE)
+def test_keyword_table(text, status, intent, new_status, reply, events):
+    decision = decide(text, Conversation(status=status), CATALOGUE, PROGRAM, received_at=NOW)
+    assert decision.intent is intent
+    assert decision.status is new_status
+    assert tuple(decision.events) == tuple(ConsentKind(e) for e in events)
+    if reply is None:
+        assert decision.reply is None
+    else:
+        for part in reply:
+            assert part in decision.reply
+
+
+def test_opt_out_confirmation_carries_no_marketing():
+    reply = decide("STOP", Conversation(SUB), CATALOGUE, PROGRAM, received_at=NOW).reply
+    assert "sign" not in reply.lower() and "petition" not in reply.lower()
+    assert "http" not in reply
+
+
+@pytest.mark.parametrize("opt_out_type", ["STOP", "START", "HELP"])
+def test_advanced_opt_out_records_without_reply(opt_out_type):
+    decision = decide(
+        opt_out_type, Conversation(SUB if opt_out_type != "START" else OUT), CATALOGUE, PROGRAM,
+        received_at=NOW, carrier_opt_out_type=opt_out_type,
+    )  # fmt: skip
+    assert decision.reply is None and decision.events
+
+
+def pending(asked_ago: timedelta, signed_named=False) -> Conversation:
+    return Conversation(
+        status=SUB, signed={HK.id: signed_named}, pending_name=HK,
+        pending_name_asked_at=NOW - asked_ago, pending_signature_count=1234,
+    )  # fmt: skip
+
+
+def test_name_reply_within_24h_is_saved_with_count():
+    d = decide(
+        "  Ada   Lovelace ", pending(timedelta(hours=2)), CATALOGUE, PROGRAM, received_at=NOW
+    )
+    assert d.intent is Intent.NAME and d.name == "Ada Lovelace" and d.sign == HK
+    assert "Thank you, Ada" in d.reply and "1,234 signatures" in d.reply
+    assert d.clear_pending_name and d.events == ()
+
+
+def test_name_reply_after_24h_is_a_fallback():
+    d = decide("Ada Lovelace", pending(timedelta(hours=25)), CATALOGUE, PROGRAM, received_at=NOW)
+    assert d.intent is Intent.FALLBACK and d.name is None
+
+
+@pytest.mark.parametrize("text", ["STOP", "help", "JOIN", "sign", "HK64"])
+def test_keywords_win_over_pending_name(text):
+    d = decide(text, pending(timedelta(minutes=5)), CATALOGUE, PROGRAM, received_at=NOW)
+    assert d.intent is not Intent.NAME and d.name is None
+
+
+def test_signing_again_never_counts_twice():
+    conv = Conversation(status=SUB, signed={HK.id: True})
+    d = decide("SIGN", conv, CATALOGUE, PROGRAM, received_at=NOW)
+    assert d.intent is Intent.ALREADY_SIGNED and d.sign is None and d.events == ()
+
+
+def test_sign_without_open_petition():
+    d = decide("SIGN", Conversation(SUB), Catalogue(), PROGRAM, received_at=NOW)
+    assert d.intent is Intent.NO_PETITION and "no open petition" in d.reply
+
+
+def test_possible_opt_out_review_date_is_ten_business_days():
+    d = decide("stop the war", Conversation(SUB), CATALOGUE, PROGRAM, received_at=NOW)
+    assert d.review_by == date(2026, 12, 9)  # Wed 25 Nov + 10 working days
+
+
+@pytest.mark.parametrize(
+    ("start", "days", "expected"),
+    [(date(2026, 11, 27), 1, date(2026, 11, 30)), (date(2026, 11, 28), 5, date(2026, 12, 4))],
+)
+def test_add_business_days_skips_weekends(start, days, expected):
+    assert add_business_days(start, days) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("  stop. ", "STOP"), ("Opt   out!", "OPT OUT"), ("ｓｔｏｐ", "STOP")]
+)
+def test_normalise(raw, expected):
+    assert normalise(raw) == expected
+
+
+def test_naive_time_is_refused():
+    with pytest.raises(ValueError):
+        decide("JOIN", Conversation(NONE), CATALOGUE, PROGRAM, received_at=datetime(2026, 1, 1))
