@@ -1,0 +1,172 @@
+"""The ``sms-service`` command: database, campaigns, exports, servers.
+
+Sub-command groups from other modules register themselves on :data:`main` at the bottom.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from config import Settings
+
+from .db import make_engine, session_scope
+from .domain.phones import InvalidPhoneNumber, to_e164
+from .errors import BadRequest
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, with a readable error instead of a traceback."""
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def parse_when(value: str | None, option: str) -> datetime | None:
+    """An ISO date or datetime; naive values are read as UTC."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO date or datetime", param_hint=option
+        ) from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@click.group()
+def main() -> None:
+    """SMS keyword campaigns: petitions by text, consent log, broadcasts."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations to DATABASE_URL."""
+    from .migrate import upgrade
+
+    settings = load_settings()
+    upgrade(settings.database_url, revision)
+    click.echo(f"database at revision {revision}")
+
+
+@main.group()
+def campaign() -> None:
+    """Petition campaigns and their keywords."""
+
+
+@campaign.command("create")
+@click.argument("keyword")
+@click.option("--title", required=True, help="Shown in replies, e.g. 'Release the 64'.")
+@click.option("--text", "text_", default="", help="The petition text.")
+def campaign_create(keyword: str, title: str, text_: str) -> None:
+    """Create an active campaign signed by texting KEYWORD (or SIGN)."""
+    from .campaigns import create_campaign
+
+    engine = make_engine(load_settings().database_url)
+    try:
+        with session_scope(engine) as session:
+            created = create_campaign(session=session, keyword=keyword, title=title, text=text_)
+            click.echo(f"campaign {created.id} {created.keyword}: {created.title}")
+    except BadRequest as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        engine.dispose()
+
+
+@campaign.command("list")
+def campaign_list() -> None:
+    """List campaigns, newest first."""
+    from .campaigns import list_campaigns
+
+    engine = make_engine(load_settings().database_url)
+    with session_scope(engine) as session:
+        for c in list_campaigns(session=session):
+            state = "active" if c.active else "closed"
+            click.echo(f"{c.id}\t{c.keyword}\t{state}\t{c.title}")
+    engine.dispose()
+
+
+def _export_options(func):  # noqa: ANN001, ANN202 - click decorator stack
+    func = click.option(
+        "-o", "--output", type=click.Path(dir_okay=False), help="CSV file; default stdout"
+    )(func)
+    func = click.option("--phone", help="Only this number (E.164).")(func)
+    func = click.option("--until", help="ISO date/time, exclusive (UTC if no offset).")(func)
+    func = click.option("--since", help="ISO date/time, inclusive (UTC if no offset).")(func)
+    return func
+
+
+def _run_export(kind: str, since, until, phone, output, campaign_key=None) -> None:  # noqa: ANN001
+    from .exports import ExportFilter, write_consent, write_signatures
+
+    try:
+        number = to_e164(phone) if phone else None
+        flt = ExportFilter(parse_when(since, "--since"), parse_when(until, "--until"), number)
+    except (InvalidPhoneNumber, ValueError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    engine = make_engine(load_settings().database_url)
+    out = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
+    try:
+        if kind == "signatures":
+            count = write_signatures(engine, out, flt, campaign=campaign_key)
+        else:
+            count = write_consent(engine, out, flt, opt_outs_only=kind == "optouts")
+    finally:
+        if output:
+            out.close()
+        engine.dispose()
+    click.echo(f"{count} rows", err=True)
+
+
+@main.group()
+def export() -> None:
+    """CSV exports for compliance."""
+
+
+@export.command("consent")
+@_export_options
+def export_consent(since, until, phone, output) -> None:  # noqa: ANN001
+    """Every consent event (opt-ins, opt-outs, help, signatures, possible opt-outs)."""
+    _run_export("consent", since, until, phone, output)
+
+
+@export.command("optouts")
+@_export_options
+def export_optouts(since, until, phone, output) -> None:  # noqa: ANN001
+    """Opt-out events only."""
+    _run_export("optouts", since, until, phone, output)
+
+
+@export.command("signatures")
+@_export_options
+@click.option("--campaign", "campaign_key", help="Only this campaign's keyword.")
+def export_signatures(since, until, phone, output, campaign_key) -> None:  # noqa: ANN001
+    """Petition signatures."""
+    _run_export("signatures", since, until, phone, output, campaign_key)
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Migrate the database and serve the web app (development server)."""
+    from . import create_app
+    from .migrate import upgrade
+
+    settings = load_settings()
+    upgrade(settings.database_url)
+    create_app(settings).run(host=host, port=port)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
