@@ -155,6 +155,73 @@ def export_signatures(since, until, phone, output, campaign_key) -> None:  # noq
     _run_export("signatures", since, until, phone, output, campaign_key)
 
 
+@main.group()
+def consent() -> None:
+    """Consent log: staff review of possible opt-outs, a number's history."""
+
+
+@consent.command("pending")
+def consent_pending() -> None:
+    """Possible opt-outs awaiting a decision, most urgent first."""
+    from .consent import pending_reviews
+
+    engine = make_engine(load_settings().database_url)
+    with session_scope(engine) as session:
+        rows = pending_reviews(session=session)
+        for e in rows:
+            click.echo(f"{e.review_by}\t{e.message_sid}\t{e.phone}\t{e.message_body!r}")
+        click.echo(f"{len(rows)} awaiting review", err=True)
+    engine.dispose()
+
+
+@consent.command("resolve")
+@click.argument("message_sid")
+@click.option("--opt-out/--keep", "opt_out", required=True, help="What the text meant.")
+@click.option("--by", "reviewer", required=True, help="Who decided (kept in the log).")
+def consent_resolve(message_sid: str, opt_out: bool, reviewer: str) -> None:
+    """Decide a possible opt-out: --opt-out opts the number out, --keep leaves it."""
+    from .consent import resolve_review
+    from .errors import NotFound
+
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            resolve_review(
+                session=session, message_sid=message_sid, opt_out=opt_out,
+                reviewer=reviewer, program=settings.program_name,
+            )  # fmt: skip
+    except (BadRequest, NotFound) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        engine.dispose()
+    click.echo("opted out" if opt_out else "kept subscribed")
+
+
+@consent.command("history")
+@click.argument("phone")
+def consent_history(phone: str) -> None:
+    """Every consent event for PHONE, oldest first, with the wording sent."""
+    from .consent import history
+
+    try:
+        number = to_e164(phone)
+    except InvalidPhoneNumber as exc:
+        raise click.UsageError(str(exc)) from exc
+    engine = make_engine(load_settings().database_url)
+    with session_scope(engine) as session:
+        for e in history(session=session, phone=number):
+            click.echo(
+                f"{e.occurred_at.isoformat()}  {e.event:<26} {e.source:<8} {e.keyword or '':<8}"
+                f" body={e.message_body!r}"
+            )
+            if e.disclosure:
+                click.echo(f"    told: {e.disclosure}")
+            if e.note:
+                click.echo(f"    note: {e.note}")
+    engine.dispose()
+
+
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
