@@ -17,3 +17,11 @@ class BadRequest(SmsServiceError, ValueError):
 
 class NotFound(SmsServiceError, LookupError):
     """A named record does not exist."""
+
+
+class SendRetryable(SmsServiceError):
+    """A send was refused for now or its outcome was lost: the job retries (and reconciles)."""
+
+
+class SendInFlight(SendRetryable):
+    """Another attempt at this message may still be waiting for Twilio's answer."""

@@ -10,11 +10,14 @@ from .core import (
     SubscriberTag,
     utcnow,
 )
+from .outbound import MessageStatusEvent, OutboundMessage
 
 __all__ = [
     "Campaign",
     "ConsentEvent",
     "InboundMessage",
+    "MessageStatusEvent",
+    "OutboundMessage",
     "Signature",
     "Subscriber",
     "SubscriberStatus",
