@@ -43,6 +43,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(sms.bp)
 
+    from .views import status
+
+    app.register_blueprint(status.bp)
+
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}

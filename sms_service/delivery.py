@@ -101,8 +101,10 @@ def insert_status_event(session: Session, report: StatusReport, status: str) -> 
         insert(MessageStatusEvent)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["sid", "status"])
+        .returning(MessageStatusEvent.id)
     )
-    return session.execute(statement).rowcount == 1
+    # RETURNING rather than rowcount: an ORM-enabled INSERT does not report rowcount.
+    return session.execute(statement).scalar_one_or_none() is not None
 
 
 def advance_status(session: Session, sid: str, status: str, error_code: int | None) -> bool:

@@ -1,0 +1,167 @@
+"""POST /sms/status on PostgreSQL and SQLite: signed callbacks, each transition recorded
+once, status forward-only whatever the order, carrier verdicts on the number."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlmodel import Session
+
+from sms_service.models import ConsentEvent, MessageStatusEvent, OutboundMessage, Subscriber
+from tests.factories import new_sid, post_signed, sign
+
+PHONE = "+12025550123"
+
+
+def status_form(sid: str, status: str, *, to: str = PHONE, error_code: str = "") -> dict[str, str]:
+    """The fields Twilio posts to a StatusCallback (a realistic subset)."""
+    form = {
+        "SmsSid": sid,
+        "SmsStatus": status,
+        "MessageStatus": status,
+        "To": to,
+        "MessageSid": sid,
+        "AccountSid": "AC" + "1" * 32,
+        "From": "21333",
+        "ApiVersion": "2010-04-01",
+    }
+    if error_code:
+        form["ErrorCode"] = error_code
+    return form
+
+
+def callback(client, settings, sid: str, status: str, **kw):  # noqa: ANN001
+    return post_signed(client, settings, "/sms/status", status_form(sid, status, **kw))
+
+
+def add_message(app, *, sid: str | None, status: str = "queued", to: str = PHONE) -> int:  # noqa: ANN001
+    with Session(app.extensions["sms_engine"]) as s:
+        m = OutboundMessage(sid=sid, to_number=to, body="Rally at noon", status=status)
+        s.add(m)
+        s.commit()
+        return m.id
+
+
+def message(app, message_id: int) -> OutboundMessage:  # noqa: ANN001
+    with Session(app.extensions["sms_engine"]) as s:
+        return s.get(OutboundMessage, message_id)
+
+
+def events(app, sid: str) -> list[tuple[str, int | None]]:  # noqa: ANN001
+    with Session(app.extensions["sms_engine"]) as s:
+        rows = s.execute(
+            select(MessageStatusEvent).where(MessageStatusEvent.sid == sid).order_by("id")
+        ).scalars()
+        return [(e.status, e.error_code) for e in rows]
+
+
+def consent(app) -> list[ConsentEvent]:  # noqa: ANN001
+    with Session(app.extensions["sms_engine"]) as s:
+        return list(s.execute(select(ConsentEvent).order_by(ConsentEvent.id)).scalars())
+
+
+def subscriber(app, phone: str = PHONE) -> Subscriber | None:  # noqa: ANN001
+    with Session(app.extensions["sms_engine"]) as s:
+        return s.execute(select(Subscriber).where(Subscriber.phone == phone)).scalar_one_or_none()
+
+
+def test_missing_signature_is_403(client, app):
+    sid = new_sid()
+    add_message(app, sid=sid)
+    response = client.post("/sms/status", data=status_form(sid, "delivered"))
+    assert response.status_code == 403
+    assert events(app, sid) == []
+
+
+def test_bad_signature_is_403(client, app, settings):
+    sid = new_sid()
+    form = status_form(sid, "sent")
+    good = sign(settings, "/sms/status", form)
+    form["MessageStatus"] = "delivered"  # tampered after signing
+    response = client.post("/sms/status", data=form, headers={"X-Twilio-Signature": good})
+    assert response.status_code == 403
+    assert events(app, sid) == []
+
+
+def test_missing_sid_or_status_is_400(client, settings):
+    form = status_form("", "sent")
+    assert post_signed(client, settings, "/sms/status", form).status_code == 400
+
+
+def test_in_order_callbacks_move_the_status_forward(client, app, settings):
+    sid = new_sid()
+    message_id = add_message(app, sid=sid)
+    for status in ("queued", "sent", "delivered"):
+        assert callback(client, settings, sid, status).status_code == 204
+        assert message(app, message_id).status == status
+    assert events(app, sid) == [("queued", None), ("sent", None), ("delivered", None)]
+
+
+def test_out_of_order_and_repeated_callbacks_record_each_status_once(client, app, settings):
+    sid = new_sid()
+    message_id = add_message(app, sid=sid)
+    for status in ("delivered", "sent", "queued", "sent", "delivered", "sending"):
+        assert callback(client, settings, sid, status).status_code == 204
+    assert message(app, message_id).status == "delivered"
+    assert sorted(events(app, sid)) == [
+        ("delivered", None),
+        ("queued", None),
+        ("sending", None),
+        ("sent", None),
+    ]
+
+
+def test_unknown_sid_is_recorded_and_answered(client, app, settings):
+    sid = new_sid()
+    assert callback(client, settings, sid, "sent").status_code == 204
+    assert events(app, sid) == [("sent", None)]
+
+
+def test_undelivered_keeps_the_error_code(client, app, settings):
+    sid = new_sid()
+    message_id = add_message(app, sid=sid, status="sent")
+    callback(client, settings, sid, "undelivered", error_code="30003")
+    stored = message(app, message_id)
+    assert (stored.status, stored.error_code) == ("undelivered", 30003)
+    assert events(app, sid) == [("undelivered", 30003)]
+    assert subscriber(app) is None  # an unreachable handset says nothing about consent
+
+
+def test_opt_out_code_in_a_callback_opts_the_number_out_once(client, app, settings):
+    sid = new_sid()
+    add_message(app, sid=sid, status="accepted")
+    for _ in range(2):
+        assert callback(client, settings, sid, "failed", error_code="21610").status_code == 204
+    assert subscriber(app).status == "opted_out"
+    [event] = consent(app)
+    assert (event.event, event.source, event.phone, event.message_sid) == (
+        "opt_out",
+        "carrier",
+        PHONE,
+        sid,
+    )
+    assert "21610" in event.note and event.program == settings.program_name
+
+
+def test_opt_out_code_for_an_unknown_sid_uses_the_callback_to_number(client, app, settings):
+    callback(client, settings, new_sid(), "failed", error_code="21610", to="+12025550188")
+    assert subscriber(app, "+12025550188").status == "opted_out"
+
+
+def test_blocked_30004_asks_staff_to_review(client, app, settings):
+    sid = new_sid()
+    add_message(app, sid=sid, status="sent")
+    callback(client, settings, sid, "undelivered", error_code="30004")
+    [event] = consent(app)
+    assert (event.event, event.source, event.message_sid) == ("possible_opt_out", "carrier", sid)
+    assert event.review_by is not None
+    assert subscriber(app) is None
+
+
+@pytest.mark.parametrize("code", ["30005", "30006"])
+def test_landline_or_unknown_handset_marks_the_number_invalid(client, app, settings, code):
+    sid = new_sid()
+    add_message(app, sid=sid, status="sent")
+    callback(client, settings, sid, "undelivered", error_code=code)
+    assert subscriber(app).status == "invalid"
+    assert consent(app) == []
