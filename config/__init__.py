@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     program_max_messages_per_30_days: int = 4
 
     secret_key: str = DEV_SECRET_KEY
+    phone_simulator: bool = Field(False, description="serve /phone in production too")
 
     quiet_hours: str = "08:00-21:00"
     sender_mps: float = 100.0

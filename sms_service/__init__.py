@@ -47,6 +47,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(status.bp)
 
+    from .views import phone
+
+    app.register_blueprint(phone.bp)
+
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}

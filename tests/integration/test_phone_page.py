@@ -1,0 +1,94 @@
+"""The phone simulator drives the real, signed inbound webhook (PostgreSQL and SQLite)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlmodel import Session
+
+from sms_service import create_app
+from sms_service.models import ConsentEvent, InboundMessage, OutboundMessage, Subscriber
+from tests.conftest import make_settings
+
+PHONE = "+12025550123"
+
+
+def subscriber(app) -> Subscriber | None:  # noqa: ANN001
+    with Session(app.extensions["sms_engine"]) as s:
+        return s.execute(select(Subscriber).where(Subscriber.phone == PHONE)).scalar_one_or_none()
+
+
+def test_page_renders_with_the_no_real_phone_note(client):
+    response = client.get("/phone")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Phone simulator" in page and "Nothing is sent to a real phone" in page
+
+
+def test_join_goes_through_the_webhook_and_subscribes(client, app):
+    response = client.post("/phone/send", json={"number": "(202) 555-0123", "body": "JOIN"})
+    assert response.status_code == 200
+    data = response.get_json()
+    assert data["webhook_status"] == 200
+    [reply] = data["replies"]
+    assert "Rights Alerts" in reply and "STOP" in reply
+    assert data["number"] == PHONE and data["subscriber_status"] == "subscribed"
+    assert [(b["direction"], b["body"]) for b in data["conversation"]] == [
+        ("in", "JOIN"),
+        ("out", reply),
+    ]
+    assert subscriber(app).status == "subscribed"
+    with Session(app.extensions["sms_engine"]) as s:
+        [inbound] = s.execute(select(InboundMessage)).scalars()
+        [event] = s.execute(select(ConsentEvent)).scalars()
+    assert (inbound.from_number, inbound.intent) == (PHONE, "opt_in")
+    assert (event.event, event.message_sid) == ("opt_in", inbound.message_sid)
+
+
+def test_conversation_shows_sent_messages_and_survives_a_reload(client, app):
+    client.post("/phone/send", json={"number": PHONE, "body": "JOIN"})
+    with Session(app.extensions["sms_engine"]) as s:
+        s.add(OutboundMessage(to_number=PHONE, body="Rally at noon <b>today</b>", kind="broadcast"))
+        s.commit()
+    page = client.get("/phone", query_string={"number": PHONE}).get_data(as_text=True)
+    assert "JOIN" in page and "subscribed" in page
+    assert "Rally at noon &lt;b&gt;today&lt;/b&gt;" in page and "broadcast · pending" in page
+
+
+def test_plain_form_post_redirects_back_to_the_conversation(client, app):
+    response = client.post("/phone/send", data={"number": PHONE, "body": "STOP"})
+    assert response.status_code == 302
+    assert "number=%2B12025550123" in response.headers["Location"]
+    assert subscriber(app).status == "opted_out"
+
+
+def test_bad_number_is_400(client):
+    response = client.post("/phone/send", json={"number": "12", "body": "JOIN"})
+    assert response.status_code == 400
+    assert "phone number" in response.get_json()["error"]
+
+
+def test_without_public_base_url_the_request_url_is_signed(sqlite_url):
+    app = create_app(make_settings(sqlite_url, public_base_url=None))
+    try:
+        response = app.test_client().post("/phone/send", json={"number": PHONE, "body": "JOIN"})
+        assert response.get_json()["webhook_status"] == 200
+        assert subscriber(app).status == "subscribed"
+    finally:
+        app.extensions["sms_engine"].dispose()
+
+
+@pytest.mark.parametrize(("enabled", "expected"), [(False, 404), (True, 200)])
+def test_production_needs_phone_simulator_on(sqlite_url, enabled, expected):
+    settings = make_settings(
+        sqlite_url,
+        app_env="production",
+        twilio_account_sid="AC" + "2" * 32,
+        secret_key="a-real-secret",
+        phone_simulator=enabled,
+    )
+    app = create_app(settings)
+    try:
+        assert app.test_client().get("/phone").status_code == expected
+    finally:
+        app.extensions["sms_engine"].dispose()
