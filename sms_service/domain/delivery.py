@@ -68,12 +68,9 @@ def lower_statuses(status: str) -> list[str]:
 
 
 def advances(current: str | None, new: str | None) -> bool:
-    """True when ``new`` moves a message forward from ``current``."""
-    new_rank = rank(new)
-    if new_rank is None:
-        return False
-    current_rank = rank(current)
-    return current_rank is None or new_rank > current_rank
+    """True when ``new`` moves a message forward from ``current`` (both must be known)."""
+    new_rank, current_rank = rank(new), rank(current)
+    return new_rank is not None and current_rank is not None and new_rank > current_rank
 
 
 class Outcome(StrEnum):
