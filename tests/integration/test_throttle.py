@@ -1,0 +1,215 @@
+"""The shared throttle on a real Redis: threads and processes together keep to the rate.
+
+Redis db 14 is this module's own; it is flushed before and after each test.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+import redis
+
+from sms_service.throttle import Throttle, ThrottleTimeout
+
+REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 14
+KEY = "test:throttle"
+
+
+@pytest.fixture
+def connection():
+    conn = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
+
+
+def _send_until(throttle: Throttle, stop_at: float, seed: int) -> list[tuple[float, int]]:
+    """Acquire like a sender: a mix of 1- and 2-segment messages; (send start, segments)."""
+    pick = random.Random(seed)
+    sent = []
+    while time.time() < stop_at:
+        segments = pick.choice((1, 1, 2))
+        throttle.acquire(segments)
+        sent.append((time.time(), segments))
+    return sent
+
+
+def _threads(throttle: Throttle, count: int, stop_at: float, seed: int) -> list[tuple[float, int]]:
+    results: list[list[tuple[float, int]]] = [[] for _ in range(count)]
+
+    def run(slot: int) -> None:
+        results[slot] = _send_until(throttle, stop_at, seed * 100 + slot)
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return [grant for result in results for grant in result]
+
+
+def _process(rate: float, start_at: float, seconds: float, threads: int, seed: int):
+    """One worker process (spawned, so importable here): its own connection and threads."""
+    conn = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
+    throttle = Throttle(conn, rate=rate, key=KEY)
+    time.sleep(max(0.0, start_at - time.time()))
+    try:
+        return _threads(throttle, threads, start_at + seconds, seed)
+    finally:
+        conn.close()
+
+
+def per_second(grants: list[tuple[float, int]]) -> list[int]:
+    """Segments per whole second from the first grant; the last, partial second is dropped."""
+    start = min(at for at, _ in grants)
+    counts: dict[int, int] = {}
+    for at, segments in grants:
+        second = int(at - start)
+        counts[second] = counts.get(second, 0) + segments
+    return [counts.get(second, 0) for second in range(max(counts))]
+
+
+def busiest_window(grants: list[tuple[float, int]], width: float = 1.0) -> int:
+    """Most segments started within any sliding window of ``width`` seconds."""
+    ordered = sorted(grants)
+    best = total = left = 0
+    for at, segments in ordered:
+        total += segments
+        while ordered[left][0] <= at - width:
+            total -= ordered[left][1]
+            left += 1
+        best = max(best, total)
+    return best
+
+
+def test_threads_share_the_rate(connection):
+    rate = 200
+    throttle = Throttle(connection, rate=rate, key=KEY)
+    grants = _threads(throttle, 8, time.time() + 3.2, seed=1)
+    counts = per_second(grants)
+    assert len(counts) == 3
+    assert max(counts) <= rate * 1.05, counts
+    assert min(counts) >= rate * 0.95, counts
+    assert busiest_window(grants) <= rate * 1.05
+    assert {segments for _, segments in grants} == {1, 2}
+
+
+def test_processes_share_the_rate(connection):
+    rate, seconds = 200, 3.2
+    start_at = time.time() + 2.0  # room for the spawned interpreters to import
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=4, mp_context=spawn) as pool:
+        futures = [pool.submit(_process, rate, start_at, seconds, 3, seed) for seed in range(4)]
+        per_process = [future.result(timeout=30) for future in futures]
+    assert all(per_process), "every process got grants"
+    grants = [grant for result in per_process for grant in result]
+    counts = per_second(grants)
+    assert len(counts) == 3
+    assert max(counts) <= rate * 1.05, counts
+    assert min(counts) >= rate * 0.95, counts
+    assert busiest_window(grants) <= rate * 1.05
+
+
+def _grant_times(throttle: Throttle, sizes: list[int]) -> list[float]:
+    """When each reservation starts, on the local clock (no sleeping)."""
+    return [time.time() + throttle.reserve(size) for size in sizes]
+
+
+def test_two_segment_messages_count_twice(connection):
+    rate = 50  # 20 ms a segment
+    throttle = Throttle(connection, rate=rate, key=KEY, burst=1)
+    sizes = [2, 1, 2, 2, 1, 1, 2, 1, 2, 2]
+    starts = _grant_times(throttle, sizes)
+    for before, after, size in zip(starts, starts[1:], sizes, strict=False):
+        assert after - before == pytest.approx(size / rate, abs=0.003)
+    assert throttle.reserve(1) == pytest.approx(sum(sizes) / rate, abs=0.01)
+
+
+def test_idle_time_banks_no_more_than_the_burst(connection):
+    throttle = Throttle(connection, rate=100, key=KEY, burst=3)
+    throttle.reserve()
+    time.sleep(0.5)  # fifty slots go unused
+    waits = [throttle.reserve() for _ in range(10)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert all(wait > 0 for wait in waits[3:])
+    assert waits[-1] == pytest.approx(0.07, abs=0.005)
+
+
+def test_default_burst_is_small(connection):
+    throttle = Throttle(connection, rate=100, key=KEY)
+    assert throttle.burst == 2
+    assert [throttle.reserve() == 0 for _ in range(4)] == [True, True, False, False]
+
+
+def test_a_forgotten_key_restarts_the_spacing(connection):
+    throttle = Throttle(connection, rate=10, key=KEY, burst=1)
+    assert [round(throttle.reserve(), 2) for _ in range(3)] == [0.0, 0.1, 0.2]
+    connection.delete(KEY)  # what a Redis restart without persistence leaves
+    assert [round(throttle.reserve(), 2) for _ in range(3)] == [0.0, 0.1, 0.2]
+
+
+def test_a_forgotten_script_is_loaded_again(connection):
+    throttle = Throttle(connection, rate=10, key=KEY, burst=1)
+    throttle._script.sha = "0" * 40  # as after a restart: the server knows no such script
+    assert throttle.reserve() == 0.0
+    assert throttle.reserve() == pytest.approx(0.1, abs=0.005)
+
+
+def test_the_key_expires_once_the_schedule_is_past(connection):
+    throttle = Throttle(connection, rate=100, key=KEY)
+    throttle.reserve()
+    assert 0 < connection.pttl(KEY) <= 1100
+
+
+def test_max_wait_refuses_without_reserving(connection):
+    throttle = Throttle(connection, rate=10, key=KEY, burst=1)
+    for _ in range(5):
+        throttle.reserve()
+    with pytest.raises(ThrottleTimeout) as refused:
+        throttle.reserve(max_wait=0.2)
+    assert refused.value.wait == pytest.approx(0.5, abs=0.01)
+    assert throttle.reserve() == pytest.approx(0.5, abs=0.01)  # the refused slot was not taken
+
+
+def test_acquire_sleeps_the_wait(connection):
+    throttle = Throttle(connection, rate=20, key=KEY, burst=1)
+    slept: list[float] = []
+    waits = [throttle.acquire(2, sleep=slept.append) for _ in range(3)]
+    assert slept == waits[1:]
+    assert waits[2] == pytest.approx(0.2, abs=0.01)
+    with pytest.raises(ThrottleTimeout):
+        throttle.acquire(1, max_wait=0.05, sleep=slept.append)
+
+
+def test_keys_are_independent(connection):
+    one = Throttle(connection, rate=10, key=KEY + ":a", burst=1)
+    two = Throttle(connection, rate=10, key=KEY + ":b", burst=1)
+    one.reserve()
+    assert one.reserve() > 0
+    assert two.reserve() == 0.0
+
+
+def test_zero_rate_disables_without_touching_redis():
+    unreachable = redis.Redis(host=REDIS_HOST, port=1, socket_connect_timeout=0.1)
+    throttle = Throttle(unreachable, rate=0)
+    assert not throttle.enabled
+    assert throttle.reserve(3) == 0.0
+    assert throttle.acquire(1, sleep=pytest.fail) == 0.0
+
+
+@pytest.mark.parametrize("segments", [0, -1, True, 1.5, "2"])
+def test_segments_must_be_a_positive_integer(connection, segments):
+    with pytest.raises(ValueError, match="segments"):
+        Throttle(connection, rate=10, key=KEY).reserve(segments)
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(float("nan"), None), (float("inf"), None), (10, 0.5)])
+def test_throttle_checks_its_settings(connection, rate, burst):
+    with pytest.raises(ValueError):
+        Throttle(connection, rate=rate, key=KEY, burst=burst)
