@@ -9,7 +9,6 @@ import multiprocessing
 import random
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 import redis
@@ -54,13 +53,13 @@ def _threads(throttle: Throttle, count: int, stop_at: float, seed: int) -> list[
     return [grant for result in results for grant in result]
 
 
-def _process(rate: float, start_at: float, seconds: float, threads: int, seed: int):
+def _process(rate: float, seconds: float, threads: int, seed: int, barrier, results) -> None:
     """One worker process (spawned, so importable here): its own connection and threads."""
     conn = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
     throttle = Throttle(conn, rate=rate, key=KEY)
-    time.sleep(max(0.0, start_at - time.time()))
+    barrier.wait(timeout=60)  # every process is up and connected: start together
     try:
-        return _threads(throttle, threads, start_at + seconds, seed)
+        results.put(_threads(throttle, threads, time.time() + seconds, seed))
     finally:
         conn.close()
 
@@ -101,12 +100,18 @@ def test_threads_share_the_rate(connection):
 
 
 def test_processes_share_the_rate(connection):
-    rate, seconds = 200, 3.2
-    start_at = time.time() + 2.0  # room for the spawned interpreters to import
+    rate, processes = 200, 4
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=4, mp_context=spawn) as pool:
-        futures = [pool.submit(_process, rate, start_at, seconds, 3, seed) for seed in range(4)]
-        per_process = [future.result(timeout=30) for future in futures]
+    barrier, results = spawn.Barrier(processes), spawn.Queue()
+    workers = [
+        spawn.Process(target=_process, args=(rate, 3.2, 3, seed, barrier, results))
+        for seed in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    per_process = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=10)
     assert all(per_process), "every process got grants"
     grants = [grant for result in per_process for grant in result]
     counts = per_second(grants)
