@@ -122,10 +122,12 @@ class Summary:
 
     @property
     def mean(self) -> float:
+        """Average segments per whole second."""
         return sum(self.per_second) / len(self.per_second)
 
     @classmethod
     def of(cls, ticks: list[int]) -> Summary:
+        """Summarise 1 ms ticks: whole seconds from the start, and the busiest windows."""
         per = int(1 / TICK)
         seconds = [sum(ticks[i : i + per]) for i in range(0, len(ticks) - per + 1, per)]
         return cls(seconds, _busiest(ticks, per), _busiest(ticks, per // 10))

@@ -20,10 +20,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import redis
 
 from .errors import SmsServiceError
+
+if TYPE_CHECKING:
+    from config import Settings
 
 DEFAULT_KEY = "sms:throttle"
 BURST_SHARE = 0.02  # default burst: 2% of a second's worth, at least one segment
@@ -88,7 +92,7 @@ class Throttle:
         self._script = connection.register_script(_RESERVE) if self.enabled else None
 
     @classmethod
-    def for_settings(cls, settings, *, connection: redis.Redis) -> Throttle:
+    def for_settings(cls, settings: Settings, *, connection: redis.Redis) -> Throttle:
         """The throttle every sender shares, at ``settings.sender_mps``."""
         return cls(connection, rate=settings.sender_mps)
 

@@ -234,6 +234,7 @@ class _Clock:
     week: Week
 
     def allows(self, moment: datetime) -> bool:
+        """True when ``moment`` falls inside the window of its local day on this clock."""
         local = moment.astimezone(self.zone)
         window = self.week[local.weekday()]
         return window is not None and local.time() in window

@@ -218,3 +218,10 @@ def test_segments_must_be_a_positive_integer(connection, segments):
 def test_throttle_checks_its_settings(connection, rate, burst):
     with pytest.raises(ValueError):
         Throttle(connection, rate=rate, key=KEY, burst=burst)
+
+
+def test_for_settings_uses_sender_mps(connection):
+    from config import Settings
+
+    throttle = Throttle.for_settings(Settings(sender_mps=50), connection=connection)
+    assert (throttle.rate, throttle.key, throttle.burst) == (50, "sms:throttle", 1)
