@@ -1,0 +1,242 @@
+"""Twilio's REST API for Messages, as the official client uses it.
+
+* ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` sends (HTTP 201);
+* ``GET  .../Messages.json`` lists, newest first, with ``To``, ``From``, ``DateSent``
+  (``DateSent<``, ``DateSent>``) and ``PageSize``/``Page``/``PageToken``;
+* ``GET  .../Messages/{Sid}.json`` fetches (404 with code 20404 when unknown).
+
+Every request needs HTTP basic auth with the account sid and auth token (401, code 20003).
+Past ``max_concurrency`` requests in flight the answer is 429 (code 20429); a fraction
+``error_rate`` of sends is answered 500. Refusals are counted by code in the stats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import date
+from urllib.parse import parse_qsl, urlencode
+
+from aiohttp import web
+
+from .simulator import SIMULATOR, Simulator, parse_number
+from .store import SimMessage
+from .twilio_shapes import error_response, json_response, messages_uri
+
+MAX_BODY_UNITS = 1600
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
+STOP_SENDING = 21610
+
+
+def _refuse(sim: Simulator, code: int, message: str | None = None) -> web.Response:
+    sim.stats.rejected[code] += 1
+    if code == 20003:
+        return error_response(code, message, **{"WWW-Authenticate": 'Basic realm="Twilio API"'})
+    return error_response(code, message)
+
+
+def _authorised(request: web.Request, sim: Simulator) -> bool:
+    # Comparing whole headers is enough: the simulator holds no real secret.
+    if request.headers.get("Authorization", "") != sim.auth_header:
+        return False
+    path_account = request.match_info.get("account_sid")
+    return path_account is None or path_account == sim.config.account_sid
+
+
+async def create_message(request: web.Request) -> web.Response:
+    """Accept (or refuse) one send, answering after the simulated latency."""
+    sim = request.app[SIMULATOR]
+    stats = sim.stats
+    if stats.in_flight >= sim.config.max_concurrency:
+        return _refuse(sim, 20429)
+    stats.in_flight += 1
+    if stats.in_flight > stats.peak_in_flight:
+        stats.peak_in_flight = stats.in_flight
+    try:
+        if not _authorised(request, sim):
+            return _refuse(sim, 20003)
+        form = dict(parse_qsl((await request.read()).decode(), keep_blank_values=True))
+        delay = sim.delay()
+        if sim.fails_now():
+            await asyncio.sleep(delay)
+            return _refuse(sim, 20500)
+        refusal = _validate(sim, form)
+        if refusal is not None:
+            await asyncio.sleep(delay)
+            return refusal
+        validity = form.get("ValidityPeriod")
+        # Stored before the wait: a client that times out can still find it by listing.
+        message = sim.accept(
+            to=form["To"],
+            from_=form.get("From") or None,
+            body=form["Body"],
+            messaging_service_sid=form.get("MessagingServiceSid") or None,
+            status_callback=form.get("StatusCallback") or None,
+            validity_period=int(validity) if validity and validity.isdigit() else None,
+            respond_after=delay,
+        )
+        if delay:
+            await asyncio.sleep(delay)
+        return json_response(sim.resource(message, time.time(), as_created=True), status=201)
+    finally:
+        sim.stats.in_flight -= 1  # not ``stats``: DELETE /sim/messages may have replaced it
+
+
+def _validate(sim: Simulator, form: dict[str, str]) -> web.Response | None:
+    """Twilio's refusal for a bad send, or None; normalises ``form["To"]`` to E.164."""
+    raw_to = form.get("To", "").strip()
+    if not raw_to:
+        return _refuse(sim, 21604)
+    to = parse_number(raw_to)
+    if to is None:
+        return _refuse(sim, 21211, f"The 'To' number {raw_to} is not a valid phone number.")
+    form["To"] = to
+    if not form.get("From") and not form.get("MessagingServiceSid"):
+        return _refuse(sim, 21603)
+    body = form.get("Body", "")
+    if not body and not form.get("MediaUrl"):
+        return _refuse(sim, 21602)
+    form["Body"] = body
+    if len(body.encode("utf-16-le")) // 2 > MAX_BODY_UNITS:
+        return _refuse(sim, 21617)
+    if to in sim.opt_outs:
+        return _refuse(sim, STOP_SENDING)
+    return None
+
+
+async def fetch_message(request: web.Request) -> web.Response:
+    """One Message resource, or 404 (code 20404)."""
+    sim = request.app[SIMULATOR]
+    if not _authorised(request, sim):
+        return _refuse(sim, 20003)
+    message = sim.store.get(request.match_info["sid"])
+    if message is None:
+        return _refuse(sim, 20404, f"The requested resource {request.path} was not found")
+    return json_response(sim.resource(message, time.time()))
+
+
+def _day(value: str) -> date:
+    """The GMT day of a DateSent value: ``YYYY-MM-DD`` or an ISO datetime (day kept)."""
+    return date.fromisoformat(value.strip()[:10])
+
+
+def _utc_day(message: SimMessage) -> date:
+    return date(*time.gmtime(message.created)[:3])
+
+
+def _matches(message: SimMessage, sender: str, want_from: str | None, days) -> bool:
+    if want_from and sender != want_from:
+        return False
+    if days:
+        sent = _utc_day(message)
+        for op, day in days:
+            if (
+                (op == "=" and sent != day)
+                or (op == "<" and sent > day)
+                or (op == ">" and sent < day)
+            ):
+                return False
+    return True
+
+
+def _select(sim, to, want_from, days, *, skip: int, after_sid: str | None, limit: int):
+    """Up to ``limit`` matching messages after ``skip`` matches or after ``after_sid``;
+    None when ``after_sid`` is no longer kept."""
+    selected: list[SimMessage] = []
+    waiting = after_sid is not None
+    for message in sim.store.newest_first(to):
+        if not _matches(message, sim.sender_of(message), want_from, days):
+            continue
+        if waiting:
+            waiting = message.sid != after_sid
+            continue
+        if skip:
+            skip -= 1
+            continue
+        selected.append(message)
+        if len(selected) >= limit:
+            break
+    return None if waiting else selected
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    """A page of messages, newest first, shaped like Twilio's list answer.
+
+    Like Twilio, ``DateSent`` filters by GMT day (inclusive for ``<`` and ``>``).
+    """
+    sim = request.app[SIMULATOR]
+    if not _authorised(request, sim):
+        return _refuse(sim, 20003)
+    query = request.query
+    try:
+        days = [
+            (op, _day(query[key]))
+            for key, op in (("DateSent", "="), ("DateSent<", "<"), ("DateSent>", ">"))
+            if query.get(key)
+        ]
+        page_size = min(int(query.get("PageSize", DEFAULT_PAGE_SIZE)), MAX_PAGE_SIZE)
+        page = int(query.get("Page", 0))
+    except ValueError as exc:
+        return _refuse(sim, 20001, f"Invalid parameter: {exc}")
+    if page_size < 1 or page < 0:
+        return _refuse(sim, 20001, "PageSize must be at least 1 and Page at least 0")
+    raw_to = query.get("To")
+    to = (parse_number(raw_to) or raw_to) if raw_to else None
+    want_from = query.get("From")
+    token = query.get("PageToken", "")
+    after_sid = token[2:] if token.startswith("PA") else None
+
+    # One extra message tells whether there is a next page.
+    limit = page_size + 1
+    selected = None
+    if after_sid is not None:
+        selected = _select(sim, to, want_from, days, skip=0, after_sid=after_sid, limit=limit)
+    if selected is None:  # no token, or its message was forgotten: count pages from the top
+        skip = page * page_size
+        selected = _select(sim, to, want_from, days, skip=skip, after_sid=None, limit=limit)
+    has_next = len(selected) > page_size
+    selected = selected[:page_size]
+    now = time.time()
+    start = page * page_size
+    return json_response(
+        {
+            "first_page_uri": _page_uri(sim, query, page_size, 0, None),
+            "end": start + max(len(selected) - 1, 0),
+            "previous_page_uri": _page_uri(sim, query, page_size, page - 1, None) if page else None,
+            "messages": [sim.resource(m, now) for m in selected],
+            "uri": request.path_qs,
+            "page_size": page_size,
+            "start": start,
+            "next_page_uri": (
+                _page_uri(sim, query, page_size, page + 1, "PA" + selected[-1].sid)
+                if has_next
+                else None
+            ),
+            "page": page,
+        }
+    )
+
+
+def _page_uri(sim: Simulator, query, page_size: int, page: int, token: str | None) -> str:
+    params = [(k, v) for k, v in query.items() if k not in ("PageSize", "Page", "PageToken")]
+    params += [("PageSize", str(page_size)), ("Page", str(page))]
+    if token:
+        params.append(("PageToken", token))
+    return messages_uri(sim.config.account_sid) + "?" + urlencode(params)
+
+
+async def not_found(request: web.Request) -> web.Response:
+    """Any other API path: Twilio's 404 (after authentication, as Twilio does)."""
+    sim = request.app[SIMULATOR]
+    if not _authorised(request, sim):
+        return _refuse(sim, 20003)
+    return _refuse(sim, 20404, f"The requested resource {request.path} was not found")
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the Twilio API routes on ``app``."""
+    base = "/2010-04-01/Accounts/{account_sid}"
+    app.router.add_post(base + "/Messages.json", create_message)
+    app.router.add_get(base + "/Messages.json", list_messages)
+    app.router.add_get(base + "/Messages/{sid}.json", fetch_message)
+    app.router.add_route("*", "/2010-04-01/{tail:.*}", not_found)
