@@ -141,7 +141,8 @@ _8_TO_20 = Window(time(8), time(20))
 _9_TO_20 = Window(time(9), time(20))
 _9_TO_21 = Window(time(9), time(21))
 
-# Checked against the statute or regulation text (or a primary summary of it), 2025-26.
+# Read from the statute or rule text where a copy was at hand (AL, FL, LA, MS, RI, WA),
+# otherwise from law-firm summaries of the act (CT, MD, OK, TX); checked in 2025-26.
 STATE_RULES: dict[str, StateRule] = {
     rule.state: rule
     for rule in (
