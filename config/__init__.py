@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Placeholders that are fine on a laptop and refused in production.
@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     sender_mps: float = 100.0
     cost_per_segment: float = 0.0083
     default_timezone: str = "America/New_York"
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _valid_quiet_hours(cls, value: str) -> str:
+        from sms_service.domain.quiet_hours import parse_window
+
+        parse_window(value)  # raises ValueError with a clear message
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

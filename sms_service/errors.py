@@ -25,3 +25,11 @@ class SendRetryable(SmsServiceError):
 
 class SendInFlight(SendRetryable):
     """Another attempt at this message may still be waiting for Twilio's answer."""
+
+
+class ThrottleTimeout(SmsServiceError):
+    """The wait for a send slot would exceed ``max_wait``; nothing was reserved."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"next send slot is {wait:.3f}s away")
+        self.wait = wait

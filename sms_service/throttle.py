@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from .errors import SmsServiceError
+from .errors import ThrottleTimeout
+
+__all__ = ["Throttle", "ThrottleTimeout"]
 
 if TYPE_CHECKING:
     from config import Settings
@@ -54,14 +56,6 @@ local ttl = math.ceil((after - now) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX', ttl)
 return {1, math.ceil(wait)}
 """
-
-
-class ThrottleTimeout(SmsServiceError):
-    """The wait for a send slot would exceed ``max_wait``; nothing was reserved."""
-
-    def __init__(self, wait: float) -> None:
-        super().__init__(f"next send slot is {wait:.3f}s away")
-        self.wait = wait
 
 
 class Throttle:

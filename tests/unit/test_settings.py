@@ -40,3 +40,13 @@ def test_production_accepts_real_secrets():
         twilio_account_sid="AC" + "c" * 32,
     )
     assert s.is_production
+
+
+@pytest.mark.parametrize("bad", ["25:00-21:00", "21:00-08:00", "soon"])
+def test_bad_quiet_hours_are_refused_at_startup(bad):
+    with pytest.raises(ValidationError, match="quiet_hours"):
+        Settings(quiet_hours=bad)
+
+
+def test_quiet_hours_off_is_accepted():
+    assert Settings(quiet_hours="off").quiet_hours == "off"
