@@ -35,6 +35,7 @@ from .delivery import (
 from .domain import delivery
 from .domain.delivery import MessageStatus, Outcome
 from .domain.phones import mask
+from .domain.segments import count_segments
 from .errors import SendInFlight
 from .models import OutboundMessage, Subscriber, SubscriberStatus, utcnow
 
@@ -56,7 +57,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # A message left in ``sending`` for less than this may still have a call in flight (the
-# Twilio client's timeout must be shorter); after it, the attempt is presumed lost.
+# Twilio client's timeout, 30 s, is shorter); after it, the worker is presumed dead and
+# the attempt's outcome unknown.
 SEND_LEASE = timedelta(minutes=2)
 # Twilio's clocks and ours differ a little; look this far before the first attempt.
 RECONCILE_SKEW = timedelta(minutes=2)
@@ -203,8 +205,6 @@ def create_outbound_message(
     """Write a ``pending`` message (segments counted, sender from settings); flushes for
     the id, does not commit. ``dedupe_key`` is unique: use it to make "one text per
     recipient per broadcast" a database rule."""
-    from .domain.segments import count_segments
-
     info = count_segments(body)
     message = OutboundMessage(
         to_number=to,
@@ -236,8 +236,10 @@ def claim_for_sending(
     """Lock the message and mark an attempt (``sending``); None when there is nothing to do.
 
     Nothing to do: the message is missing, already has a sid, or has failed for good.
-    Raises :class:`SendInFlight` if another attempt started less than :data:`SEND_LEASE`
-    ago. Does not commit; commit before calling Twilio, so a crash leaves ``sending``.
+    ``reconcile_first`` when an earlier attempt's answer was lost (``unknown``) or its
+    worker died (``sending`` for longer than :data:`SEND_LEASE`). Raises
+    :class:`SendInFlight` if another attempt started less than :data:`SEND_LEASE` ago.
+    Does not commit; commit before calling Twilio, so a crash leaves ``sending``.
     """
     now = now or utcnow()
     message = session.execute(
@@ -245,11 +247,12 @@ def claim_for_sending(
     ).scalar_one_or_none()
     if message is None or message.sid is not None:
         return None
-    if message.status not in (MessageStatus.PENDING, MessageStatus.SENDING):
+    if message.status not in (MessageStatus.PENDING, MessageStatus.SENDING, MessageStatus.UNKNOWN):
         return None
-    reconcile_first = message.status == MessageStatus.SENDING
-    if reconcile_first and message.attempted_at and now - message.attempted_at < SEND_LEASE:
+    in_flight = message.status == MessageStatus.SENDING
+    if in_flight and message.attempted_at and now - message.attempted_at < SEND_LEASE:
         raise SendInFlight(f"outbound message {message_id} has an attempt in flight")
+    reconcile_first = message.status != MessageStatus.PENDING
     message.status = MessageStatus.SENDING
     message.attempts += 1
     message.attempted_at = now
@@ -288,7 +291,7 @@ def record_outcome(
     accepted → sid and Twilio's status (or a later one already reported by callback);
     opted_out → ``failed`` and the subscriber opted out with a carrier consent event;
     invalid_number → ``failed`` and the subscriber ``invalid``; failed → ``failed`` with
-    the code; retryable → back to ``pending``; unknown → stays ``sending`` (reconcile).
+    the code; retryable → back to ``pending``; unknown → ``unknown`` (reconcile before resending).
     """
     now = now or utcnow()
     message.updated_at = now
@@ -316,7 +319,7 @@ def record_outcome(
     if outcome.kind is Outcome.RETRYABLE:
         message.status = MessageStatus.PENDING
     elif outcome.kind is Outcome.UNKNOWN:
-        message.status = MessageStatus.SENDING
+        message.status = MessageStatus.UNKNOWN
     else:
         message.status = MessageStatus.FAILED
     session.add(message)

@@ -16,6 +16,7 @@ from twilio.rest import Client
 
 from config import Settings
 from sms_service.db import make_engine
+from sms_service.twilio_client import close_twilio_client, make_twilio_client
 
 _engines: dict[int, Engine] = {}
 _engines_lock = threading.Lock()
@@ -41,8 +42,6 @@ def twilio_client() -> Client:
     """This thread's Twilio client, pointed at TWILIO_API_BASE_URL when set."""
     client = getattr(_local, "client", None)
     if client is None:
-        from sms_service.twilio_client import make_twilio_client
-
         client = make_twilio_client(settings())
         _local.client = client
     return client
@@ -58,11 +57,5 @@ def reset() -> None:
         mine.dispose()
     client = getattr(_local, "client", None)
     if client is not None:
-        _close_client(client)
+        close_twilio_client(client)
         _local.client = None
-
-
-def _close_client(client: Client) -> None:
-    session = getattr(client.http_client, "session", None)
-    if session is not None:
-        session.close()

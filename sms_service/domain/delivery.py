@@ -9,10 +9,11 @@ from enum import StrEnum
 
 
 class MessageStatus(StrEnum):
-    """An outbound message's status: ours (pending, sending) then Twilio's."""
+    """An outbound message's status: ours (pending, sending, unknown) then Twilio's."""
 
     PENDING = "pending"
     SENDING = "sending"
+    UNKNOWN = "unknown"
     SCHEDULED = "scheduled"
     ACCEPTED = "accepted"
     QUEUED = "queued"
@@ -32,6 +33,7 @@ class MessageStatus(StrEnum):
 STATUS_RANK: dict[str, int] = {
     MessageStatus.PENDING: 0,
     MessageStatus.SENDING: 1,
+    MessageStatus.UNKNOWN: 1,
     MessageStatus.SCHEDULED: 2,
     MessageStatus.ACCEPTED: 3,
     MessageStatus.QUEUED: 4,

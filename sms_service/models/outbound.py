@@ -23,17 +23,20 @@ class OutboundMessage(SQLModel, table=True):
     Lifecycle (``status``)::
 
         pending ──> sending ──> accepted ──> queued ──> sent ──> delivered
-           ^           │        (Messaging     │          │
-           │           │         Service)      │          └──> undelivered
-           └─retryable─┘                       └──> failed
+           ^          │ │      (Messaging       │         │
+           │          │ │       Service)        │         └──> undelivered
+           └retryable─┘ │                       └──> failed
+                        └──> unknown ──(reconcile: found)──> queued / sent / ...
+                                 └─────(not found)──> sending (sent again)
 
-    ``pending``: written, not yet handed to Twilio. ``sending``: an API call is (or was) in
-    flight; if it stays here the outcome was lost, and the carrier is asked
-    (:func:`sms_service.sender.reconcile`) before any retry. ``accepted``/``queued``:
-    Twilio took it (``sid`` set). ``sent``/``delivered``/``undelivered``/``failed``: from
-    status callbacks, moving forward only (see :data:`sms_service.domain.delivery.STATUS_RANK`).
-    A refusal at the API (opted out, invalid number, other error) is ``failed`` with
-    ``error_code`` and no sid.
+    ``pending``: written, not yet handed to Twilio. ``sending``: an API call is in flight
+    (or its worker died; after :data:`sms_service.sender.SEND_LEASE` it is treated as
+    ``unknown``). ``unknown``: the call timed out or the connection dropped, so Twilio may
+    have accepted it; the carrier is asked (:func:`sms_service.sender.reconcile`) before
+    any retry. ``accepted``/``queued``: Twilio took it (``sid`` set). ``sent``,
+    ``delivered``, ``undelivered``, ``failed``: from status callbacks, moving forward only
+    (:data:`sms_service.domain.delivery.STATUS_RANK`). A refusal at the API (opted out,
+    invalid number, other error) is ``failed`` with ``error_code`` and no sid.
     """
 
     __tablename__ = "outbound_messages"
