@@ -81,7 +81,14 @@ def test_status_only_moves_forward(current, new, moves):
 
 
 def test_lower_statuses_are_those_a_message_may_leave():
-    assert set(lower_statuses("sent")) == {"pending", "sending", "scheduled", "accepted", "queued"}
+    assert set(lower_statuses("sent")) == {
+        "pending",
+        "sending",
+        "unknown",
+        "scheduled",
+        "accepted",
+        "queued",
+    }
     assert lower_statuses("unheard-of") == []
     assert rank(" Delivered ") == rank("delivered")
 
