@@ -235,5 +235,28 @@ def serve(host: str, port: int) -> None:
     create_app(settings).run(host=host, port=port)
 
 
+@main.command("dev")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--sim-port", default=8765, show_default=True, type=int)
+@click.option(
+    "--latency-ms", default=0.0, show_default=True, type=float, help="Simulated carrier latency."
+)
+def dev(host: str, port: int, sim_port: int, latency_ms: float) -> None:
+    """Everything at once on the embedded defaults: web, worker, scheduler, carrier simulator."""
+    from .devserver import run_dev
+
+    run_dev(host=host, port=port, sim_port=sim_port, latency_ms=latency_ms)
+
+
+def _register_plugins() -> None:
+    from .carrier_sim.cli import carrier_sim_command
+
+    main.add_command(carrier_sim_command, "carrier-sim")
+
+
+_register_plugins()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

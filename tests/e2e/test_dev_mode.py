@@ -1,0 +1,66 @@
+"""``sms-service dev`` as a new user runs it: no Redis, SQLite, the simulator as the phone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_gunicorn import free_port, wait_for
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def dev_server(tmp_path):
+    port, sim_port, dead_redis = free_port(), free_port(), free_port()
+    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{dead_redis}/0"}
+    for name in ("DATABASE_URL", "TWILIO_API_BASE_URL", "PUBLIC_BASE_URL", "TWILIO_AUTH_TOKEN"):
+        env.pop(name, None)
+    log = open(tmp_path / "dev.log", "w")
+    proc = subprocess.Popen(
+        [str(BIN / "sms-service"), "dev", "--port", str(port), "--sim-port", str(sim_port)],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        wait_for(f"http://127.0.0.1:{sim_port}/sim/health", timeout=30)
+        yield {"web": f"http://127.0.0.1:{port}", "sim": f"http://127.0.0.1:{sim_port}",
+               "cwd": tmp_path, "env": env}  # fmt: skip
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def text(sim: str, from_: str, body: str) -> dict:
+    request = urllib.request.Request(
+        sim + "/sim/inbound",
+        data=json.dumps({"from": from_, "body": body}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_first_run_answers_sign_through_the_simulator(dev_server):
+    signed = text(dev_server["sim"], "+12025550123", "SIGN")
+    assert signed["webhook_status"] == 200
+    [reply] = signed["replies"]
+    assert "Release the 64" in reply and "Msg & data rates may apply" in reply
+    [thanks] = text(dev_server["sim"], "+12025550123", "Ada Lovelace")["replies"]
+    assert "1 signature" in thanks
+    assert (dev_server["cwd"] / "instance" / "sms_service.db").exists()
+    with urllib.request.urlopen(dev_server["web"] + "/phone", timeout=5) as page:
+        assert page.status == 200
