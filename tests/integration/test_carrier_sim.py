@@ -1,0 +1,536 @@
+"""The carrier simulator over real HTTP, driven by the official twilio client.
+
+Each test starts its own simulator in a thread on a free port and talks to it through
+``make_twilio_client`` exactly as the service does. Webhooks (status callbacks, inbound
+texts) land on a small ``http.server`` receiver that records what arrived.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+import pytest
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from config import Settings
+from sms_service.carrier_sim import SimConfig, SimHandle, run_in_thread
+from sms_service.twilio_client import close_twilio_client, make_twilio_client, rewrite_url
+
+ACCOUNT_SID = "AC" + "5" * 32
+AUTH_TOKEN = "sim-test-token"
+TO = "+12025550123"
+OTHER = "+12025550188"
+SID = re.compile(r"^SM[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request that reached the receiver."""
+
+    path: str
+    headers: dict[str, str]
+    form: dict[str, str]
+
+
+class Receiver:
+    """A local HTTP server standing in for the service: records POSTs, answers ``reply``."""
+
+    def __init__(self) -> None:
+        self.received: queue.Queue[Received] = queue.Queue()
+        self.reply = (200, "text/xml", "<Response/>")
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", 0))
+                form = dict(parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True))
+                receiver.received.put(Received(self.path, dict(self.headers), form))
+                status, content_type, body = receiver.reply
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
+        """The first ``count`` requests, waiting for them to arrive."""
+        deadline = time.monotonic() + timeout
+        got = []
+        while len(got) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"expected {count} requests, got {len(got)}: {got}")
+            got.append(self.received.get(timeout=remaining))
+        return got
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+def signature_ok(url: str, request: Received, token: str = AUTH_TOKEN) -> bool:
+    """True when the request's X-Twilio-Signature is Twilio's signature of url + form."""
+    signature = request.headers.get("X-Twilio-Signature", "")
+    return RequestValidator(token).validate(url, request.form, signature)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def start_sim() -> Iterator[Callable[..., SimHandle]]:
+    """Start simulators (free port, the test credentials); all stopped afterwards."""
+    handles: list[SimHandle] = []
+
+    def start(**overrides: object) -> SimHandle:
+        config = SimConfig(
+            **({"port": 0, "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN} | overrides)
+        )
+        handle = run_in_thread(config)
+        handles.append(handle)
+        return handle
+
+    yield start
+    for handle in handles:
+        handle.stop()
+
+
+@pytest.fixture
+def clients() -> Iterator[Callable[..., Client]]:
+    """Official twilio clients pointed at a simulator; their sessions closed afterwards."""
+    made: list[Client] = []
+
+    def make(sim: SimHandle, **settings: str) -> Client:
+        values = {
+            "twilio_api_base_url": sim.url,
+            "twilio_account_sid": ACCOUNT_SID,
+            "twilio_auth_token": AUTH_TOKEN,
+        }
+        client = make_twilio_client(Settings(**(values | settings)), timeout=10)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        close_twilio_client(client)
+
+
+@pytest.fixture
+def sim(start_sim) -> SimHandle:
+    return start_sim()
+
+
+@pytest.fixture
+def twilio(sim, clients) -> Client:
+    return clients(sim)
+
+
+def sim_json(sim: SimHandle, method: str, path: str, **kwargs) -> dict:
+    with requests.request(method, sim.url + path, timeout=10, **kwargs) as response:
+        assert response.ok, response.text
+        return response.json() if response.content else {}
+
+
+def refused(call: Callable[[], object]) -> TwilioRestException:
+    with pytest.raises(TwilioRestException) as caught:
+        call()
+    return caught.value
+
+
+# --- sending -------------------------------------------------------------------------
+
+
+def test_send_answers_like_twilio(twilio):
+    message = twilio.messages.create(
+        to=TO, from_="21333", body="Thanks for signing!", status_callback="http://x/status"
+    )
+    assert SID.match(message.sid)
+    assert message.status == "queued"
+    assert message.num_segments == "1"
+    assert message.num_media == "0"
+    assert message.direction == "outbound-api"
+    assert (message.to, message.from_, message.body) == (TO, "21333", "Thanks for signing!")
+    assert message.account_sid == ACCOUNT_SID
+    assert message.api_version == "2010-04-01"
+    assert message.error_code is None and message.price is None
+    assert message.uri == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{message.sid}.json"
+    assert abs(message.date_created - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+@pytest.mark.parametrize(
+    ("body", "segments"),
+    [("a" * 160, "1"), ("a" * 161, "2"), ("a" * 159 + "\u2019", "3"), ("\U0001f600" * 36, "2")],
+)
+def test_num_segments_follow_the_segment_counter(twilio, body, segments):
+    assert twilio.messages.create(to=TO, from_="21333", body=body).num_segments == segments
+
+
+def test_raw_answer_has_rfc2822_dates_and_string_counts(sim):
+    with requests.post(
+        f"{sim.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+        data={"To": TO, "From": "21333", "Body": "hi"},
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+        timeout=10,
+    ) as response:
+        assert response.status_code == 201
+        payload = response.json()
+    assert re.match(r"^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000$", payload["date_created"])
+    for key in ("date_created", "date_updated", "date_sent"):
+        assert parsedate_to_datetime(payload[key]).tzinfo is not None
+    assert payload["num_segments"] == "1" and payload["num_media"] == "0"
+    assert payload["subresource_uris"]["media"].endswith(f"/Messages/{payload['sid']}/Media.json")
+    assert payload["price_unit"] == "USD" and payload["messaging_service_sid"] is None
+
+
+def test_messaging_service_send_is_accepted_without_a_sender_yet(twilio):
+    service = "MG" + "1" * 32
+    message = twilio.messages.create(to=TO, messaging_service_sid=service, body="hi")
+    assert (message.status, message.from_, message.num_segments) == ("accepted", None, "0")
+    fetched = twilio.messages(message.sid).fetch()
+    assert fetched.from_ == "21333" and fetched.num_segments == "1"
+    assert fetched.messaging_service_sid == service
+
+
+# --- refusals --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("to", ["+1555", "+12345", "not a number", "+1202555012345"])
+def test_invalid_to_is_21211(twilio, to):
+    error = refused(lambda: twilio.messages.create(to=to, from_="21333", body="hi"))
+    assert (error.code, error.status) == (21211, 400)
+    assert to in error.msg
+
+
+def test_body_over_1600_characters_is_21617(twilio):
+    assert twilio.messages.create(to=TO, from_="21333", body="a" * 1600).num_segments == "11"
+    for body in ("a" * 1601, "\U0001f600" * 801):  # emoji count as two
+        error = refused(lambda b=body: twilio.messages.create(to=TO, from_="21333", body=b))
+        assert (error.code, error.status) == (21617, 400)
+
+
+def test_missing_body_is_21602(twilio):
+    error = refused(lambda: twilio.messages.create(to=TO, from_="21333", body=""))
+    assert (error.code, error.status) == (21602, 400)
+
+
+def test_missing_sender_is_21603(twilio):
+    error = refused(lambda: twilio.messages.create(to=TO, body="hi"))
+    assert (error.code, error.status) == (21603, 400)
+
+
+def test_wrong_token_is_401_20003(sim, clients):
+    twilio = clients(sim, twilio_auth_token="wrong")
+    error = refused(lambda: twilio.messages.create(to=TO, from_="21333", body="hi"))
+    assert (error.code, error.status) == (20003, 401)
+    with pytest.raises(TwilioException, match="20003"):  # the client's list raises the base class
+        twilio.messages.list(limit=1)
+
+
+def test_wrong_account_is_401_20003(sim, clients):
+    twilio = clients(sim, twilio_account_sid="AC" + "9" * 32)
+    error = refused(lambda: twilio.messages.create(to=TO, from_="21333", body="hi"))
+    assert (error.code, error.status) == (20003, 401)
+
+
+def test_over_max_concurrency_is_429_20429(start_sim, clients):
+    sim = start_sim(max_concurrency=2, latency_ms=400)
+
+    def send(i: int) -> object:
+        twilio = clients(sim)  # one client per thread: they keep the last response
+        try:
+            return twilio.messages.create(to=TO, from_="21333", body=f"burst {i}").sid
+        except TwilioRestException as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(send, range(6)))
+    errors = [o for o in outcomes if isinstance(o, TwilioRestException)]
+    assert len(errors) == 4 and len(outcomes) - len(errors) == 2
+    assert {(e.code, e.status) for e in errors} == {(20429, 429)}
+    stats = sim_json(sim, "GET", "/sim/stats")
+    assert stats["rejected"] == {"20429": 4} and stats["peak_in_flight"] == 2
+
+
+def test_error_rate_one_answers_500(start_sim, clients):
+    twilio = clients(start_sim(error_rate=1.0))
+    error = refused(lambda: twilio.messages.create(to=TO, from_="21333", body="hi"))
+    assert error.status == 500 and error.code == 20500
+    assert twilio.messages.list(limit=5) == []  # nothing was accepted
+
+
+# --- opt-outs ---------------------------------------------------------------------------
+
+
+def test_stop_by_text_opts_out_and_start_opts_back_in(start_sim, clients, receiver):
+    sim = start_sim(webhook_url=receiver.url + "/sms/inbound")
+    twilio = clients(sim)
+    twilio.messages.create(to=TO, from_="21333", body="before")
+
+    answer = sim_json(sim, "POST", "/sim/inbound", json={"from": TO, "body": " stop "})
+    assert answer["opt_out_type"] == "STOP"
+    assert receiver.wait_for(1)[0].form["OptOutType"] == "STOP"
+    error = refused(lambda: twilio.messages.create(to=TO, from_="21333", body="after"))
+    assert (error.code, error.status) == (21610, 400)
+    twilio.messages.create(to=OTHER, from_="21333", body="others still get texts")
+
+    sim_json(sim, "POST", "/sim/inbound", json={"from": TO, "body": "START"})
+    assert twilio.messages.create(to=TO, from_="21333", body="welcome back").status == "queued"
+
+
+@pytest.mark.parametrize("word", ["STOPALL", "unsubscribe", "Cancel", "END", "quit."])
+def test_every_twilio_opt_out_word_counts(start_sim, clients, receiver, word):
+    sim = start_sim(webhook_url=receiver.url + "/sms/inbound")
+    sim_json(sim, "POST", "/sim/inbound", json={"from": TO, "body": word})
+    error = refused(lambda: clients(sim).messages.create(to=TO, from_="21333", body="x"))
+    assert error.code == 21610
+
+
+def test_opt_outs_can_be_set_and_cleared_directly(sim, twilio):
+    sim_json(sim, "POST", "/sim/optouts", json={"number": "(202) 555-0123"})
+    assert sim_json(sim, "GET", "/sim/optouts") == {"opt_outs": [TO]}
+    assert refused(lambda: twilio.messages.create(to=TO, from_="21333", body="x")).code == 21610
+    sim_json(sim, "DELETE", "/sim/optouts", params={"number": TO})
+    assert twilio.messages.create(to=TO, from_="21333", body="x").status == "queued"
+
+
+# --- list and fetch ----------------------------------------------------------------------
+
+
+def test_list_filters_and_pages_newest_first(twilio):
+    sent = [twilio.messages.create(to=TO, from_="21333", body=f"n{i}").sid for i in range(7)]
+    twilio.messages.create(to=OTHER, from_="21333", body="someone else")
+
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    found = twilio.messages.list(to=TO, date_sent_after=since, page_size=3)
+    assert [m.sid for m in found] == sent[::-1]  # three pages followed by the client
+    assert len(twilio.messages.list(limit=100)) == 8
+    assert twilio.messages.list(from_="21333", to=OTHER)[0].body == "someone else"
+    assert twilio.messages.list(to=TO, date_sent_before=since - timedelta(days=2)) == []
+    assert len(twilio.messages.list(to=TO, date_sent=datetime.now(UTC))) == 7
+
+
+def test_list_page_shape(sim, twilio):
+    for i in range(3):
+        twilio.messages.create(to=TO, from_="21333", body=f"n{i}")
+    page = sim_json(
+        sim,
+        "GET",
+        f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+        params={"To": TO, "PageSize": 2},
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+    )
+    assert (page["page"], page["page_size"], page["start"], page["end"]) == (0, 2, 0, 1)
+    assert page["previous_page_uri"] is None and "PageToken=PA" in page["next_page_uri"]
+    assert page["first_page_uri"].startswith(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json")
+    assert [m["body"] for m in page["messages"]] == ["n2", "n1"]
+
+
+def test_fetch_shows_the_status_reached(start_sim, clients):
+    twilio = clients(start_sim(latency_ms=100))
+    message = twilio.messages.create(to=TO, from_="21333", body="hi")
+    assert twilio.messages(message.sid).fetch().status == "queued"
+    time.sleep(0.45)
+    fetched = twilio.messages(message.sid).fetch()
+    assert fetched.status == "delivered" and fetched.price == "-0.00790"
+    assert fetched.body == "hi" and fetched.to == TO
+
+
+def test_fetch_unknown_sid_is_404_20404(twilio):
+    error = refused(lambda: twilio.messages("SM" + "0" * 32).fetch())
+    assert (error.code, error.status) == (20404, 404)
+
+
+def test_region_and_edge_hosts_are_rewritten_too(sim, twilio):
+    twilio.region, twilio.edge = "ie1", "dublin"
+    assert twilio.messages.create(to=TO, from_="21333", body="hi").status == "queued"
+    assert rewrite_url(
+        "https://api.dublin.ie1.twilio.com/2010-04-01/Accounts/AC1/Messages.json?To=%2B1",
+        "http://127.0.0.1:8765",
+    ) == ("http://127.0.0.1:8765/2010-04-01/Accounts/AC1/Messages.json?To=%2B1")
+
+
+# --- status callbacks ------------------------------------------------------------------
+
+
+def test_status_callbacks_arrive_in_order_and_signed(start_sim, clients, receiver):
+    twilio = clients(start_sim(latency_ms=30))
+    url = receiver.url + "/sms/status?tenant=1"
+    message = twilio.messages.create(to=TO, from_="21333", body="hi", status_callback=url)
+
+    calls = receiver.wait_for(3)
+    assert [c.form["MessageStatus"] for c in calls] == ["queued", "sent", "delivered"]
+    for call in calls:
+        assert signature_ok(url, call)
+        assert call.path == "/sms/status?tenant=1"
+        assert call.form["MessageSid"] == call.form["SmsSid"] == message.sid
+        assert call.form["SmsStatus"] == call.form["MessageStatus"]
+        assert (call.form["From"], call.form["To"]) == ("21333", TO)
+        assert call.form["AccountSid"] == ACCOUNT_SID and call.form["ApiVersion"] == "2010-04-01"
+        assert "ErrorCode" not in call.form
+        assert not signature_ok(url, call, token="another-token")
+
+
+def test_undelivered_callback_carries_the_error_code(start_sim, clients, receiver):
+    twilio = clients(start_sim(undelivered_rate=1.0, callbacks="final"))
+    url = receiver.url + "/sms/status"
+    message = twilio.messages.create(to=TO, from_="21333", body="hi", status_callback=url)
+
+    (call,) = receiver.wait_for(1)
+    assert call.form["MessageStatus"] == "undelivered"
+    assert call.form["ErrorCode"] in {"30003", "30005"} and signature_ok(url, call)
+    fetched = twilio.messages(message.sid).fetch()
+    assert fetched.status == "undelivered" and str(fetched.error_code) == call.form["ErrorCode"]
+    assert receiver.received.empty()
+
+
+def test_preset_outcome_for_a_number(sim, twilio, receiver):
+    sim_json(
+        sim, "POST", "/sim/outcomes", json={"number": TO, "status": "failed", "error_code": 30007}
+    )
+    url = receiver.url + "/sms/status"
+    twilio.messages.create(to=TO, from_="21333", body="hi", status_callback=url)
+    final = receiver.wait_for(3)[-1]
+    assert (final.form["MessageStatus"], final.form["ErrorCode"]) == ("failed", "30007")
+
+
+def test_callbacks_none_posts_nothing(start_sim, clients, receiver):
+    sim = start_sim(callbacks="none")
+    message = clients(sim).messages.create(
+        to=TO, from_="21333", body="hi", status_callback=receiver.url + "/sms/status"
+    )
+    time.sleep(0.2)
+    assert receiver.received.empty()
+    assert clients(sim).messages(message.sid).fetch().status == "delivered"
+
+
+def test_failed_callback_is_counted_not_fatal(sim, twilio, receiver):
+    receiver.reply = (500, "text/plain", "boom")
+    twilio.messages.create(
+        to=TO, from_="21333", body="hi", status_callback=receiver.url + "/sms/status"
+    )
+    receiver.wait_for(3)
+    time.sleep(0.1)
+    stats = sim_json(sim, "GET", "/sim/stats")
+    assert stats["callbacks"]["failed"] == 3 and stats["callbacks"]["sent"] == 0
+
+
+# --- the phone -----------------------------------------------------------------------------
+
+
+def test_inbound_is_signed_and_replies_are_parsed(start_sim, receiver):
+    webhook = receiver.url + "/sms/inbound"
+    sim = start_sim(webhook_url=webhook)
+    receiver.reply = (
+        200,
+        "text/xml",
+        "<?xml version='1.0' encoding='UTF-8'?><Response><Message>Thanks for joining!"
+        "</Message><Message><Body>Reply HELP for help</Body></Message></Response>",
+    )
+    answer = sim_json(sim, "POST", "/sim/inbound", json={"from": TO, "body": "JOIN"})
+    assert answer["webhook_status"] == 200
+    assert answer["replies"] == ["Thanks for joining!", "Reply HELP for help"]
+    assert answer["opt_out_type"] is None and SID.match(answer["message_sid"])
+
+    (call,) = receiver.wait_for(1)
+    assert call.path == "/sms/inbound" and signature_ok(webhook, call)
+    form = call.form
+    assert (form["From"], form["To"], form["Body"]) == (TO, "21333", "JOIN")
+    assert form["MessageSid"] == form["SmsSid"] == form["SmsMessageSid"] == answer["message_sid"]
+    assert (form["NumMedia"], form["NumSegments"], form["SmsStatus"]) == ("0", "1", "received")
+    assert (form["AccountSid"], form["ApiVersion"]) == (ACCOUNT_SID, "2010-04-01")
+    assert (form["FromCountry"], form["ToCountry"]) == ("US", "US")
+    assert "OptOutType" not in form
+
+
+def test_inbound_with_empty_twiml_and_explicit_fields(start_sim, receiver):
+    sim = start_sim(webhook_url=receiver.url + "/sms/inbound")
+    answer = sim_json(
+        sim,
+        "POST",
+        "/sim/inbound",
+        json={"from": TO, "body": "stop please", "to": "+12025550100", "opt_out_type": "stop"},
+    )
+    assert answer["replies"] == [] and answer["opt_out_type"] == "STOP"
+    form = receiver.wait_for(1)[0].form
+    assert form["To"] == "+12025550100" and form["OptOutType"] == "STOP"
+
+
+def test_inbound_reports_the_webhook_refusal(start_sim, receiver):
+    sim = start_sim(webhook_url=receiver.url + "/sms/inbound")
+    receiver.reply = (403, "text/plain", "bad signature")
+    answer = sim_json(sim, "POST", "/sim/inbound", json={"from": TO, "body": "JOIN"})
+    assert answer["webhook_status"] == 403 and answer["replies"] == []
+
+
+def test_conversation_log_and_sent_messages(start_sim, clients, receiver):
+    sim = start_sim(webhook_url=receiver.url + "/sms/inbound")
+    receiver.reply = (200, "text/xml", "<Response><Message>Welcome</Message></Response>")
+    sim_json(sim, "POST", "/sim/inbound", json={"from": TO, "body": "JOIN"})
+    twilio = clients(sim)
+    twilio.messages.create(to=TO, from_="21333", body="Broadcast 1")
+    twilio.messages.create(to=OTHER, from_="21333", body="Broadcast 1")
+
+    log = sim_json(sim, "GET", "/sim/conversations/+12025550123")["conversation"]
+    assert [(e["direction"], e["body"]) for e in log] == [
+        ("inbound", "JOIN"),
+        ("outbound-reply", "Welcome"),
+        ("outbound-api", "Broadcast 1"),
+    ]
+    assert len(sim_json(sim, "GET", "/sim/messages")["messages"]) == 2
+    only = sim_json(sim, "GET", "/sim/messages", params={"to": OTHER})["messages"]
+    assert [m["to"] for m in only] == [OTHER]
+
+    stats = sim_json(sim, "GET", "/sim/stats")
+    assert stats["accepted"] == 2 and stats["inbound"] == 1
+    assert sum(s["accepted"] for s in stats["per_second"]) == 2
+    sim_json(sim, "DELETE", "/sim/messages")
+    assert sim_json(sim, "GET", "/sim/messages")["messages"] == []
+    assert sim_json(sim, "GET", "/sim/stats")["accepted"] == 0
+    assert sim_json(sim, "GET", "/sim/health")["status"] == "ok"
+
+
+def test_memory_is_bounded(start_sim, clients):
+    sim = start_sim(max_messages=5)
+    twilio = clients(sim)
+    sids = [twilio.messages.create(to=TO, from_="21333", body=f"n{i}").sid for i in range(8)]
+    assert [m.sid for m in twilio.messages.list()] == sids[:2:-1]
+    assert refused(lambda: twilio.messages(sids[0]).fetch()).code == 20404
+    assert sim_json(sim, "GET", "/sim/stats")["evicted"] == 3
+
+
+def test_busy_port_is_reported(sim):
+    with pytest.raises(OSError):
+        run_in_thread(SimConfig(port=sim.port, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN))
