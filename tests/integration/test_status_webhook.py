@@ -3,12 +3,23 @@ once, status forward-only whatever the order, carrier verdicts on the number."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+import requests
 from sqlalchemy import select
 from sqlmodel import Session
+from werkzeug.serving import make_server
 
+from sms_service import create_app, sender
+from sms_service.carrier_sim import SimConfig, run_in_thread
+from sms_service.db import session_scope
 from sms_service.models import ConsentEvent, MessageStatusEvent, OutboundMessage, Subscriber
+from sms_service.twilio_client import close_twilio_client, make_twilio_client
+from tests.conftest import make_settings
 from tests.factories import new_sid, post_signed, sign
+from workers.send import deliver
 
 PHONE = "+12025550123"
 
@@ -165,3 +176,74 @@ def test_landline_or_unknown_handset_marks_the_number_invalid(client, app, setti
     callback(client, settings, sid, "undelivered", error_code=code)
     assert subscriber(app).status == "invalid"
     assert consent(app) == []
+
+
+# -- callbacks posted by the carrier simulator to the app on a real port -------------------
+
+
+@pytest.fixture
+def live(database_url):  # noqa: ANN001, ANN201
+    """The app served on a free loopback port, PUBLIC_BASE_URL matching it, and a carrier
+    simulator whose signed status callbacks reach ``/sms/status``."""
+    holder = {}
+    server = make_server(
+        "127.0.0.1", 0, lambda env, start: holder["app"](env, start), threaded=True
+    )
+    base = f"http://127.0.0.1:{server.server_port}"
+    settings = make_settings(database_url, public_base_url=base)
+    sim = run_in_thread(SimConfig.from_settings(settings, port=0, latency_ms=20))
+    settings = make_settings(database_url, public_base_url=base, twilio_api_base_url=sim.url)
+    app = holder["app"] = create_app(settings)
+    thread = threading.Thread(target=server.serve_forever, name="live-app", daemon=True)
+    thread.start()
+    try:
+        yield app, settings, sim
+    finally:
+        sim.stop()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+        app.extensions["sms_engine"].dispose()
+
+
+def wait_for(predicate, timeout: float = 5.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def send_via_job(app, settings, to: str = PHONE) -> int:  # noqa: ANN001
+    engine = app.extensions["sms_engine"]
+    with session_scope(engine) as session:
+        message_id = sender.create_outbound_message(
+            session, settings=settings, to=to, body="Rally at noon", kind="broadcast"
+        ).id
+    client = make_twilio_client(settings)
+    try:
+        deliver(engine=engine, client=client, settings=settings, outbound_message_id=message_id)
+    finally:
+        close_twilio_client(client)
+    return message_id
+
+
+def test_simulator_callbacks_record_queued_sent_delivered_once_each(live):
+    app, settings, _ = live
+    message_id = send_via_job(app, settings)
+    wait_for(lambda: message(app, message_id).status == "delivered")
+    sid = message(app, message_id).sid
+    assert events(app, sid) == [("queued", None), ("sent", None), ("delivered", None)]
+
+
+def test_simulator_delivery_error_reaches_the_consent_log(live):
+    app, settings, sim = live
+    requests.post(
+        f"{sim.url}/sim/outcomes",
+        json={"number": PHONE, "status": "failed", "error_code": 21610},
+        timeout=5,
+    ).raise_for_status()
+    message_id = send_via_job(app, settings)
+    wait_for(lambda: message(app, message_id).status == "failed")
+    assert message(app, message_id).error_code == 21610
+    assert subscriber(app).status == "opted_out"
+    assert [(e.event, e.source) for e in consent(app)] == [("opt_out", "carrier")]
