@@ -1,5 +1,15 @@
 """All tables. Import from here so SQLModel's metadata (and alembic) sees every one."""
 
+from .broadcasts import (
+    AudienceKind,
+    Broadcast,
+    BroadcastDelivery,
+    BroadcastNumber,
+    BroadcastRun,
+    BroadcastStatus,
+    DeliveryStatus,
+    RunStatus,
+)
 from .core import (
     Campaign,
     ConsentEvent,
@@ -13,11 +23,19 @@ from .core import (
 from .outbound import MessageStatusEvent, OutboundMessage
 
 __all__ = [
+    "AudienceKind",
+    "Broadcast",
+    "BroadcastDelivery",
+    "BroadcastNumber",
+    "BroadcastRun",
+    "BroadcastStatus",
     "Campaign",
     "ConsentEvent",
+    "DeliveryStatus",
     "InboundMessage",
     "MessageStatusEvent",
     "OutboundMessage",
+    "RunStatus",
     "Signature",
     "Subscriber",
     "SubscriberStatus",
