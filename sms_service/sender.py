@@ -16,6 +16,7 @@ keeps the last response on the instance. Build one per thread (``workers.context
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +25,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
 
 from config import Settings
 
@@ -35,7 +37,7 @@ from .delivery import (
 from .domain import delivery
 from .domain.delivery import MessageStatus, Outcome
 from .domain.phones import mask
-from .domain.segments import count_segments
+from .domain.segments import count_segments, make_gsm_safe
 from .errors import SendInFlight
 from .models import OutboundMessage, Subscriber, SubscriberStatus, utcnow
 
@@ -45,6 +47,7 @@ __all__ = [
     "apply_carrier_opt_out",
     "claim_for_sending",
     "create_outbound_message",
+    "known_sids",
     "mark_number_invalid",
     "reconcile",
     "reconcile_outcome",
@@ -142,17 +145,17 @@ def send_sms(
 
 
 def _classify_transport_error(exc: requests.RequestException) -> Outcome:
-    # Only a connection that was never made proves nothing was sent. A read timeout or a
-    # connection dropped after the request left means Twilio may have accepted it.
+    # Only a connection that was never made proves nothing was sent (refused, unresolvable,
+    # timed out while connecting). A read timeout, a dropped connection or a broken TLS
+    # stream may come after the request left, so Twilio may have accepted it.
     if isinstance(exc, requests.ConnectTimeout):
         return Outcome.RETRYABLE
-    if isinstance(exc, requests.ConnectionError):
-        text = repr(exc)
-        if "NewConnectionError" in text or "ConnectionRefused" in text or "NameResolution" in text:
+    if isinstance(exc, requests.ConnectionError) and not isinstance(
+        exc, requests.exceptions.SSLError
+    ):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        if isinstance(reason, NewConnectionError):
             return Outcome.RETRYABLE
-        return Outcome.UNKNOWN
-    if isinstance(exc, requests.Timeout):
-        return Outcome.UNKNOWN
     return Outcome.UNKNOWN
 
 
@@ -163,20 +166,33 @@ def _int_or_none(value: object) -> int | None:
         return None
 
 
-def reconcile_outcome(client: Client, *, to: str, body: str, since: datetime) -> SendOutcome | None:
-    """The accepted outcome of a message to ``to`` with exactly ``body`` created at or after
+def reconcile_outcome(
+    client: Client,
+    *,
+    to: str,
+    body: str,
+    since: datetime,
+    exclude: Collection[str] = (),
+) -> SendOutcome | None:
+    """The accepted outcome of a message to ``to`` with ``body`` created at or after
     ``since`` (less a little clock skew), if the carrier has one; else None.
 
-    Twilio's DateSent filter is by day, so candidates are checked here by creation time.
-    A failure to ask raises (the caller retries later rather than resending blind).
+    ``exclude``: sids already recorded for other messages, so two identical texts to one
+    number are never taken for each other. The body also matches as Twilio's Smart
+    Encoding may have rewritten it (curly quotes made straight). Twilio's DateSent filter
+    is by day, so candidates are checked here by creation time. A failure to ask raises:
+    the caller retries later rather than resending blind.
     """
     since = since.astimezone(UTC) - RECONCILE_SKEW
+    bodies = {body, make_gsm_safe(body)}
     candidates = client.messages.list(to=to, date_sent_after=since, limit=200)
     for message in candidates:
         created = message.date_created or message.date_sent
-        if message.body != body or (created is not None and created < since):
+        if message.body not in bodies or message.sid in exclude:
             continue
-        if (message.direction or "outbound-api").startswith("inbound"):
+        if (created is not None and created < since) or (message.direction or "").startswith(
+            "inbound"
+        ):
             continue
         return SendOutcome(
             kind=Outcome.ACCEPTED,
@@ -187,10 +203,26 @@ def reconcile_outcome(client: Client, *, to: str, body: str, since: datetime) ->
     return None
 
 
-def reconcile(client: Client, *, to: str, body: str, since: datetime) -> str | None:
-    """The sid of a message to ``to`` with ``body`` that Twilio accepted since ``since``."""
-    found = reconcile_outcome(client, to=to, body=body, since=since)
+def reconcile(
+    client: Client, *, to: str, body: str, since: datetime, exclude: Collection[str] = ()
+) -> str | None:
+    """The sid of a message to ``to`` with ``body`` that Twilio accepted since ``since``
+    (see :func:`reconcile_outcome`), or None: then it is safe to send."""
+    found = reconcile_outcome(client, to=to, body=body, since=since, exclude=exclude)
     return found.sid if found is not None else None
+
+
+def known_sids(session: Session, *, to: str, since: datetime) -> set[str]:
+    """Sids already recorded for outbound messages to ``to`` created since ``since`` (less
+    the skew): what :func:`reconcile` must not claim for another message."""
+    rows = session.execute(
+        select(OutboundMessage.sid).where(
+            OutboundMessage.to_number == to,
+            OutboundMessage.sid.is_not(None),
+            OutboundMessage.created_at >= since - RECONCILE_SKEW,
+        )
+    ).scalars()
+    return set(rows)
 
 
 def create_outbound_message(

@@ -65,9 +65,11 @@ def deliver(
     message = claim.message
     outcome = None
     if claim.reconcile_first:
+        with session_scope(engine) as session:
+            taken = sender.known_sids(session, to=message.to_number, since=message.created_at)
         # A failure to ask propagates: retry later rather than resend blind.
         outcome = sender.reconcile_outcome(
-            client, to=message.to_number, body=message.body, since=message.created_at
+            client, to=message.to_number, body=message.body, since=message.created_at, exclude=taken
         )
         if outcome is None:
             with session_scope(engine) as session:

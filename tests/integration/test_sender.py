@@ -277,6 +277,19 @@ def test_job_reconciles_a_lost_answer_instead_of_sending_twice(
     assert stored.sid == seen["sid"] and stored.attempts == 2
 
 
+def test_reconcile_never_takes_another_messages_sid(engine, settings, sim, clients):
+    cfg = via(settings, sim)
+    first = new_message(engine, cfg, body="Same words")
+    deliver(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=first)
+    second = new_message(engine, cfg, body="Same words")
+    with session_scope(engine) as session:  # its answer was lost before Twilio saw it
+        session.get(OutboundMessage, second).status = "unknown"
+    result = deliver(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=second)
+    assert result == "accepted"
+    sids = {m["sid"] for m in sim_messages(sim)}
+    assert len(sids) == 2 and sids == {load(engine, first).sid, load(engine, second).sid}
+
+
 def test_an_attempt_in_flight_is_not_duplicated(engine, settings, sim, clients):
     cfg = via(settings, sim)
     message_id = new_message(engine, cfg)
