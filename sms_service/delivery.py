@@ -10,6 +10,7 @@ change and any consent event together. Idempotency is the database's: one
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,6 +21,7 @@ from sqlmodel import Session
 from .domain import delivery
 from .domain.delivery import CarrierVerdict
 from .domain.keywords import REVIEW_BUSINESS_DAYS, add_business_days
+from .domain.phones import mask
 from .models import (
     ConsentEvent,
     MessageStatusEvent,
@@ -28,6 +30,8 @@ from .models import (
     SubscriberStatus,
     utcnow,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -242,4 +246,5 @@ def mark_number_invalid(
         subscriber.updated_at = when
         session.add(subscriber)
         session.flush()
+        log.info("%s marked invalid (Twilio error %s)", mask(phone), error_code)
     return subscriber
