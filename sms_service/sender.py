@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 SEND_LEASE = timedelta(minutes=2)
 # Twilio's clocks and ours differ a little; look this far before the first attempt.
 RECONCILE_SKEW = timedelta(minutes=2)
+# How many of a number's messages to look through when reconciling (newest first).
+RECONCILE_SCAN = 200
 
 
 @dataclass(frozen=True)
@@ -185,21 +187,24 @@ def reconcile_outcome(
     """
     since = since.astimezone(UTC) - RECONCILE_SKEW
     bodies = {body, make_gsm_safe(body)}
-    candidates = client.messages.list(to=to, date_sent_after=since, limit=200)
-    for message in candidates:
-        created = message.date_created or message.date_sent
-        if message.body not in bodies or message.sid in exclude:
-            continue
-        if (created is not None and created < since) or (message.direction or "").startswith(
-            "inbound"
-        ):
-            continue
-        return SendOutcome(
-            kind=Outcome.ACCEPTED,
-            sid=message.sid,
-            status=message.status or MessageStatus.QUEUED,
-            num_segments=_int_or_none(message.num_segments),
-        )
+    # First by To and DateSent, the cheap and usual case. Twilio leaves DateSent empty
+    # while a message is still queued, so a miss is checked again by To alone (newest
+    # first), filtering on creation time here: a queued message must never look unsent.
+    for filters in ({"date_sent_after": since}, {}):
+        for message in client.messages.list(to=to, limit=RECONCILE_SCAN, **filters):
+            created = message.date_created or message.date_sent
+            if message.body not in bodies or message.sid in exclude:
+                continue
+            if (created is not None and created < since) or (
+                message.direction or ""
+            ).startswith("inbound"):
+                continue
+            return SendOutcome(
+                kind=Outcome.ACCEPTED,
+                sid=message.sid,
+                status=message.status or MessageStatus.QUEUED,
+                num_segments=_int_or_none(message.num_segments),
+            )
     return None
 
 
