@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import date
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote_plus, urlencode
 
 from aiohttp import web
 
@@ -26,6 +26,25 @@ from .twilio_shapes import error_response, json_response, messages_uri
 MAX_BODY_UNITS = 1600
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
 STOP_SENDING = 21610
+
+
+def parse_form(text: str) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body as a dict (the last value wins).
+
+    Same result as ``dict(parse_qsl(text, keep_blank_values=True))``, but values without
+    escapes skip the unquoting, which is most of a send's cost here.
+    """
+    form = {}
+    for pair in text.split("&"):
+        if not pair:
+            continue
+        key, _, value = pair.partition("=")
+        if "%" in key or "+" in key:
+            key = unquote_plus(key)
+        if "%" in value or "+" in value:
+            value = unquote_plus(value)
+        form[key] = value
+    return form
 
 
 def _refuse(sim: Simulator, code: int, message: str | None = None) -> web.Response:
@@ -55,7 +74,7 @@ async def create_message(request: web.Request) -> web.Response:
     try:
         if not _authorised(request, sim):
             return _refuse(sim, 20003)
-        form = dict(parse_qsl((await request.read()).decode(), keep_blank_values=True))
+        form = parse_form((await request.read()).decode())
         delay = sim.delay()
         if sim.fails_now():
             await asyncio.sleep(delay)

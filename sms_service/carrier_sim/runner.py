@@ -8,6 +8,7 @@ the caller's blocking calls (the official Twilio client) never block the simulat
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,7 +111,14 @@ def _url_host(host: str) -> str:
 
 
 def serve_forever(config: SimConfig, *, announce=print) -> None:
-    """Serve in the foreground until interrupted (Ctrl-C / SIGTERM)."""
+    """Serve in the foreground until interrupted (Ctrl-C / SIGTERM).
+
+    This process does nothing else, so it tunes the garbage collector for throughput:
+    every request allocates a few short-lived objects, and the default thresholds run
+    a collection every few hundred requests for no gain.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     web.run_app(
         build_app(config),
         host=config.host,

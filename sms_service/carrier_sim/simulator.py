@@ -34,6 +34,9 @@ def parse_number(raw: str | None, default_region: str = "US") -> str | None:
     text = (raw or "").strip()
     if not text:
         return None
+    parsed = _e164_fast(text)
+    if parsed is not None:
+        return text if phonenumbers.is_valid_number(parsed) else None
     try:
         parsed = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException:
@@ -41,6 +44,22 @@ def parse_number(raw: str | None, default_region: str = "US") -> str | None:
     if not phonenumbers.is_valid_number(parsed):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _e164_fast(text: str) -> phonenumbers.PhoneNumber | None:
+    """``+`` and digits, split into country code and national number without the general
+    parser (which costs as much as the validity check); None for anything else. Such a
+    text is already its own E.164 form."""
+    if text[0] != "+" or not text[1:].isdigit() or not 8 <= len(text) <= 16:
+        return None
+    for size in (1, 2, 3):
+        code = int(text[1 : 1 + size])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            national = text[1 + size :]
+            if national.startswith("0"):  # Italian-style leading zeros: let parse() decide
+                return None
+            return phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    return None
 
 
 class Simulator:

@@ -33,6 +33,7 @@ GSM_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM_EXTENSION = frozenset("\f^{}\\[~]|€")
+_GSM_ALL = GSM_BASIC | GSM_EXTENSION
 
 GSM_SINGLE, GSM_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
@@ -95,13 +96,8 @@ def non_gsm_chars(body: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(c for c in body if not is_gsm_char(c)))
 
 
-def _pack(costs: list[int], single: int, part: int) -> int:
-    """Segments needed for characters of the given unit costs, never splitting one."""
-    total = sum(costs)
-    if total == 0:
-        return 0
-    if total <= single:
-        return 1
+def _pack(costs: list[int], part: int) -> int:
+    """Parts of ``part`` units needed for characters of the given costs, none split."""
     segments, used = 1, 0
     for cost in costs:
         if used + cost > part:
@@ -116,18 +112,40 @@ def count_segments(body: str) -> SegmentInfo:
 
     The empty body is 0 segments (Twilio refuses to send it).
     """
-    offenders = non_gsm_chars(body)
-    if not offenders:
+    # Fast paths first (the carrier simulator counts every send): with no escape pairs or
+    # surrogate pairs nothing can straddle a part boundary, so plain division is exact.
+    if GSM_BASIC.issuperset(body):
+        return _info(Encoding.GSM7, len(body), None, GSM_SINGLE, GSM_PART, ())
+    if _GSM_ALL.issuperset(body):
         costs = [2 if c in GSM_EXTENSION else 1 for c in body]
-        single, part, encoding = GSM_SINGLE, GSM_PART, Encoding.GSM7
+        return _info(Encoding.GSM7, sum(costs), costs, GSM_SINGLE, GSM_PART, ())
+    offenders = non_gsm_chars(body)
+    if max(body) <= "\uffff":
+        return _info(Encoding.UCS2, len(body), None, UCS2_SINGLE, UCS2_PART, offenders)
+    costs = [2 if ord(c) > 0xFFFF else 1 for c in body]
+    return _info(Encoding.UCS2, sum(costs), costs, UCS2_SINGLE, UCS2_PART, offenders)
+
+
+def _info(
+    encoding: Encoding,
+    units: int,
+    costs: list[int] | None,
+    single: int,
+    part: int,
+    offenders: tuple[str, ...],
+) -> SegmentInfo:
+    if units == 0:
+        segments = 0
+    elif units <= single:
+        segments = 1
+    elif costs is None:
+        segments = -(-units // part)
     else:
-        costs = [2 if ord(c) > 0xFFFF else 1 for c in body]
-        single, part, encoding = UCS2_SINGLE, UCS2_PART, Encoding.UCS2
-    segments = _pack(costs, single, part)
+        segments = _pack(costs, part)
     return SegmentInfo(
         encoding=encoding,
         segments=segments,
-        units=sum(costs),
+        units=units,
         per_segment=part if segments > 1 else single,
         non_gsm_chars=offenders,
     )
