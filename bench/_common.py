@@ -1,0 +1,225 @@
+"""What the broadcast benchmarks share: a private database, a Redis db, child processes.
+
+Every resource is registered on an :class:`contextlib.ExitStack` the moment it exists, so
+Ctrl-C, SIGTERM or an exception still drops the database, empties the Redis db and stops
+the processes the benchmark started (and only those: each child runs in its own process
+group, which is signalled by its id).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+from sqlalchemy import create_engine, text
+
+from sms_service.migrate import upgrade
+
+PG_ADMIN_URL = os.environ.get(
+    "BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+BIN = Path(sys.executable).parent
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so ``finally`` blocks and exit stacks still run."""
+
+    def handler(signum, frame):  # noqa: ANN001 - signal handler signature
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def private_database(prefix: str = "bench") -> Iterator[str]:
+    """A new PostgreSQL database migrated to head; its URL. Dropped on the way out."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def private_redis_db(url: str) -> Iterator[redis.Redis]:
+    """A Redis db the benchmark may empty: refused if it holds keys, flushed afterwards."""
+    connection = redis.Redis.from_url(url)
+    if connection.dbsize():
+        raise SystemExit(
+            f"{url} holds {connection.dbsize()} keys; give an empty db with --redis-url"
+        )
+    try:
+        yield connection
+    finally:
+        connection.flushdb()
+        connection.close()
+
+
+def seed_subscribers(database_url: str, count: int, *, opted_out: int = 0) -> None:
+    """``count`` subscribed numbers (+1 202 200-0000 upwards: valid, Washington DC, in no
+    stricter state's quiet hours) and ``opted_out`` more, in one INSERT … SELECT each."""
+    from sms_service.db import make_engine
+
+    engine = make_engine(database_url)
+    insert = text(
+        "INSERT INTO subscribers (phone, status, opted_in_at, created_at, updated_at) "
+        "SELECT '+1' || (2022000000 + g)::text, :status, now(), now(), now() "
+        "FROM generate_series(:first, :last) AS g"
+    )
+    with engine.begin() as conn:
+        conn.execute(insert, {"status": "subscribed", "first": 0, "last": count - 1})
+        if opted_out:
+            conn.execute(
+                insert, {"status": "opted_out", "first": count, "last": count + opted_out - 1}
+            )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE subscribers"))
+    engine.dispose()
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_json(url: str, timeout: float = 5.0) -> dict:
+    """GET ``url`` and decode the JSON answer."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def spawn(stack: contextlib.ExitStack, command: list[str], **kwargs) -> subprocess.Popen:
+    """Start ``command`` in its own process group; the stack stops the group on exit."""
+    process = subprocess.Popen(command, start_new_session=True, **kwargs)
+    stack.callback(stop_group, process)
+    return process
+
+
+def stop_group(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM the child's process group (the child and anything it forked), then SIGKILL."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # stragglers the leader left behind
+    process.wait()
+
+
+def start_simulator(
+    stack: contextlib.ExitStack,
+    *,
+    latency_ms: float,
+    jitter_ms: float,
+    max_concurrency: int,
+    account_sid: str,
+    auth_token: str,
+) -> tuple[subprocess.Popen, str]:
+    """The carrier simulator in its own process (callbacks off), once it answers; its URL."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "sms_service.carrier_sim",
+        "--port", str(port),
+        "--latency-ms", str(latency_ms),
+        "--jitter-ms", str(jitter_ms),
+        "--max-concurrency", str(max_concurrency),
+        "--callbacks", "none",
+        "--account-sid", account_sid,
+        "--auth-token", auth_token,
+        "--max-messages", "2000000",
+        "--log-level", "WARNING",
+    ]  # fmt: skip
+    process = spawn(stack, command, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            http_json(url + "/sim/health")
+            return process, url
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"the simulator exited with {process.returncode}") from None
+            time.sleep(0.1)
+    raise SystemExit("the simulator did not start within 30 s")
+
+
+def cpu_seconds(pid: int, *, children: bool = True) -> float:
+    """CPU time (user + system) of ``pid``, plus its reaped children's when ``children``.
+
+    An RQ worker waits for each work horse it forks, so the horses' time lands in the
+    worker's ``cutime``/``cstime`` once they exit.
+    """
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state): utime, stime, cutime, cstime are fields 14-17.
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    ticks = utime + stime + (cutime + cstime if children else 0)
+    return ticks / CLOCK_TICKS
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of ``pid``, its reaped children, and its live children (a work horse
+    still running)."""
+    total = cpu_seconds(pid)
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as kids:
+                for child in kids.read().split():
+                    with contextlib.suppress(OSError):
+                        total += tree_cpu_seconds(int(child))
+    return total
+
+
+def postgres_cpu_seconds(database: str) -> float:
+    """CPU time of the PostgreSQL backends connected to ``database`` right now (context
+    only: backends that have exited are not counted)."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        pids = conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = :d"), {"d": database}
+        ).scalars()
+        total = 0.0
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                total += cpu_seconds(pid, children=False)
+    admin.dispose()
+    return total
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine (all cores), from /proc/stat."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / CLOCK_TICKS
