@@ -53,7 +53,7 @@ class RedirectingHttpClient(TwilioHttpClient):
         # The parent only tunes the https:// pool; the simulator is plain http.
         self.session.mount("http://", HTTPAdapter(pool_maxsize=min(32, (os.cpu_count() or 1) + 4)))
 
-    def request(self, method: str, url: str, *args, **kwargs) -> Response:  # noqa: D401
+    def request(self, method: str, url: str, *args, **kwargs) -> Response:
         """Send the request to the base URL instead of Twilio's host."""
         return super().request(method, rewrite_url(url, self.base_url), *args, **kwargs)
 

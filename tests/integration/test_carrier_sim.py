@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import queue
 import re
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -133,9 +136,9 @@ def clients() -> Iterator[Callable[..., Client]]:
     """Official twilio clients pointed at a simulator; their sessions closed afterwards."""
     made: list[Client] = []
 
-    def make(sim: SimHandle, **settings: str) -> Client:
+    def make(sim: SimHandle | str, **settings: str) -> Client:
         values = {
-            "twilio_api_base_url": sim.url,
+            "twilio_api_base_url": sim if isinstance(sim, str) else sim.url,
             "twilio_account_sid": ACCOUNT_SID,
             "twilio_auth_token": AUTH_TOKEN,
         }
@@ -534,3 +537,33 @@ def test_memory_is_bounded(start_sim, clients):
 def test_busy_port_is_reported(sim):
     with pytest.raises(OSError):
         run_in_thread(SimConfig(port=sim.port, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN))
+
+
+def test_command_line_serves_the_api(clients):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable, "-m", "sms_service.carrier_sim", "--port", str(port),
+        "--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN, "--callbacks", "none",
+        "--latency-ms", "5", "--log-level", "WARNING",
+    ]  # fmt: skip
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    with requests.get(url + "/sim/health", timeout=1) as response:
+                        if response.ok:
+                            break
+                except requests.ConnectionError:
+                    pass
+                assert process.poll() is None and time.monotonic() < deadline, "did not start"
+                time.sleep(0.05)
+            twilio = clients(url)
+            assert twilio.messages.create(to=TO, from_="21333", body="hi").status == "queued"
+        finally:
+            process.terminate()
+            out, _ = process.communicate(timeout=10)
+    assert b"latency 5 ms" in out
