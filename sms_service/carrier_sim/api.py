@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from urllib.parse import unquote_plus, urlencode
 
@@ -25,7 +27,6 @@ from .twilio_shapes import error_response, json_response, messages_uri
 
 MAX_BODY_UNITS = 1600
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
-STOP_SENDING = 21610
 
 
 def parse_form(text: str) -> dict[str, str]:
@@ -119,7 +120,7 @@ def _validate(sim: Simulator, form: dict[str, str]) -> web.Response | None:
     if len(body.encode("utf-16-le")) // 2 > MAX_BODY_UNITS:
         return _refuse(sim, 21617)
     if to in sim.opt_outs:
-        return _refuse(sim, STOP_SENDING)
+        return _refuse(sim, 21610)
     return None
 
 
@@ -134,37 +135,50 @@ async def fetch_message(request: web.Request) -> web.Response:
     return json_response(sim.resource(message, time.time()))
 
 
-def _day(value: str) -> date:
-    """The GMT day of a DateSent value: ``YYYY-MM-DD`` or an ISO datetime (day kept)."""
-    return date.fromisoformat(value.strip()[:10])
+@dataclass(frozen=True)
+class ListFilter:
+    """The filters of a list request. Like Twilio, ``DateSent`` compares GMT days, and
+    ``DateSent<``/``DateSent>`` include the day given."""
+
+    to: str | None = None
+    from_: str | None = None
+    days: tuple[tuple[str, date], ...] = ()
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> ListFilter:
+        """Read ``To``, ``From`` and the ``DateSent`` family; ValueError for a bad date."""
+        days = tuple(
+            (op, date.fromisoformat(query[key].strip()[:10]))  # a datetime keeps its day
+            for key, op in (("DateSent", "="), ("DateSent<", "<"), ("DateSent>", ">"))
+            if query.get(key)
+        )
+        raw_to = query.get("To")
+        to = (parse_number(raw_to) or raw_to) if raw_to else None
+        return cls(to=to, from_=query.get("From") or None, days=days)
+
+    def matches(self, message: SimMessage, sender: str) -> bool:
+        """True when ``message`` (sent by ``sender``) passes every filter but ``to``."""
+        if self.from_ and sender != self.from_:
+            return False
+        if self.days:
+            sent = date(*time.gmtime(message.created)[:3])
+            for op, day in self.days:
+                if (op == "=" and sent != day) or (op == "<" and sent > day):
+                    return False
+                if op == ">" and sent < day:
+                    return False
+        return True
 
 
-def _utc_day(message: SimMessage) -> date:
-    return date(*time.gmtime(message.created)[:3])
-
-
-def _matches(message: SimMessage, sender: str, want_from: str | None, days) -> bool:
-    if want_from and sender != want_from:
-        return False
-    if days:
-        sent = _utc_day(message)
-        for op, day in days:
-            if (
-                (op == "=" and sent != day)
-                or (op == "<" and sent > day)
-                or (op == ">" and sent < day)
-            ):
-                return False
-    return True
-
-
-def _select(sim, to, want_from, days, *, skip: int, after_sid: str | None, limit: int):
-    """Up to ``limit`` matching messages after ``skip`` matches or after ``after_sid``;
-    None when ``after_sid`` is no longer kept."""
+def select(
+    sim: Simulator, wanted: ListFilter, *, skip: int, after_sid: str | None, limit: int
+) -> list[SimMessage] | None:
+    """Up to ``limit`` matching messages, newest first, after the first ``skip`` matches
+    or after the message ``after_sid``; None when that message is no longer kept."""
     selected: list[SimMessage] = []
     waiting = after_sid is not None
-    for message in sim.store.newest_first(to):
-        if not _matches(message, sim.sender_of(message), want_from, days):
+    for message in sim.store.newest_first(wanted.to):
+        if not wanted.matches(message, sim.sender_of(message)):
             continue
         if waiting:
             waiting = message.sid != after_sid
@@ -179,40 +193,28 @@ def _select(sim, to, want_from, days, *, skip: int, after_sid: str | None, limit
 
 
 async def list_messages(request: web.Request) -> web.Response:
-    """A page of messages, newest first, shaped like Twilio's list answer.
-
-    Like Twilio, ``DateSent`` filters by GMT day (inclusive for ``<`` and ``>``).
-    """
+    """A page of messages, newest first, shaped like Twilio's list answer."""
     sim = request.app[SIMULATOR]
     if not _authorised(request, sim):
         return _refuse(sim, 20003)
     query = request.query
     try:
-        days = [
-            (op, _day(query[key]))
-            for key, op in (("DateSent", "="), ("DateSent<", "<"), ("DateSent>", ">"))
-            if query.get(key)
-        ]
+        wanted = ListFilter.from_query(query)
         page_size = min(int(query.get("PageSize", DEFAULT_PAGE_SIZE)), MAX_PAGE_SIZE)
         page = int(query.get("Page", 0))
     except ValueError as exc:
         return _refuse(sim, 20001, f"Invalid parameter: {exc}")
     if page_size < 1 or page < 0:
         return _refuse(sim, 20001, "PageSize must be at least 1 and Page at least 0")
-    raw_to = query.get("To")
-    to = (parse_number(raw_to) or raw_to) if raw_to else None
-    want_from = query.get("From")
     token = query.get("PageToken", "")
     after_sid = token[2:] if token.startswith("PA") else None
 
-    # One extra message tells whether there is a next page.
-    limit = page_size + 1
+    limit = page_size + 1  # one extra message tells whether there is a next page
     selected = None
     if after_sid is not None:
-        selected = _select(sim, to, want_from, days, skip=0, after_sid=after_sid, limit=limit)
+        selected = select(sim, wanted, skip=0, after_sid=after_sid, limit=limit)
     if selected is None:  # no token, or its message was forgotten: count pages from the top
-        skip = page * page_size
-        selected = _select(sim, to, want_from, days, skip=skip, after_sid=None, limit=limit)
+        selected = select(sim, wanted, skip=page * page_size, after_sid=None, limit=limit)
     has_next = len(selected) > page_size
     selected = selected[:page_size]
     now = time.time()
@@ -236,7 +238,9 @@ async def list_messages(request: web.Request) -> web.Response:
     )
 
 
-def _page_uri(sim: Simulator, query, page_size: int, page: int, token: str | None) -> str:
+def _page_uri(
+    sim: Simulator, query: Mapping[str, str], page_size: int, page: int, token: str | None
+) -> str:
     params = [(k, v) for k, v in query.items() if k not in ("PageSize", "Page", "PageToken")]
     params += [("PageSize", str(page_size)), ("Page", str(page))]
     if token:

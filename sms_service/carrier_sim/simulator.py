@@ -35,8 +35,10 @@ def parse_number(raw: str | None, default_region: str = "US") -> str | None:
     if not text:
         return None
     parsed = _e164_fast(text)
-    if parsed is not None:
-        return text if phonenumbers.is_valid_number(parsed) else None
+    if parsed is not None and phonenumbers.is_valid_number(parsed):
+        return text
+    # Anything else, including a fast-path miss, gets the full parser (national formats,
+    # prefixes it may strip), so the fast path never refuses what parse() would accept.
     try:
         parsed = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException:
@@ -50,7 +52,10 @@ def _e164_fast(text: str) -> phonenumbers.PhoneNumber | None:
     """``+`` and digits, split into country code and national number without the general
     parser (which costs as much as the validity check); None for anything else. Such a
     text is already its own E.164 form."""
-    if text[0] != "+" or not text[1:].isdigit() or not 8 <= len(text) <= 16:
+    digits = text[1:]
+    if text[0] != "+" or not (digits.isascii() and digits.isdigit()) or digits[0] == "0":
+        return None
+    if not 7 <= len(digits) <= 15:
         return None
     for size in (1, 2, 3):
         code = int(text[1 : 1 + size])
