@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 CONVERSATION_ENTRIES = 200
@@ -59,13 +59,17 @@ class SimMessage:
 
 
 class MessageStore:
-    """Accepted messages by sid, in arrival order, indexed by recipient."""
+    """Accepted messages by sid, in arrival order, indexed by recipient.
+
+    Most recipients of a broadcast get one message, so the index holds a bare sid until a
+    recipient has two (a deque per number would cost ~600 bytes each).
+    """
 
     def __init__(self, max_messages: int) -> None:
         self.max_messages = max_messages
         self.by_sid: dict[str, SimMessage] = {}
         self.order: deque[str] = deque()
-        self.by_to: dict[str, deque[str]] = {}
+        self.by_to: dict[str, str | deque[str]] = {}
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -73,16 +77,29 @@ class MessageStore:
 
     def add(self, message: SimMessage) -> None:
         """Keep ``message``; forget the oldest one when over the limit."""
-        self.by_sid[message.sid] = message
-        self.order.append(message.sid)
-        self.by_to.setdefault(message.to, deque()).append(message.sid)
+        sid, to = message.sid, message.to
+        self.by_sid[sid] = message
+        self.order.append(sid)
+        known = self.by_to.get(to)
+        if known is None:
+            self.by_to[to] = sid
+        elif isinstance(known, str):
+            self.by_to[to] = deque((known, sid))
+        else:
+            known.append(sid)
         while len(self.order) > self.max_messages:
-            oldest = self.by_sid.pop(self.order.popleft())
-            sids = self.by_to[oldest.to]
+            self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        oldest = self.by_sid.pop(self.order.popleft())
+        sids = self.by_to[oldest.to]
+        if isinstance(sids, str):
+            del self.by_to[oldest.to]
+        else:
             sids.popleft()  # the oldest message of its recipient too
-            if not sids:
-                del self.by_to[oldest.to]
-            self.evicted += 1
+            if len(sids) == 1:
+                self.by_to[oldest.to] = sids[0]
+        self.evicted += 1
 
     def get(self, sid: str) -> SimMessage | None:
         """The message with ``sid``, if still kept."""
@@ -90,7 +107,11 @@ class MessageStore:
 
     def newest_first(self, to: str | None = None) -> Iterator[SimMessage]:
         """Messages, newest first; only those to ``to`` when given."""
-        sids = self.order if to is None else self.by_to.get(to, ())
+        if to is None:
+            sids: Iterable[str] = self.order
+        else:
+            known = self.by_to.get(to, ())
+            sids = (known,) if isinstance(known, str) else known
         by_sid = self.by_sid
         return (by_sid[sid] for sid in reversed(sids))
 
