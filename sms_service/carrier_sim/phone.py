@@ -102,7 +102,8 @@ async def inbound(request: web.Request) -> web.Response:
 
     JSON in: ``{"from": "+1...", "body": "...", "to": optional, "opt_out_type": optional}``
     (``opt_out_type`` absent: set from the keyword; null: left out). JSON out: the
-    message sid, the webhook's HTTP status and the reply bodies.
+    message sid, the webhook's HTTP status and the reply bodies. Without a webhook URL
+    the text is refused (409) and nothing changes: use ``/sim/optouts`` instead.
     """
     sim = request.app[SIMULATOR]
     try:
