@@ -2,7 +2,8 @@
 
 * ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` sends (HTTP 201);
 * ``GET  .../Messages.json`` lists, newest first, with ``To``, ``From``, ``DateSent``
-  (``DateSent<``, ``DateSent>``) and ``PageSize``/``Page``/``PageToken``;
+  (``DateSent<``, ``DateSent>``; by GMT day, and like Twilio a message still queued has no
+  DateSent yet) and ``PageSize``/``Page``/``PageToken``;
 * ``GET  .../Messages/{Sid}.json`` fetches (404 with code 20404 when unknown).
 
 Every request needs HTTP basic auth with the account sid and auth token (401, code 20003).
@@ -156,12 +157,15 @@ class ListFilter:
         to = (parse_number(raw_to) or raw_to) if raw_to else None
         return cls(to=to, from_=query.get("From") or None, days=days)
 
-    def matches(self, message: SimMessage, sender: str) -> bool:
-        """True when ``message`` (sent by ``sender``) passes every filter but ``to``."""
+    def matches(self, message: SimMessage, sender: str, now: float) -> bool:
+        """True when ``message`` (sent by ``sender``) passes every filter but ``to`` at
+        ``now``. A message not yet sent has no DateSent, so any DateSent filter skips it."""
         if self.from_ and sender != self.from_:
             return False
         if self.days:
-            sent = date(*time.gmtime(message.created)[:3])
+            if now < message.sent_at:
+                return False
+            sent = date(*time.gmtime(message.sent_at)[:3])
             for op, day in self.days:
                 if (op == "=" and sent != day) or (op == "<" and sent > day):
                     return False
@@ -177,8 +181,9 @@ def select(
     or after the message ``after_sid``; None when that message is no longer kept."""
     selected: list[SimMessage] = []
     waiting = after_sid is not None
+    now = time.time()
     for message in sim.store.newest_first(wanted.to):
-        if not wanted.matches(message, sim.sender_of(message)):
+        if not wanted.matches(message, sim.sender_of(message), now):
             continue
         if waiting:
             waiting = message.sid != after_sid

@@ -174,9 +174,9 @@ class Simulator:
             "api_version": API_VERSION,
             "body": message.body,
             "date_created": rfc2822(message.created),
-            # Twilio leaves date_sent empty until sent; set from creation here so the
-            # DateSent filters used to reconcile lost answers find queued messages too.
-            "date_sent": rfc2822(message.created),
+            # Empty until the message is sent, as Twilio does: a queued message is missed by
+            # the DateSent filters, which is what the service's reconciliation must handle.
+            "date_sent": None if status in ("accepted", "queued") else rfc2822(message.sent_at),
             "date_updated": rfc2822(updated),
             "direction": "outbound-api",
             "error_code": error_code,

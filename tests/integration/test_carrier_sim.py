@@ -211,8 +211,9 @@ def test_raw_answer_has_rfc2822_dates_and_string_counts(sim):
         assert response.status_code == 201
         payload = response.json()
     assert re.match(r"^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000$", payload["date_created"])
-    for key in ("date_created", "date_updated", "date_sent"):
+    for key in ("date_created", "date_updated"):
         assert parsedate_to_datetime(payload[key]).tzinfo is not None
+    assert payload["date_sent"] is None  # Twilio fills it in once sent
     assert payload["num_segments"] == "1" and payload["num_media"] == "0"
     assert payload["subresource_uris"]["media"].endswith(f"/Messages/{payload['sid']}/Media.json")
     assert payload["price_unit"] == "USD" and payload["messaging_service_sid"] is None
@@ -369,6 +370,19 @@ def test_fetch_shows_the_status_reached(start_sim, clients):
     fetched = twilio.messages(message.sid).fetch()
     assert fetched.status == "delivered" and fetched.price == "-0.00790"
     assert fetched.body == "hi" and fetched.to == TO
+
+
+def test_queued_message_has_no_date_sent_yet(start_sim, clients):
+    twilio = clients(start_sim(latency_ms=150))
+    message = twilio.messages.create(to=TO, from_="21333", body="hi")
+    assert message.date_sent is None
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    # Like Twilio: while queued, DateSent filters miss it; listing by To alone finds it.
+    assert twilio.messages.list(to=TO, date_sent_after=since) == []
+    assert [m.sid for m in twilio.messages.list(to=TO)] == [message.sid]
+    time.sleep(0.2)
+    sent = twilio.messages.list(to=TO, date_sent_after=since)
+    assert [m.sid for m in sent] == [message.sid] and sent[0].date_sent is not None
 
 
 def test_fetch_unknown_sid_is_404_20404(twilio):
