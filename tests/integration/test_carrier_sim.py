@@ -363,10 +363,10 @@ def test_list_page_shape(sim, twilio):
 
 
 def test_fetch_shows_the_status_reached(start_sim, clients):
-    twilio = clients(start_sim(latency_ms=100))
+    twilio = clients(start_sim(latency_ms=200))  # sent 400 ms after the request, final 600
     message = twilio.messages.create(to=TO, from_="21333", body="hi")
     assert twilio.messages(message.sid).fetch().status == "queued"
-    time.sleep(0.45)
+    time.sleep(0.5)
     fetched = twilio.messages(message.sid).fetch()
     assert fetched.status == "delivered" and fetched.price == "-0.00790"
     assert fetched.body == "hi" and fetched.to == TO
@@ -380,7 +380,7 @@ def test_queued_message_has_no_date_sent_yet(start_sim, clients):
     # Like Twilio: while queued, DateSent filters miss it; listing by To alone finds it.
     assert twilio.messages.list(to=TO, date_sent_after=since) == []
     assert [m.sid for m in twilio.messages.list(to=TO)] == [message.sid]
-    time.sleep(0.2)
+    time.sleep(0.3)
     sent = twilio.messages.list(to=TO, date_sent_after=since)
     assert [m.sid for m in sent] == [message.sid] and sent[0].date_sent is not None
 
