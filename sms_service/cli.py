@@ -258,5 +258,9 @@ def _register_plugins() -> None:
 _register_plugins()
 
 
+from .cli_broadcasts import broadcast  # noqa: E402 - registers on main, needs it defined
+
+main.add_command(broadcast)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

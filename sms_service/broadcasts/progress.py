@@ -1,0 +1,154 @@
+"""How far a broadcast has got: deliveries per state, skips per reason, carrier reports.
+
+``delivered`` and ``undelivered`` come from the status callbacks the sender records
+(:class:`~sms_service.models.MessageStatusEvent`, one per sid and status), joined on the
+sid each delivery was accepted with, so a callback that beat the send's own commit still
+counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from ..models import (
+    Broadcast,
+    BroadcastDelivery,
+    BroadcastRun,
+    DeliveryStatus,
+    MessageStatusEvent,
+    RunStatus,
+)
+from .runs import get_broadcast
+
+STATES = tuple(s.value for s in DeliveryStatus)
+CARRIER_FAILED = ("undelivered", "failed")
+
+
+@dataclass
+class RunProgress:
+    """Counts for one run. ``counts`` has every delivery state (zeros included)."""
+
+    run_id: int
+    occurrence_at: datetime
+    status: str
+    planned: int
+    counts: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # by reason
+    failed: dict[str, int] = field(default_factory=dict)  # by reason
+    deferred_until: datetime | None = None
+    delivered: int = 0
+    undelivered: int = 0
+
+    @property
+    def open(self) -> int:
+        """Deliveries not settled yet (pending, sending or deferred)."""
+        return sum(self.counts.get(s, 0) for s in ("pending", "sending", "deferred"))
+
+    @property
+    def done(self) -> bool:
+        """True once the run will send nothing more."""
+        return self.status not in (RunStatus.SCHEDULED, RunStatus.SENDING) and not self.open
+
+
+@dataclass
+class BroadcastProgress:
+    """A broadcast and its most recent runs, newest first."""
+
+    broadcast_id: int
+    status: str
+    body: str
+    audience: str
+    recurrence: str
+    timezone: str
+    send_at: datetime
+    segments: int
+    encoding: str
+    runs: list[RunProgress]
+
+    @property
+    def current(self) -> RunProgress | None:
+        """The latest run that has started (sending or over), if any."""
+        return next((run for run in self.runs if run.status != RunStatus.SCHEDULED), None)
+
+    @property
+    def done(self) -> bool:
+        """True when nothing is being sent: the broadcast is over, or a recurring one is
+        back to waiting for its next occurrence after a finished run."""
+        if self.status in ("sent", "cancelled", "failed"):
+            return all(run.done for run in self.runs)
+        current = self.current
+        return self.status == "scheduled" and current is not None and current.done
+
+    def as_dict(self) -> dict:
+        """Plain data for ``--json`` (datetimes as ISO strings)."""
+        data = asdict(self)
+        data["send_at"] = self.send_at.isoformat()
+        for run in data["runs"]:
+            run["occurrence_at"] = run["occurrence_at"].isoformat()
+            if run["deferred_until"] is not None:
+                run["deferred_until"] = run["deferred_until"].isoformat()
+        return data
+
+
+def run_progress(*, session: Session, run: BroadcastRun) -> RunProgress:
+    """Counts for one run: two grouped queries over its deliveries, one over callbacks."""
+    d = BroadcastDelivery.__table__
+    result = RunProgress(run.id, run.occurrence_at, run.status, run.planned)
+    result.counts = dict.fromkeys(STATES, 0)
+    rows = session.execute(
+        select(d.c.status, d.c.reason, func.count(), func.min(d.c.not_before))
+        .where(d.c.run_id == run.id)
+        .group_by(d.c.status, d.c.reason)
+    ).all()
+    for status, reason, count, not_before in rows:
+        result.counts[status] = result.counts.get(status, 0) + count
+        if status == DeliveryStatus.SKIPPED:
+            result.skipped[reason or "unknown"] = count
+        elif status == DeliveryStatus.FAILED:
+            result.failed[reason or "error"] = count
+        elif status == DeliveryStatus.DEFERRED and not_before is not None:
+            if result.deferred_until is None or not_before < result.deferred_until:
+                result.deferred_until = not_before
+    e = MessageStatusEvent.__table__
+    reported = session.execute(
+        select(e.c.status, func.count(func.distinct(d.c.subscriber_id)))
+        .select_from(d.join(e, e.c.sid == d.c.sid))
+        .where(d.c.run_id == run.id, e.c.status.in_(("delivered", *CARRIER_FAILED)))
+        .group_by(e.c.status)
+    ).all()
+    for status, count in reported:
+        if status == "delivered":
+            result.delivered = count
+        else:
+            result.undelivered += count
+    return result
+
+
+def broadcast_progress(*, session: Session, broadcast_id: int, runs: int = 3) -> BroadcastProgress:
+    """The broadcast with its ``runs`` latest started (or next scheduled) runs."""
+    broadcast: Broadcast = get_broadcast(session, broadcast_id)
+    latest = session.execute(
+        select(BroadcastRun)
+        .where(BroadcastRun.broadcast_id == broadcast_id)
+        .order_by(BroadcastRun.occurrence_at.desc())
+        .limit(runs)
+    ).scalars()
+    audience = broadcast.audience_kind
+    if broadcast.audience_value:
+        audience = f"{audience}:{broadcast.audience_value}"
+    return BroadcastProgress(
+        broadcast_id=broadcast.id,
+        status=broadcast.status,
+        body=broadcast.body,
+        audience=audience,
+        recurrence=broadcast.recurrence,
+        timezone=broadcast.timezone,
+        send_at=broadcast.send_at,
+        segments=broadcast.segments,
+        encoding=broadcast.encoding,
+        runs=[run_progress(session=session, run=run) for run in latest],
+    )

@@ -1,0 +1,161 @@
+"""Settling attempts nobody is finishing: deferred rows that are due, and claims whose
+worker died or whose answer was lost.
+
+A delivery left in ``sending`` is never sent again on a guess. Once its attempt is older
+than the lease (longer than the HTTP client's timeout, so none of that attempt's calls
+can still be in flight) and no live sender holds its row (``FOR UPDATE SKIP LOCKED``),
+the carrier is asked (:func:`sms_service.sender.reconcile_outcome`: messages to that
+number with that body since the attempt): found → ``sent`` with that sid; not found →
+``pending`` again, or ``skipped`` if the run was cancelled meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
+
+from .. import sender
+from ..domain.phones import mask
+from ..models import BroadcastDelivery, BroadcastRun, DeliveryStatus, RunStatus, Subscriber
+from .clients import ClientPool
+from .ledger import settle, sids_recorded, write_outcomes
+from .runs import OPEN_DELIVERY
+from .tuning import Tuning
+
+log = logging.getLogger(__name__)
+
+D = BroadcastDelivery.__table__
+S = Subscriber.__table__
+R = BroadcastRun.__table__
+
+
+class Recoverer:
+    """Settles a run's due deferrals and stale attempts (see the module docstring)."""
+
+    def __init__(
+        self, *, engine: Engine, pool: ClientPool, tuning: Tuning, clock: Callable[[], datetime]
+    ) -> None:
+        self.engine = engine
+        self.pool = pool
+        self.tuning = tuning
+        self.clock = clock
+        self.sqlite = engine.dialect.name == "sqlite"
+
+    def release_due(self, run_id: int) -> int:
+        """Deferred rows whose time has come go back to pending; how many."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            return conn.execute(
+                update(D)
+                .where(D.c.run_id == run_id, D.c.status == DeliveryStatus.DEFERRED)
+                .where(D.c.not_before <= now)
+                .values(status=DeliveryStatus.PENDING, updated_at=now)
+            ).rowcount
+
+    def recover(self, run_id: int, *, batch: int = 100) -> int:
+        """Settle attempts older than the lease that no live sender holds: ask the carrier
+        whether each text went; record it as sent, or put the row back (or skip it if the
+        run was cancelled). Returns how many rows were settled.
+
+        A failure to ask the carrier raises, after the rows already settled are committed:
+        the job retries later rather than resend blind.
+        """
+        total = 0
+        while True:
+            settled, failures = self._recover_batch(run_id, batch)
+            total += settled
+            if failures:
+                raise failures[0]
+            if settled < batch:
+                return total
+
+    def _recover_batch(self, run_id: int, batch: int) -> tuple[int, list[Exception]]:
+        cutoff = self.clock() - self.tuning.lease
+        failures: list[Exception] = []
+        with self.engine.begin() as conn:
+            if self.sqlite:
+                conn.execute(update(R).where(R.c.id == run_id).values(status=R.c.status))
+            run = conn.execute(select(R.c.status, R.c.body).where(R.c.id == run_id)).first()
+            if run is None:
+                return 0, failures
+            query = (
+                select(
+                    D.c.subscriber_id,
+                    D.c.attempt_id,
+                    D.c.attempt_started_at,
+                    D.c.attempts,
+                    S.c.phone,
+                )
+                .select_from(D.join(S, S.c.id == D.c.subscriber_id))
+                .where(D.c.run_id == run_id, D.c.status == DeliveryStatus.SENDING)
+                .where(D.c.attempt_started_at < cutoff)
+                .order_by(D.c.subscriber_id)
+                .limit(batch)
+            )
+            if not self.sqlite:
+                query = query.with_for_update(of=D, skip_locked=True)
+            stale = conn.execute(query).all()
+            if not stale:
+                return 0, failures
+            results = self.pool.map(
+                lambda client, row: sender.reconcile_outcome(
+                    client, to=row.phone, body=run.body or "", since=row.attempt_started_at
+                ),
+                stale,
+            )
+            now = self.clock()
+            found_sids = [found.sid for found, _ in results if found is not None]
+            taken = sids_recorded(conn, run_id, found_sids)
+            settled = 0
+            for row, (found, error) in zip(stale, results, strict=True):
+                if error is not None:
+                    failures.append(error)
+                    continue
+                write_outcomes(
+                    conn,
+                    run_id,
+                    row.attempt_id,
+                    [self._reconciledoutcome(row, found, taken, run.status, now)],
+                )
+                settled += 1
+        return settled, failures
+
+    def _reconciledoutcome(self, row, found, taken, run_status, now) -> dict:  # noqa: ANN001
+        sid = row.subscriber_id
+        if found is not None and found.sid not in taken:
+            log.info("reconciled %s: sent as %s", mask(row.phone), found.sid)
+            return settle(
+                sid,
+                DeliveryStatus.SENT,
+                None,
+                now,
+                sid_=found.sid,
+                segments=found.num_segments or None,
+                sent_at=row.attempt_started_at,
+            )
+        if found is not None:
+            # The only match is a text already recorded for another delivery: it cannot be
+            # told whether this attempt went, and resending could duplicate. Flag it.
+            return settle(sid, DeliveryStatus.FAILED, "unverified", now)
+        if run_status == RunStatus.CANCELLED:
+            return settle(sid, DeliveryStatus.SKIPPED, "cancelled", now)
+        if row.attempts >= self.tuning.max_attempts:
+            return settle(sid, DeliveryStatus.FAILED, "retries_exhausted", now)
+        return settle(sid, DeliveryStatus.PENDING, "reconciled", now)
+
+    def next_wake(self, run_id: int) -> datetime | None:
+        """When this run next has work that no job is doing now: the earliest deferred
+        time, or the earliest lease end of an attempt in flight."""
+        with self.engine.connect() as conn:
+            deferred, started = conn.execute(
+                select(
+                    func.min(D.c.not_before).filter(D.c.status == DeliveryStatus.DEFERRED),
+                    func.min(D.c.attempt_started_at).filter(D.c.status == DeliveryStatus.SENDING),
+                ).where(D.c.run_id == run_id, D.c.status.in_(OPEN_DELIVERY))
+            ).one()
+        times = [t for t in (deferred, started + self.tuning.lease if started else None) if t]
+        return min(times) if times else None

@@ -1,0 +1,377 @@
+"""Sending a run: claim a batch, check it, hand it to Twilio, record what happened.
+
+Exactly once is kept by the database, in three transactions per batch:
+
+1. **Claim** (committed before any call): up to ``chunk`` pending deliveries move to
+   ``sending`` with an attempt id and time (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+   senders never wait for each other). In the same transaction each is checked
+   (:mod:`sms_service.domain.broadcast_gate`): skipped (consent, frequency cap) or
+   deferred (quiet hours) rows are settled at once; the rest go on.
+2. **Send**: the run row is read ``FOR SHARE`` (a cancel's ``UPDATE`` waits for us, and we
+   see a committed cancel), our delivery rows ``FOR UPDATE`` and their subscribers
+   ``FOR SHARE``, re-checking ``subscribed``. A STOP locks its subscriber ``FOR UPDATE``, so
+   it commits either before this check (the text is skipped) or after this transaction,
+   which stays open until every API call of the batch has returned: nothing is sent to a
+   number after its STOP commits. Outcomes are written in the same transaction.
+3. **Carrier verdicts** (opted out at the carrier, invalid number) are applied after.
+
+If the process dies in step 2, the claim stays committed (``sending``) and unlocked. Such
+a row is **reconciled** once its attempt is older than the lease (longer than the HTTP
+timeout, so no call of that attempt can still be in flight): the carrier is asked for a
+message to that number with that body since the attempt (:func:`sms_service.sender.
+reconcile_outcome`); found → ``sent``; not found → ``pending`` again. Recoverers lock rows
+``FOR UPDATE SKIP LOCKED``, so a live sender's batch is never touched.
+
+On SQLite (no row locks) each transaction starts with a write, which serialises it
+against every other writer: simple and correct, one batch at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
+from twilio.rest import Client
+
+from config import Settings
+
+from .. import sender
+from ..db import session_scope
+from ..domain import broadcast_gate as gate
+from ..domain.delivery import Outcome
+from ..domain.phones import mask
+from ..domain.segments import count_segments
+from ..models import BroadcastDelivery, BroadcastRun, DeliveryStatus, RunStatus, Subscriber, utcnow
+from ..throttle import Throttle
+from .clients import ClientPool
+from .ledger import settle, write_outcomes
+from .recovery import Recoverer
+from .runs import finish_run
+from .tuning import Tuning
+
+log = logging.getLogger(__name__)
+
+D = BroadcastDelivery.__table__
+S = Subscriber.__table__
+R = BroadcastRun.__table__
+
+
+@dataclass
+class LaneReport:
+    """What one call of :meth:`RunSender.send_run` did."""
+
+    claimed: int = 0
+    sent: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    failed: int = 0
+    unknown: int = 0
+    recovered: int = 0
+    out_of_time: bool = False
+    finished: bool = False
+    wake_at: datetime | None = None
+    wake_times: set[datetime] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _Target:
+    subscriber_id: int
+    phone: str
+
+
+class RunSender:
+    """Sends the deliveries of runs; one per job, used from one thread."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: Settings,
+        pool: ClientPool,
+        throttle: Throttle,
+        tuning: Tuning | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.pool = pool
+        self.throttle = throttle
+        self.tuning = tuning or Tuning()
+        self.clock = clock
+        self.rules = gate.Rules.from_settings(settings)
+        self.sqlite = engine.dialect.name == "sqlite"
+        self.status_callback = sender.status_callback_url(settings)
+        self.recovery = Recoverer(engine=engine, pool=pool, tuning=self.tuning, clock=clock)
+
+    # -- the lane -------------------------------------------------------------------------
+
+    def send_run(self, run_id: int, *, max_seconds: float = 300.0) -> LaneReport:
+        """Settle old attempts, then claim and send batches until nothing is claimable or
+        ``max_seconds`` pass; close the run when nothing is left open."""
+        report = LaneReport()
+        deadline = time.monotonic() + max_seconds
+        report.recovered = self.recovery.recover(run_id)
+        self.recovery.release_due(run_id)
+        body = self._body(run_id)
+        segments = max(count_segments(body).segments, 1) if body else 1
+        cursor = 0
+        while body is not None:
+            if time.monotonic() > deadline:
+                report.out_of_time = True
+                break
+            attempt = uuid.uuid4().hex
+            claimed, targets = self._claim(run_id, cursor, attempt, segments, report)
+            if not claimed:
+                if cursor == 0:
+                    break
+                cursor = 0  # one more pass from the start: rows put back behind us
+                continue
+            cursor = claimed[-1]
+            if targets:
+                self._send(run_id, body, attempt, targets, segments, report)
+        if not report.out_of_time:
+            with session_scope(self.engine) as session:
+                report.finished = finish_run(session=session, run_id=run_id, now=self.clock())
+        report.wake_at = self.recovery.next_wake(run_id)
+        return report
+
+    def _body(self, run_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(R.c.status, R.c.body).where(R.c.id == run_id)).first()
+        if row is None or row.status != RunStatus.SENDING or not row.body:
+            return None
+        return row.body
+
+    def _chunk(self, segments: int) -> int:
+        # Under a throttle a batch holds its locks for about size / rate seconds.
+        if not self.throttle.enabled:
+            return self.tuning.chunk
+        fits = int(self.throttle.rate * self.tuning.max_lock_seconds / max(segments, 1))
+        return max(1, min(self.tuning.chunk, fits))
+
+    # -- step 1: claim and check ----------------------------------------------------------
+
+    def _claim(
+        self, run_id: int, after: int, attempt: str, segments: int, report: LaneReport
+    ) -> tuple[list[int], list[_Target]]:
+        """Claim the next batch after ``after`` (committed), check it, return the ids
+        claimed and the targets still to send to."""
+        now = self.clock()
+        limit = self._chunk(segments)
+        picked = (
+            select(D.c.subscriber_id)
+            .where(D.c.run_id == run_id, D.c.status == DeliveryStatus.PENDING)
+            .where(D.c.subscriber_id > after)
+            .order_by(D.c.subscriber_id)
+            .limit(limit)
+        )
+        if not self.sqlite:
+            picked = picked.with_for_update(skip_locked=True)
+        claim = (
+            update(D)
+            .where(D.c.run_id == run_id, D.c.status == DeliveryStatus.PENDING)
+            .where(D.c.subscriber_id.in_(picked.scalar_subquery()))
+            .values(
+                status=DeliveryStatus.SENDING,
+                attempt_id=attempt,
+                attempt_started_at=now,
+                attempts=D.c.attempts + 1,
+                updated_at=now,
+            )
+            .returning(D.c.subscriber_id)
+        )
+        with self.engine.begin() as conn:
+            claimed = sorted(conn.execute(claim).scalars())
+            if not claimed:
+                return [], []
+            report.claimed += len(claimed)
+            targets = self._screen(conn, run_id, attempt, claimed, now, report)
+        return claimed, targets
+
+    def _screen(self, conn, run_id, attempt, ids, now, report) -> list[_Target]:  # noqa: ANN001
+        """Check the claimed rows; settle skips and deferrals in the claim's transaction."""
+        people = conn.execute(
+            select(S.c.id, S.c.phone, S.c.status, S.c.timezone).where(S.c.id.in_(ids))
+        ).all()
+        since = now - gate.CAP_WINDOW
+        recent = dict(
+            conn.execute(
+                select(D.c.subscriber_id, func.count())
+                .where(D.c.subscriber_id.in_(ids), D.c.sent_at.is_not(None))
+                .where(D.c.sent_at >= since)
+                .group_by(D.c.subscriber_id)
+            ).all()
+        )
+        recipients = [
+            gate.Recipient(p.phone, p.status, p.timezone, recent.get(p.id, 0)) for p in people
+        ]
+        verdicts = gate.decide_batch(recipients, now, self.rules)
+        settled, targets = [], []
+        for person, verdict in zip(people, verdicts, strict=True):
+            if verdict.action == "send":
+                targets.append(_Target(person.id, person.phone))
+            elif verdict.action == "defer":
+                settled.append(
+                    settle(
+                        person.id,
+                        DeliveryStatus.DEFERRED,
+                        verdict.reason,
+                        now,
+                        not_before=verdict.not_before,
+                    )
+                )
+                report.deferred += 1
+                report.wake_times.add(verdict.not_before)
+            else:
+                settled.append(settle(person.id, DeliveryStatus.SKIPPED, verdict.reason, now))
+                report.skipped += 1
+        missing = set(ids) - {p.id for p in people}
+        for subscriber_id in missing:  # a row whose subscriber is gone: nobody to send to
+            settled.append(settle(subscriber_id, DeliveryStatus.SKIPPED, "no_subscriber", now))
+            report.skipped += 1
+        write_outcomes(conn, run_id, attempt, settled)
+        return targets
+
+    # -- step 2: send under locks ---------------------------------------------------------
+
+    def _send(self, run_id, body, attempt, targets, segments, report) -> None:  # noqa: ANN001
+        wait = self.throttle.reserve(segments * len(targets))
+        if wait > 0:
+            time.sleep(wait)  # outside any transaction: no lock is held while waiting
+        verdicts = self._send_locked(run_id, body, attempt, targets, segments, report)
+        self._apply_carrier_verdicts(verdicts)
+
+    def _send_locked(self, run_id, body, attempt, targets, segments, report) -> list:  # noqa: ANN001
+        carrier_verdicts = []
+        with self.engine.begin() as conn:
+            if self.sqlite:
+                conn.execute(update(R).where(R.c.id == run_id).values(status=R.c.status))
+            run_status = conn.execute(
+                select(R.c.status).where(R.c.id == run_id).with_for_update(read=True)
+            ).scalar_one()
+            ids = [t.subscriber_id for t in targets]
+            now = self.clock()
+            if run_status != RunStatus.SENDING:
+                reason = "cancelled" if run_status == RunStatus.CANCELLED else "run_closed"
+                rows = [settle(i, DeliveryStatus.SKIPPED, reason, now) for i in ids]
+                write_outcomes(conn, run_id, attempt, rows)
+                report.skipped += len(rows)
+                return []
+            mine = set(
+                conn.execute(
+                    select(D.c.subscriber_id)
+                    .where(D.c.run_id == run_id, D.c.subscriber_id.in_(ids))
+                    .where(D.c.status == DeliveryStatus.SENDING, D.c.attempt_id == attempt)
+                    .with_for_update()
+                ).scalars()
+            )
+            status = dict(
+                conn.execute(
+                    select(S.c.id, S.c.status)
+                    .where(S.c.id.in_(sorted(mine)))
+                    .order_by(S.c.id)
+                    .with_for_update(read=True)
+                ).all()
+            )
+            rows, go = [], []
+            for target in targets:
+                if target.subscriber_id not in mine:
+                    continue  # settled by someone else meanwhile (a recoverer): not ours
+                verdict = gate.consent_verdict(status.get(target.subscriber_id, "none"))
+                if verdict.action == "send":
+                    go.append(target)
+                else:
+                    rows.append(
+                        settle(target.subscriber_id, DeliveryStatus.SKIPPED, verdict.reason, now)
+                    )
+                    report.skipped += 1
+            due = self._pace(len(go), segments)
+            results = self.pool.map(lambda client, t: self._call(client, t, body), go, due)
+            now = self.clock()
+            for target, (outcome, error) in zip(go, results, strict=True):
+                if error is not None:  # not an API answer: the call may have gone out
+                    log.exception("send to %s raised", mask(target.phone), exc_info=error)
+                    outcome = sender.SendOutcome(kind=Outcome.UNKNOWN, error_message=repr(error))
+                rows.append(self._outcomeoutcome(target, outcome, now, report))
+                if outcome.kind in (Outcome.OPTED_OUT, Outcome.INVALID_NUMBER):
+                    carrier_verdicts.append((target.phone, outcome))
+            write_outcomes(conn, run_id, attempt, rows)
+        return carrier_verdicts
+
+    def _pace(self, count: int, segments: int) -> list[float] | None:
+        if not self.throttle.enabled or count == 0:
+            return None
+        start = time.monotonic()
+        step = segments / self.throttle.rate
+        return [start + i * step for i in range(count)]
+
+    def _call(self, client: Client, target: _Target, body: str) -> sender.SendOutcome:
+        return sender.send_sms(
+            client,
+            to=target.phone,
+            body=body,
+            from_=self.settings.twilio_from,
+            messaging_service_sid=self.settings.twilio_messaging_service_sid,
+            status_callback=self.status_callback,
+        )
+
+    def _outcomeoutcome(self, target: _Target, outcome, now: datetime, report: LaneReport) -> dict:  # noqa: ANN001
+        sid = target.subscriber_id
+        if outcome.kind is Outcome.ACCEPTED:
+            report.sent += 1
+            return settle(
+                sid,
+                DeliveryStatus.SENT,
+                None,
+                now,
+                sid_=outcome.sid,
+                segments=outcome.num_segments or None,
+                sent_at=now,
+            )
+        if outcome.kind is Outcome.UNKNOWN:
+            # Stays ``sending``: reconciled with the carrier once the lease is over.
+            report.unknown += 1
+            return settle(sid, DeliveryStatus.SENDING, "unknown", None, code=outcome.error_code)
+        if outcome.kind is Outcome.RETRYABLE:
+            report.deferred += 1
+            later = now + self.tuning.retry_after
+            report.wake_times.add(later)
+            return settle(
+                sid,
+                DeliveryStatus.DEFERRED,
+                "retry",
+                now,
+                not_before=later,
+                code=outcome.error_code,
+            )
+        if outcome.kind is Outcome.OPTED_OUT:
+            report.skipped += 1
+            return settle(
+                sid, DeliveryStatus.SKIPPED, "carrier_opted_out", now, code=outcome.error_code
+            )
+        report.failed += 1
+        reason = "invalid_number" if outcome.kind is Outcome.INVALID_NUMBER else "error"
+        return settle(sid, DeliveryStatus.FAILED, reason, now, code=outcome.error_code)
+
+    def _apply_carrier_verdicts(self, verdicts: list) -> None:
+        if not verdicts:
+            return
+        with session_scope(self.engine) as session:
+            for phone, outcome in verdicts:
+                if outcome.kind is Outcome.OPTED_OUT:
+                    sender.apply_carrier_opt_out(
+                        session,
+                        phone,
+                        program=self.settings.program_name,
+                        error_code=outcome.error_code,
+                    )
+                else:
+                    sender.mark_number_invalid(session, phone, error_code=outcome.error_code)
+
+    # -- settling old attempts ------------------------------------------------------------

@@ -1,0 +1,307 @@
+"""Broadcasts as organisers see them: create, estimate, schedule, cancel, list.
+
+Keyword-only functions taking the caller's session; none of them commits. The CLI and the
+RQ jobs (:mod:`workers.broadcast`) own the transactions and enqueue follow-up jobs after
+the commit.
+
+Lock order, kept everywhere so two transactions never wait on each other in a circle:
+broadcast row (``FOR UPDATE``) → run row → delivery rows. The senders take the run row
+(``FOR SHARE``) and then delivery and subscriber rows, never the broadcast row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, insert, select, update
+from sqlmodel import Session
+
+from ..domain import segments as seg
+from ..domain.audience import AudienceSpec, NumberList
+from ..domain.recurrence import parse_rule
+from ..errors import BadRequest, NotFound
+from ..models import (
+    AudienceKind,
+    Broadcast,
+    BroadcastDelivery,
+    BroadcastNumber,
+    BroadcastRun,
+    BroadcastStatus,
+    Campaign,
+    DeliveryStatus,
+    RunStatus,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
+from .runs import audience_query, get_broadcast, insert_run
+
+MAX_BODY_CHARS = 1600  # Twilio refuses longer bodies (error 21617)
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name``; BadRequest when unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadRequest(f"unknown time zone {name!r}") from None
+
+
+def local_to_utc(text: str, tz: str) -> datetime:
+    """Read an ISO date-time typed by an organiser in ``tz`` (an explicit offset wins)."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadRequest(f"{text!r} is not an ISO date-time such as 2026-12-01T09:00") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=zone(tz))
+    return when.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a body costs for an audience, and the cheaper text when UCS-2 is avoidable."""
+
+    segments: int
+    encoding: str
+    recipients: int
+    cost: Decimal
+    ucs2_warning: str | None
+    gsm_safe_body: str | None  # offered only when it differs and fits GSM-7
+
+    @property
+    def gsm_safe_segments(self) -> int | None:
+        """Segments the GSM-safe body would cost, if one is offered."""
+        return seg.count_segments(self.gsm_safe_body).segments if self.gsm_safe_body else None
+
+
+def estimate_body(body: str, recipients: int, cost_per_segment: float) -> Estimate:
+    """Segments, cost and the UCS-2 warning for ``body`` sent to ``recipients``."""
+    info = seg.count_segments(body)
+    safe = seg.make_gsm_safe(body)
+    offer = safe if safe != body and seg.count_segments(safe).is_gsm else None
+    return Estimate(
+        segments=info.segments,
+        encoding=str(info.encoding),
+        recipients=recipients,
+        cost=seg.estimate_cost(info.segments, recipients, cost_per_segment),
+        ucs2_warning=seg.ucs2_warning(body),
+        gsm_safe_body=offer,
+    )
+
+
+def create_broadcast(
+    *,
+    session: Session,
+    body: str,
+    audience: AudienceSpec,
+    timezone: str,
+    send_at: datetime | None = None,
+    recurrence: str = "none",
+    numbers: NumberList | None = None,
+    created_by: str | None = None,
+    now: datetime | None = None,
+) -> Broadcast:
+    """Store a draft broadcast (and its number list); BadRequest/NotFound on bad input.
+
+    ``send_at`` (aware; None = now) is the first occurrence. ``audience`` ``file:...``
+    needs ``numbers``: every line is kept, valid numbers in E.164 and invalid ones with
+    the reason, so nothing is dropped without a record.
+    """
+    now = now or utcnow()
+    if not body or not body.strip():
+        raise BadRequest("a broadcast needs a body")
+    if len(body) > MAX_BODY_CHARS:
+        raise BadRequest(f"the body is {len(body)} characters; the most a text takes is 1600")
+    zone(timezone)
+    try:
+        rule = parse_rule(recurrence)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    send_at = send_at or now
+    if send_at.tzinfo is None or send_at.utcoffset() is None:
+        raise BadRequest("send_at must be timezone-aware")
+    kind, value, campaign_id = _audience_columns(session, audience, numbers)
+    info = seg.count_segments(body)
+    broadcast = Broadcast(
+        body=body,
+        audience_kind=kind,
+        audience_value=value,
+        audience_campaign_id=campaign_id,
+        send_at=send_at.astimezone(UTC),
+        timezone=timezone,
+        recurrence=rule.value,
+        status=BroadcastStatus.DRAFT,
+        segments=info.segments,
+        encoding=str(info.encoding),
+        created_by=created_by,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(broadcast)
+    session.flush()
+    if numbers is not None and kind == AudienceKind.LIST:
+        _store_numbers(session, broadcast.id, numbers)
+    return broadcast
+
+
+def _audience_columns(
+    session: Session, audience: AudienceSpec, numbers: NumberList | None
+) -> tuple[str, str | None, int | None]:
+    if audience.kind == "all":
+        return AudienceKind.ALL, None, None
+    if audience.kind == "tag":
+        return AudienceKind.TAG, audience.value, None
+    if audience.kind == "campaign":
+        campaign = session.execute(
+            select(Campaign).where(func.upper(Campaign.keyword) == audience.value)
+        ).scalar_one_or_none()
+        if campaign is None:
+            raise NotFound(f"no campaign with keyword {audience.value}")
+        return AudienceKind.CAMPAIGN, campaign.keyword, campaign.id
+    if numbers is None:
+        raise BadRequest("a file audience needs its list of numbers")
+    if not numbers.numbers:
+        raise BadRequest("the number list has no valid number")
+    return AudienceKind.LIST, audience.value, None
+
+
+def _store_numbers(session: Session, broadcast_id: int, numbers: NumberList) -> None:
+    rows = [
+        dict(broadcast_id=broadcast_id, line=line, raw=raw, phone=e164, error=None)
+        for line, raw, e164 in numbers.numbers
+    ] + [
+        dict(broadcast_id=broadcast_id, line=bad.line, raw=bad.raw, phone=None, error=bad.reason)
+        for bad in numbers.invalid
+    ]
+    session.connection().execute(insert(BroadcastNumber.__table__), rows)
+
+
+def audience_size(*, session: Session, broadcast: Broadcast) -> int:
+    """How many subscribers the broadcast would reach if planned now."""
+    counted = select(func.count()).select_from(audience_query(broadcast).subquery())
+    return session.execute(counted).scalar_one()
+
+
+@dataclass(frozen=True)
+class ListReport:
+    """An uploaded list against the subscribers: what will and will not be sent to."""
+
+    valid: int
+    invalid: tuple[tuple[int, str, str], ...]  # (line, raw, reason)
+    not_subscribed: int
+
+
+def list_report(*, session: Session, broadcast_id: int) -> ListReport:
+    """Valid and invalid lines of a broadcast's number list, and valid numbers that are
+    not (or no longer) subscribed, so will not be sent to."""
+    nums = BroadcastNumber.__table__
+    subs = Subscriber.__table__
+    invalid = session.execute(
+        select(nums.c.line, nums.c.raw, nums.c.error)
+        .where(nums.c.broadcast_id == broadcast_id, nums.c.phone.is_(None))
+        .order_by(nums.c.line)
+    ).all()
+    valid = session.execute(
+        select(func.count()).where(nums.c.broadcast_id == broadcast_id, nums.c.phone.is_not(None))
+    ).scalar_one()
+    reachable = session.execute(
+        select(func.count())
+        .select_from(nums.join(subs, subs.c.phone == nums.c.phone))
+        .where(nums.c.broadcast_id == broadcast_id, subs.c.status == SubscriberStatus.SUBSCRIBED)
+    ).scalar_one()
+    return ListReport(valid, tuple(tuple(row) for row in invalid), valid - reachable)
+
+
+def schedule_broadcast(
+    *, session: Session, broadcast_id: int, now: datetime | None = None
+) -> BroadcastRun:
+    """Draft → scheduled: insert the first run (at ``send_at``) and return it.
+
+    Scheduling twice returns the same run. The caller enqueues its start job after commit.
+    """
+    broadcast = get_broadcast(session, broadcast_id, lock=True)
+    if broadcast.status in (BroadcastStatus.CANCELLED, BroadcastStatus.FAILED):
+        raise BadRequest(f"broadcast {broadcast_id} is {broadcast.status}")
+    run = insert_run(session=session, broadcast_id=broadcast_id, occurrence_at=broadcast.send_at)
+    if broadcast.status == BroadcastStatus.DRAFT:
+        broadcast.status = BroadcastStatus.SCHEDULED
+        broadcast.updated_at = now or utcnow()
+        session.add(broadcast)
+        session.flush()
+    return run
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What a cancel did: the runs it stopped and the deliveries it will never send."""
+
+    broadcast_id: int
+    runs: tuple[int, ...]
+    skipped: int
+    already: bool = False
+
+
+def cancel_broadcast(
+    *, session: Session, broadcast_id: int, now: datetime | None = None
+) -> CancelResult:
+    """Stop a broadcast: no send starts after this transaction commits.
+
+    Scheduled and sending runs become ``cancelled`` and their pending or deferred
+    deliveries ``skipped`` (reason ``cancelled``). The run update waits for the senders'
+    share locks on the run row, so a batch already handing texts to Twilio finishes
+    first, and every later batch sees the cancel before its first call. Attempts whose
+    outcome is unknown are still settled with the carrier afterwards.
+    """
+    now = now or utcnow()
+    broadcast = get_broadcast(session, broadcast_id, lock=True)
+    if broadcast.status == BroadcastStatus.CANCELLED:
+        return CancelResult(broadcast_id, (), 0, already=True)
+    if broadcast.status in (BroadcastStatus.SENT, BroadcastStatus.FAILED):
+        raise BadRequest(f"broadcast {broadcast_id} is already {broadcast.status}")
+    runs = BroadcastRun.__table__
+    run_ids = tuple(
+        session.connection()
+        .execute(
+            update(runs)
+            .where(
+                runs.c.broadcast_id == broadcast_id,
+                runs.c.status.in_((RunStatus.SCHEDULED, RunStatus.SENDING)),
+            )
+            .values(status=RunStatus.CANCELLED, cancelled_at=now)
+            .returning(runs.c.id)
+        )
+        .scalars()
+    )
+    skipped = 0
+    if run_ids:
+        d = BroadcastDelivery.__table__
+        skipped = (
+            session.connection()
+            .execute(
+                update(d)
+                .where(
+                    d.c.run_id.in_(run_ids),
+                    d.c.status.in_((DeliveryStatus.PENDING, DeliveryStatus.DEFERRED)),
+                )
+                .values(status=DeliveryStatus.SKIPPED, reason="cancelled", updated_at=now)
+            )
+            .rowcount
+        )
+    broadcast.status = BroadcastStatus.CANCELLED
+    broadcast.cancelled_at = now
+    broadcast.updated_at = now
+    session.add(broadcast)
+    session.flush()
+    session.expire_all()
+    return CancelResult(broadcast_id, run_ids, skipped)
+
+
+def list_broadcasts(*, session: Session, limit: int = 50) -> list[Broadcast]:
+    """Broadcasts, newest first."""
+    return list(
+        session.execute(select(Broadcast).order_by(Broadcast.id.desc()).limit(limit)).scalars()
+    )

@@ -1,0 +1,139 @@
+"""Whether one broadcast text may go to one recipient right now: send, skip or defer.
+
+Pure: no Flask, ORM, Twilio or Redis. The sender asks this for every recipient of a batch
+just before the API calls, with the subscriber's status and stored zone and how many
+broadcast texts the number got in the last 30 days (one query per batch gives those).
+
+The order matters: consent first (an opted-out number is skipped whatever the time), then
+the frequency cap (waiting would not help within the window), then quiet hours (the text
+waits for the recipient's morning). Keyword replies never come here: the program answers
+a supporter's own text at any hour, however many texts they had.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .quiet_hours import Window, next_allowed_time, parse_window
+
+CAP_WINDOW = timedelta(days=30)
+PREFIX_CHARS = 10  # "+" and the nine digits phonenumbers places a number by
+
+# Why a delivery was skipped (stored in ``broadcast_deliveries.reason``).
+OPTED_OUT = "opted_out"
+INVALID_NUMBER = "invalid_number"
+NOT_SUBSCRIBED = "not_subscribed"
+FREQUENCY_CAP = "frequency_cap"
+QUIET_HOURS = "quiet_hours"
+
+_STATUS_REASONS = {"opted_out": OPTED_OUT, "invalid": INVALID_NUMBER}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The program's limits: house quiet hours (None = off), the 30-day cap (0 = none),
+    the zone for numbers that cannot be placed, and whether state laws apply."""
+
+    window: Window | None
+    cap: int
+    default_zone: str
+    state_rules: bool = True
+
+    @classmethod
+    def from_settings(cls, settings) -> Rules:  # noqa: ANN001 - config.Settings
+        """Rules from ``QUIET_HOURS``, ``PROGRAM_MAX_MESSAGES_PER_30_DAYS`` and the zone."""
+        return cls(
+            window=parse_window(settings.quiet_hours),
+            cap=max(0, int(settings.program_max_messages_per_30_days)),
+            default_zone=settings.default_timezone,
+        )
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What the gate needs to know about one recipient at send time."""
+
+    phone: str
+    status: str
+    timezone: str | None = None
+    sent_recently: int = 0  # broadcast texts accepted for this number in the last 30 days
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``send``, ``skip`` (with ``reason``) or ``defer`` (until ``not_before``, UTC)."""
+
+    action: str
+    reason: str | None = None
+    not_before: datetime | None = None
+
+
+SEND = Verdict("send")
+
+
+def consent_verdict(status: str) -> Verdict:
+    """Send only to ``subscribed``; skip everyone else with the reason."""
+    if status == "subscribed":
+        return SEND
+    return Verdict("skip", _STATUS_REASONS.get(status, NOT_SUBSCRIBED))
+
+
+def decide(
+    recipient: Recipient,
+    now: datetime,
+    rules: Rules,
+    cache: dict[tuple[str, str | None], datetime | None] | None = None,
+) -> Verdict:
+    """The verdict for ``recipient`` at ``now`` (aware UTC) under ``rules``.
+
+    ``cache`` (one per batch, all at the same ``now``) keeps quiet-hour answers by number
+    prefix: the zones and the state rule depend only on the first digits of a number
+    (at most nine, the longest prefix in phonenumbers' zone data), and working them out
+    is most of the cost of a verdict.
+    """
+    verdict = consent_verdict(recipient.status)
+    if verdict.action != "send":
+        return verdict
+    if rules.cap and recipient.sent_recently >= rules.cap:
+        return Verdict("skip", FREQUENCY_CAP)
+    key = (recipient.phone[:PREFIX_CHARS], recipient.timezone)
+    if cache is not None and key in cache:
+        allowed = cache[key]
+    else:
+        try:
+            allowed = _next_allowed(now, recipient.phone, recipient.timezone, rules)
+        except ValueError:
+            return Verdict("skip", INVALID_NUMBER)
+        if cache is not None:
+            cache[key] = allowed
+    if allowed is not None:
+        return Verdict("defer", QUIET_HOURS, allowed)
+    return SEND
+
+
+def decide_batch(recipients: list[Recipient], now: datetime, rules: Rules) -> list[Verdict]:
+    """Verdicts for a batch at one ``now``, sharing the quiet-hours work between numbers."""
+    cache: dict[tuple[str, str | None], datetime | None] = {}
+    return [decide(recipient, now, rules, cache) for recipient in recipients]
+
+
+def _next_allowed(now: datetime, phone: str, zone: str | None, rules: Rules) -> datetime | None:
+    try:
+        return _ask(now, phone, zone, rules)
+    except ValueError:
+        if zone is None:
+            raise
+    # A stored zone that is not a zone is ignored, not fatal: the number's own zones stand.
+    return _ask(now, phone, None, rules)
+
+
+def _ask(now: datetime, phone: str, zone: str | None, rules: Rules) -> datetime | None:
+    return next_allowed_time(
+        now,
+        phone,
+        window=rules.window,
+        stored_zone=zone,
+        default_zone=rules.default_zone,
+        state_rules=rules.state_rules,
+    )

@@ -1,0 +1,315 @@
+"""The broadcast sweeper, and an RQ worker that runs it.
+
+The database is the source of truth; Redis only holds the schedule. When Redis loses it
+(a restart without persistence, a flush) or a worker dies with a job, :func:`sweep` puts
+back what is missing:
+
+* a ``scheduled`` run whose start job is not waiting or running → enqueued again (now if
+  due, else at its time);
+* a run with deliveries claimable now (pending, deferred and due, or an attempt older
+  than the lease) and no sender alive or waiting → senders enqueued;
+* a run whose open deliveries all wait for later → a wake-up job at the earliest time;
+* a run with nothing open left → closed.
+
+Start workers with ``rq worker --with-scheduler -w workers.broadcast_worker.BroadcastWorker
+broadcasts default`` (the sweeper runs in a thread of each worker, at start-up and every
+``BROADCAST_SWEEP_SECONDS``, default 30; one sweep at a time across workers), or call
+:func:`start_worker`. ``sms-service broadcast sweep`` runs one sweep by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from redis import ConnectionPool, Redis
+from rq import Queue, SimpleWorker, Worker
+from rq.connections import parse_connection
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from sms_service.broadcasts.runs import OPEN_DELIVERY, finish_run
+from sms_service.broadcasts.tuning import Tuning
+from sms_service.db import make_engine, session_scope
+from sms_service.domain.recurrence import occurrence_job_id
+from sms_service.models import BroadcastDelivery, BroadcastRun, DeliveryStatus, RunStatus, utcnow
+
+from . import QUEUE_BROADCASTS, QUEUES
+from .broadcast import (
+    LANES,
+    alive_key,
+    enqueue_senders,
+    enqueue_start,
+    enqueue_wake,
+    lanes_key,
+    start_key,
+)
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = float(os.environ.get("BROADCAST_SWEEP_SECONDS", "30"))
+SWEEP_LOCK = "sms:bcast:sweep-lock"
+STARTED_GRACE = timedelta(seconds=120)  # a started job with no heartbeat for this long is dead
+WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+D = BroadcastDelivery.__table__
+R = BroadcastRun.__table__
+
+
+@dataclass
+class SweepReport:
+    """What one sweep put back."""
+
+    starts: int = 0
+    senders: int = 0
+    wakes: int = 0
+    closed: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"sweep: {self.starts} starts, {self.senders} senders, {self.wakes} wake-ups, "
+            f"{self.closed} runs closed"
+        )
+
+
+def job_alive(connection: Redis, job_id: str | bytes | None, now: datetime) -> bool:
+    """True if the job is waiting, or running with a recent heartbeat."""
+    if not job_id:
+        return False
+    job_id = job_id.decode() if isinstance(job_id, bytes) else job_id
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        return False
+    status = job.get_status(refresh=False)
+    if status in WAITING:
+        return True
+    if status == JobStatus.STARTED:
+        beat = job.last_heartbeat or job.started_at
+        return beat is not None and now - beat < STARTED_GRACE
+    return False
+
+
+def sweep(
+    *,
+    engine: Engine,
+    queue: Queue,
+    now: datetime | None = None,
+    lanes: int = LANES,
+    lease: timedelta | None = None,
+) -> SweepReport:
+    """Put back the jobs Redis lost (see the module docstring); idempotent."""
+    now = now or utcnow()
+    lease = lease or Tuning.from_env().lease
+    report = SweepReport()
+    redis = queue.connection
+    with engine.connect() as conn:
+        scheduled = conn.execute(
+            select(R.c.id, R.c.broadcast_id, R.c.occurrence_at).where(
+                R.c.status == RunStatus.SCHEDULED
+            )
+        ).all()
+        open_runs = conn.execute(
+            select(R.c.id, R.c.status).where(
+                R.c.status.in_((RunStatus.SENDING, RunStatus.CANCELLED)),
+                R.c.finished_at.is_(None),
+            )
+        ).all()
+    for run in scheduled:
+        if job_alive(redis, redis.get(start_key(run.id)), now):
+            continue
+        default_id = occurrence_job_id(run.broadcast_id, run.occurrence_at)
+        job_id = default_id if not redis.exists(Job.key_for(default_id)) else None
+        job_id = job_id or f"{default_id}-s{uuid.uuid4().hex[:8]}"
+        if enqueue_start(queue, run, job_id=job_id) is not None:
+            report.starts += 1
+    for run in open_runs:
+        _sweep_open_run(engine, queue, run.id, run.status, now, lease, lanes, report)
+    if report.starts or report.senders or report.wakes or report.closed:
+        log.info("%s", report)
+    return report
+
+
+def _sweep_open_run(engine, queue, run_id, status, now, lease, lanes, report) -> None:  # noqa: ANN001
+    redis = queue.connection
+    with engine.connect() as conn:
+        state = conn.execute(
+            select(
+                func.count(),
+                func.count().filter(D.c.status == DeliveryStatus.PENDING),
+                func.count().filter(D.c.status == DeliveryStatus.DEFERRED, D.c.not_before <= now),
+                func.count().filter(
+                    D.c.status == DeliveryStatus.SENDING, D.c.attempt_started_at < now - lease
+                ),
+                func.min(D.c.not_before).filter(D.c.status == DeliveryStatus.DEFERRED),
+                func.min(D.c.attempt_started_at).filter(D.c.status == DeliveryStatus.SENDING),
+            ).where(D.c.run_id == run_id, D.c.status.in_(OPEN_DELIVERY))
+        ).one()
+    total, pending, due, stale, deferred_at, started_at = state
+    if not total:
+        with session_scope(engine) as session:
+            if finish_run(session=session, run_id=run_id, now=now):
+                report.closed += 1
+        return
+    if pending or due or stale:
+        if redis.exists(alive_key(run_id)) or _lane_waiting(redis, run_id, now):
+            return
+        count = 1 if status == RunStatus.CANCELLED else lanes
+        enqueue_senders(queue, run_id, lanes=count)
+        report.senders += count
+        return
+    times = [t for t in (deferred_at, started_at + lease if started_at else None) if t]
+    if times and enqueue_wake(queue, run_id, min(times)) is not None:
+        report.wakes += 1
+
+
+def _lane_waiting(redis: Redis, run_id: int, now: datetime) -> bool:
+    """True if a sender job of the run is queued or running; forgets finished ones."""
+    key = lanes_key(run_id)
+    waiting = False
+    for job_id in redis.smembers(key):
+        if job_alive(redis, job_id, now):
+            waiting = True
+        else:
+            redis.srem(key, job_id)
+    return waiting
+
+
+class Sweeper(threading.Thread):
+    """Sweeps at start and every ``interval`` seconds, with its own engine and Redis
+    client (never shared with a forked work horse). One sweep at a time across workers."""
+
+    def __init__(
+        self,
+        *,
+        redis_url: str | None,
+        database_url: str,
+        interval: float,
+        connection: Redis | None = None,
+        queue_name: str = QUEUE_BROADCASTS,
+    ) -> None:
+        super().__init__(name="broadcast-sweeper", daemon=True)
+        self.redis_url = redis_url
+        self.database_url = database_url
+        self.interval = interval
+        self.connection = connection
+        self.queue_name = queue_name
+        self.stopped = threading.Event()
+
+    def run(self) -> None:  # noqa: D102 - Thread API
+        engine = make_engine(self.database_url)
+        redis = self.connection or Redis.from_url(self.redis_url)
+        queue = Queue(self.queue_name, connection=redis)
+        token = uuid.uuid4().hex
+        try:
+            while True:
+                try:
+                    lock_ms = max(int(self.interval * 900), 100)
+                    if redis.set(SWEEP_LOCK, token, nx=True, px=lock_ms):
+                        sweep(engine=engine, queue=queue)
+                except Exception:  # noqa: BLE001 - a background loop: log and try next time
+                    log.exception("broadcast sweep failed")
+                if self.stopped.wait(self.interval):
+                    return
+        finally:
+            engine.dispose()
+
+    def stop(self) -> None:
+        """Ask the thread to end after its current sweep."""
+        self.stopped.set()
+
+
+class _Sweeping:
+    """Mixin for RQ workers listening to the broadcasts queue: start the sweeper thread."""
+
+    sweep_interval: float = SWEEP_SECONDS
+
+    def work(self, *args, **kwargs) -> bool:  # noqa: D102 - RQ's API
+        sweeper = None
+        if QUEUE_BROADCASTS in self.queue_names():
+            from . import context
+
+            sweeper = Sweeper(
+                redis_url=None,
+                database_url=context.settings().database_url,
+                interval=self.sweep_interval,
+                connection=self._sweeper_connection(),
+            )
+            sweeper.start()
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            if sweeper is not None:
+                sweeper.stop()
+
+    def _sweeper_connection(self) -> Redis:
+        if isinstance(self, SimpleWorker):
+            return self.connection  # nothing forks: share it (fakeredis must)
+        # A client of its own (same server), so a fork never inherits it mid-command.
+        connection_class, pool_class, pool_kwargs = parse_connection(self.connection)
+        return connection_class(
+            connection_pool=ConnectionPool(connection_class=pool_class, **pool_kwargs)
+        )
+
+
+class BroadcastWorker(_Sweeping, Worker):
+    """RQ's forking worker, plus the broadcast sweeper."""
+
+
+class SimpleBroadcastWorker(_Sweeping, SimpleWorker):
+    """RQ's in-process worker (no fork: fakeredis, debugging), plus the sweeper."""
+
+
+def start_worker(
+    *,
+    connection: Redis,
+    queues: Sequence[str] = QUEUES,
+    burst: bool = False,
+    with_scheduler: bool = True,
+    fork: bool = True,
+    name: str | None = None,
+) -> bool:
+    """Run a worker for ``queues`` (default: broadcasts, then default) until stopped.
+
+    For ``sms-service dev``: ``fork=False`` runs jobs in this process (needed with
+    fakeredis, whose data a forked child cannot share); the RQ scheduler then runs in a
+    thread instead of a forked process. Returns whether any job was run (burst mode).
+    """
+    queue_objects = [Queue(q, connection=connection) for q in queues]
+    worker_class = BroadcastWorker if fork else SimpleBroadcastWorker
+    worker = worker_class(queue_objects, connection=connection, name=name)
+    if fork or not with_scheduler:
+        return worker.work(burst=burst, with_scheduler=with_scheduler)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_schedule_in_thread, args=(queue_objects, connection, stop), daemon=True
+    )
+    thread.start()
+    try:
+        return worker.work(burst=burst, with_scheduler=False)
+    finally:
+        stop.set()
+
+
+def _schedule_in_thread(queues: list[Queue], connection: Redis, stop: threading.Event) -> None:
+    """RQ's scheduler loop, in a thread: move due scheduled jobs to their queues."""
+    from rq.scheduler import RQScheduler
+
+    scheduler = RQScheduler(queues, connection=connection)
+    scheduler._connection = connection  # share the caller's client (fakeredis needs it)
+    while not stop.is_set():
+        try:
+            if scheduler.should_reacquire_locks:
+                scheduler.acquire_locks()
+            scheduler.heartbeat()
+            scheduler.enqueue_scheduled_jobs()
+        except Exception:  # noqa: BLE001 - a background loop: log and try next second
+            log.exception("scheduler tick failed")
+        stop.wait(1.0)
