@@ -49,7 +49,9 @@ log = logging.getLogger(__name__)
 LANES = int(os.environ.get("BROADCAST_LANES", "4"))  # senders started per run
 LANE_SECONDS = float(os.environ.get("BROADCAST_LANE_SECONDS", "300"))  # then a fresh job
 KEY_PREFIX = "sms:bcast"
-ALIVE_TTL = timedelta(seconds=15)  # a lane refreshes its run's alive key every third of it
+# A lane refreshes its run's alive key every third of this; the sweeper adds senders to a
+# run with work and no key, so this is how long a dead sender goes unnoticed.
+ALIVE_TTL = timedelta(seconds=float(os.environ.get("BROADCAST_ALIVE_SECONDS", "15")))
 START_RETRY = Retry(max=3, interval=[10, 60, 300])
 SEND_RETRY = Retry(max=5, interval=[5, 30, 60, 300, 900])
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, update
 from sqlalchemy.engine import Connection
 
 from ..models import BroadcastDelivery, DeliveryStatus
@@ -74,11 +74,3 @@ def write_outcomes(conn: Connection, run_id: int, attempt: str, rows: list[dict]
         )
     if keep_time:
         conn.execute(update(D).where(guard).values(**values), keep_time)
-
-
-def sids_recorded(conn: Connection, run_id: int, sids: list[str]) -> set[str]:
-    """Which of ``sids`` another delivery of the run already holds."""
-    if not sids:
-        return set()
-    query = select(D.c.sid).where(D.c.run_id == run_id, D.c.sid.in_(sids))
-    return set(conn.execute(query).scalars())

@@ -20,9 +20,16 @@ from sqlalchemy.engine import Engine
 
 from .. import sender
 from ..domain.phones import mask
-from ..models import BroadcastDelivery, BroadcastRun, DeliveryStatus, RunStatus, Subscriber
+from ..models import (
+    BroadcastDelivery,
+    BroadcastRun,
+    DeliveryStatus,
+    OutboundMessage,
+    RunStatus,
+    Subscriber,
+)
 from .clients import ClientPool
-from .ledger import settle, sids_recorded, write_outcomes
+from .ledger import settle, write_outcomes
 from .runs import OPEN_DELIVERY
 from .tuning import Tuning
 
@@ -31,6 +38,7 @@ log = logging.getLogger(__name__)
 D = BroadcastDelivery.__table__
 S = Subscriber.__table__
 R = BroadcastRun.__table__
+OUT = OutboundMessage.__table__
 
 
 class Recoverer:
@@ -101,32 +109,31 @@ class Recoverer:
             stale = conn.execute(query).all()
             if not stale:
                 return 0, failures
+            exclude = _known_sids(conn, stale)
             results = self.pool.map(
                 lambda client, row: sender.reconcile_outcome(
-                    client, to=row.phone, body=run.body or "", since=row.attempt_started_at
+                    client,
+                    to=row.phone,
+                    body=run.body or "",
+                    since=row.attempt_started_at,
+                    exclude=exclude.get(row.subscriber_id, ()),
                 ),
                 stale,
             )
             now = self.clock()
-            found_sids = [found.sid for found, _ in results if found is not None]
-            taken = sids_recorded(conn, run_id, found_sids)
             settled = 0
             for row, (found, error) in zip(stale, results, strict=True):
                 if error is not None:
                     failures.append(error)
                     continue
-                write_outcomes(
-                    conn,
-                    run_id,
-                    row.attempt_id,
-                    [self._reconciledoutcome(row, found, taken, run.status, now)],
-                )
+                verdict = self._verdict(row, found, run.status, now)
+                write_outcomes(conn, run_id, row.attempt_id, [verdict])
                 settled += 1
         return settled, failures
 
-    def _reconciledoutcome(self, row, found, taken, run_status, now) -> dict:  # noqa: ANN001
+    def _verdict(self, row, found, run_status, now) -> dict:  # noqa: ANN001
         sid = row.subscriber_id
-        if found is not None and found.sid not in taken:
+        if found is not None:
             log.info("reconciled %s: sent as %s", mask(row.phone), found.sid)
             return settle(
                 sid,
@@ -137,10 +144,6 @@ class Recoverer:
                 segments=found.num_segments or None,
                 sent_at=row.attempt_started_at,
             )
-        if found is not None:
-            # The only match is a text already recorded for another delivery: it cannot be
-            # told whether this attempt went, and resending could duplicate. Flag it.
-            return settle(sid, DeliveryStatus.FAILED, "unverified", now)
         if run_status == RunStatus.CANCELLED:
             return settle(sid, DeliveryStatus.SKIPPED, "cancelled", now)
         if row.attempts >= self.tuning.max_attempts:
@@ -159,3 +162,25 @@ class Recoverer:
             ).one()
         times = [t for t in (deferred, started + self.tuning.lease if started else None) if t]
         return min(times) if times else None
+
+
+def _known_sids(conn, stale) -> dict[int, set[str]]:  # noqa: ANN001
+    """Per subscriber, the sids already recorded for texts to them around the attempts
+    (broadcast deliveries and other outbound messages): never to be taken for this one."""
+    since = min(row.attempt_started_at for row in stale) - sender.RECONCILE_SKEW
+    ids = [row.subscriber_id for row in stale]
+    known: dict[int, set[str]] = {i: set() for i in ids}
+    for subscriber_id, sid in conn.execute(
+        select(D.c.subscriber_id, D.c.sid)
+        .where(D.c.subscriber_id.in_(ids), D.c.sent_at.is_not(None), D.c.sent_at >= since)
+        .where(D.c.sid.is_not(None))
+    ):
+        known[subscriber_id].add(sid)
+    phones = {row.phone: row.subscriber_id for row in stale}
+    for phone, sid in conn.execute(
+        select(OUT.c.to_number, OUT.c.sid).where(
+            OUT.c.to_number.in_(list(phones)), OUT.c.sid.is_not(None), OUT.c.created_at >= since
+        )
+    ):
+        known[phones[phone]].add(sid)
+    return known

@@ -182,6 +182,8 @@ class RunSender:
                 attempt_id=attempt,
                 attempt_started_at=now,
                 attempts=D.c.attempts + 1,
+                reason=None,
+                error_code=None,
                 updated_at=now,
             )
             .returning(D.c.subscriber_id)
