@@ -90,7 +90,7 @@ def seed_subscribers(database_url: str, count: int, *, opted_out: int = 0) -> No
     insert = text(
         "INSERT INTO subscribers (phone, status, opted_in_at, created_at, updated_at) "
         "SELECT '+1' || (2022000000 + g)::text, :status, now(), now(), now() "
-        "FROM generate_series(:first, :last) AS g"
+        "FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g"
     )
     with engine.begin() as conn:
         conn.execute(insert, {"status": "subscribed", "first": 0, "last": count - 1})
