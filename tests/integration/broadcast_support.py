@@ -1,0 +1,137 @@
+"""Builders shared by the broadcast tests: subscribers in bulk, the simulator's view, waits."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import TypeVar
+
+import requests
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+
+from sms_service.models import (
+    BroadcastDelivery,
+    BroadcastRun,
+    Campaign,
+    Signature,
+    Subscriber,
+    SubscriberTag,
+    utcnow,
+)
+
+T = TypeVar("T")
+
+
+def phone(i: int) -> str:
+    """A valid Washington DC number (no state quiet-hours rule applies)."""
+    return f"+1202{2_000_000 + i:07d}"
+
+
+def add_subscribers(
+    engine: Engine,
+    count: int,
+    *,
+    start: int = 0,
+    status: str = "subscribed",
+    timezone: str | None = None,
+    tag: str | None = None,
+) -> list[int]:
+    """Insert ``count`` subscribers (numbers ``phone(start)``…); their ids, in order."""
+    now = utcnow()
+    rows = [
+        dict(phone=phone(i), status=status, timezone=timezone, created_at=now, updated_at=now)
+        for i in range(start, start + count)
+    ]
+    table = Subscriber.__table__
+    with engine.begin() as conn:
+        conn.execute(insert(table), rows)
+        ids = list(
+            conn.execute(
+                select(table.c.id).where(table.c.phone.in_([r["phone"] for r in rows]))
+            ).scalars()
+        )
+        if tag:
+            conn.execute(
+                insert(SubscriberTag.__table__), [dict(subscriber_id=i, tag=tag) for i in ids]
+            )
+    return sorted(ids)
+
+
+def add_campaign(engine: Engine, keyword: str, signer_ids: list[int]) -> int:
+    """A campaign signed by ``signer_ids``; its id."""
+    with engine.begin() as conn:
+        campaign_id = conn.execute(
+            insert(Campaign.__table__)
+            .values(
+                keyword=keyword,
+                title=keyword.title(),
+                petition_text="",
+                active=True,
+                created_at=utcnow(),
+            )  # fmt: skip
+            .returning(Campaign.__table__.c.id)
+        ).scalar_one()
+        if signer_ids:
+            conn.execute(
+                insert(Signature.__table__),
+                [
+                    dict(
+                        campaign_id=campaign_id, subscriber_id=i, source="sms", signed_at=utcnow()
+                    )  # fmt: skip
+                    for i in signer_ids
+                ],
+            )
+    return campaign_id
+
+
+def sim_messages(sim_url: str, to: str | None = None) -> list[dict]:
+    """Every message the simulator accepted (newest first), optionally to one number."""
+    params = {"to": to} if to else {}
+    response = requests.get(f"{sim_url}/sim/messages", params=params, timeout=10)
+    response.raise_for_status()
+    return response.json()["messages"]
+
+
+def texts_per_number(sim_url: str) -> Counter:
+    """How many texts each number got from the simulator's point of view."""
+    return Counter(message["to"] for message in sim_messages(sim_url))
+
+
+def clear_sim(sim_url: str) -> None:
+    """Forget every message the simulator holds."""
+    requests.delete(f"{sim_url}/sim/messages", timeout=10).raise_for_status()
+
+
+def delivery_counts(engine: Engine, run_id: int | None = None) -> Counter:
+    """Deliveries per (status, reason), for one run or all."""
+    d = BroadcastDelivery.__table__
+    query = select(d.c.status, d.c.reason)
+    if run_id is not None:
+        query = query.where(d.c.run_id == run_id)
+    with engine.connect() as conn:
+        return Counter(tuple(row) for row in conn.execute(query))
+
+
+def runs_of(engine: Engine, broadcast_id: int) -> list:
+    """The broadcast's runs, in occurrence order."""
+    r = BroadcastRun.__table__
+    with engine.connect() as conn:
+        return conn.execute(
+            select(r).where(r.c.broadcast_id == broadcast_id).order_by(r.c.occurrence_at)
+        ).all()
+
+
+def wait_for(
+    check: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.2, what: str = ""
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+        time.sleep(interval)
