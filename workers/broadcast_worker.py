@@ -12,7 +12,7 @@ back what is missing:
 * a run with nothing open left → closed.
 
 Start workers with ``rq worker --with-scheduler -w workers.broadcast_worker.BroadcastWorker
-broadcasts default`` (the sweeper runs in a thread of each worker, at start-up and every
+broadcasts default`` (each sweeps between jobs, at start-up and every
 ``BROADCAST_SWEEP_SECONDS``, default 30; one sweep at a time across workers), or call
 :func:`start_worker`. ``sms-service broadcast sweep`` runs one sweep by hand.
 """
@@ -22,14 +22,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from redis import ConnectionPool, Redis
+from redis import Redis
 from rq import Queue, SimpleWorker, Worker
-from rq.connections import parse_connection
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import func, select
@@ -159,7 +159,7 @@ def _sweep_open_run(engine, queue, run_id, status, now, lease, lanes, report) ->
                 report.closed += 1
         return
     if pending or due or stale:
-        if redis.exists(alive_key(run_id)) or _lane_waiting(redis, run_id, now):
+        if redis.exists(alive_key(run_id)) or _lane_waiting(redis, run_id):
             return
         count = 1 if status == RunStatus.CANCELLED else lanes
         enqueue_senders(queue, run_id, lanes=count)
@@ -170,93 +170,71 @@ def _sweep_open_run(engine, queue, run_id, status, now, lease, lanes, report) ->
         report.wakes += 1
 
 
-def _lane_waiting(redis: Redis, run_id: int, now: datetime) -> bool:
-    """True if a sender job of the run is queued or running; forgets finished ones."""
+def _lane_waiting(redis: Redis, run_id: int) -> bool:
+    """True if a sender job of the run is waiting to start; forgets the others.
+
+    A running sender is known by the run's alive key, which it refreshes: a job that
+    Redis still calls started while the key has expired died with its worker.
+    """
     key = lanes_key(run_id)
     waiting = False
     for job_id in redis.smembers(key):
-        if job_alive(redis, job_id, now):
+        try:
+            status = Job.fetch(job_id.decode(), connection=redis).get_status(refresh=False)
+        except NoSuchJobError:
+            status = None
+        if status in WAITING:
             waiting = True
-        else:
+        elif status != JobStatus.STARTED:
             redis.srem(key, job_id)
     return waiting
 
 
-class Sweeper(threading.Thread):
-    """Sweeps at start and every ``interval`` seconds, with its own engine and Redis
-    client (never shared with a forked work horse). One sweep at a time across workers."""
-
-    def __init__(
-        self,
-        *,
-        redis_url: str | None,
-        database_url: str,
-        interval: float,
-        connection: Redis | None = None,
-        queue_name: str = QUEUE_BROADCASTS,
-    ) -> None:
-        super().__init__(name="broadcast-sweeper", daemon=True)
-        self.redis_url = redis_url
-        self.database_url = database_url
-        self.interval = interval
-        self.connection = connection
-        self.queue_name = queue_name
-        self.stopped = threading.Event()
-
-    def run(self) -> None:  # noqa: D102 - Thread API
-        engine = make_engine(self.database_url)
-        redis = self.connection or Redis.from_url(self.redis_url)
-        queue = Queue(self.queue_name, connection=redis)
-        token = uuid.uuid4().hex
-        try:
-            while True:
-                try:
-                    lock_ms = max(int(self.interval * 900), 100)
-                    if redis.set(SWEEP_LOCK, token, nx=True, px=lock_ms):
-                        sweep(engine=engine, queue=queue)
-                except Exception:  # noqa: BLE001 - a background loop: log and try next time
-                    log.exception("broadcast sweep failed")
-                if self.stopped.wait(self.interval):
-                    return
-        finally:
-            engine.dispose()
-
-    def stop(self) -> None:
-        """Ask the thread to end after its current sweep."""
-        self.stopped.set()
-
-
 class _Sweeping:
-    """Mixin for RQ workers listening to the broadcasts queue: start the sweeper thread."""
+    """Mixin for RQ workers: sweep between jobs, at start and every ``sweep_interval``.
+
+    The sweep runs in the worker's main loop, through RQ's maintenance hook, never in a
+    thread: a forking worker must not fork while another thread holds a lock (an import
+    in progress, a connection pool), or the work horse inherits it held and hangs. An idle
+    worker wakes from its blocking dequeue every ``sweep_interval`` seconds to sweep; only
+    one worker sweeps per interval (a Redis lock).
+    """
 
     sweep_interval: float = SWEEP_SECONDS
+    _next_sweep: float = 0.0
+    _sweep_engine: Engine | None = None
 
-    def work(self, *args, **kwargs) -> bool:  # noqa: D102 - RQ's API
-        sweeper = None
-        if QUEUE_BROADCASTS in self.queue_names():
-            from . import context
+    @property
+    def dequeue_timeout(self) -> int:  # noqa: D102 - RQ's API
+        return max(1, min(super().dequeue_timeout, int(self.sweep_interval)))
 
-            sweeper = Sweeper(
-                redis_url=None,
-                database_url=context.settings().database_url,
-                interval=self.sweep_interval,
-                connection=self._sweeper_connection(),
-            )
-            sweeper.start()
+    @property
+    def should_run_maintenance_tasks(self) -> bool:  # noqa: D102 - RQ's API
+        return super().should_run_maintenance_tasks or self._sweep_due()
+
+    def run_maintenance_tasks(self) -> None:  # noqa: D102 - RQ's API
+        if super().should_run_maintenance_tasks:
+            super().run_maintenance_tasks()
+        if self._sweep_due():
+            self._next_sweep = time.monotonic() + self.sweep_interval
+            self._sweep()
+
+    def _sweep_due(self) -> bool:
+        return QUEUE_BROADCASTS in self.queue_names() and time.monotonic() >= self._next_sweep
+
+    def _sweep(self) -> None:
+        lock_ms = max(int(self.sweep_interval * 900), 100)
         try:
-            return super().work(*args, **kwargs)
-        finally:
-            if sweeper is not None:
-                sweeper.stop()
+            if not self.connection.set(SWEEP_LOCK, self.name, nx=True, px=lock_ms):
+                return
+            if self._sweep_engine is None:
+                from . import context
 
-    def _sweeper_connection(self) -> Redis:
-        if isinstance(self, SimpleWorker):
-            return self.connection  # nothing forks: share it (fakeredis must)
-        # A client of its own (same server), so a fork never inherits it mid-command.
-        connection_class, pool_class, pool_kwargs = parse_connection(self.connection)
-        return connection_class(
-            connection_pool=ConnectionPool(connection_class=pool_class, **pool_kwargs)
-        )
+                self._sweep_engine = make_engine(context.settings().database_url)
+            queue = Queue(QUEUE_BROADCASTS, connection=self.connection)
+            sweep(engine=self._sweep_engine, queue=queue)
+        except Exception:  # noqa: BLE001 - maintenance, not a job: log, try next time
+            log.exception("broadcast sweep failed")
 
 
 class BroadcastWorker(_Sweeping, Worker):

@@ -66,6 +66,7 @@ R = BroadcastRun.__table__
 class LaneReport:
     """What one call of :meth:`RunSender.send_run` did."""
 
+    batches: int = 0
     claimed: int = 0
     sent: int = 0
     skipped: int = 0
@@ -173,10 +174,13 @@ class RunSender:
         )
         if not self.sqlite:
             picked = picked.with_for_update(skip_locked=True)
+        # A materialised CTE runs the LIMIT once. As ``IN (subquery)`` PostgreSQL may
+        # re-run it per row while the UPDATE locks rows, and claim the whole run.
+        picked = picked.cte("picked").prefix_with("MATERIALIZED")
         claim = (
             update(D)
             .where(D.c.run_id == run_id, D.c.status == DeliveryStatus.PENDING)
-            .where(D.c.subscriber_id.in_(picked.scalar_subquery()))
+            .where(D.c.subscriber_id == picked.c.subscriber_id)
             .values(
                 status=DeliveryStatus.SENDING,
                 attempt_id=attempt,
@@ -192,6 +196,7 @@ class RunSender:
             claimed = sorted(conn.execute(claim).scalars())
             if not claimed:
                 return [], []
+            report.batches += 1
             report.claimed += len(claimed)
             targets = self._screen(conn, run_id, attempt, claimed, now, report)
         return claimed, targets

@@ -256,6 +256,7 @@ def test_sender_sends_once_each_and_skips_those_who_stopped(engine, sender_for, 
         f"{sim.url}/sim/optouts", json={"number": phone(20)}, timeout=5
     ).raise_for_status()
     report = sender_for().send_run(started.run_id)
+    assert report.batches == 3  # 60 recipients, 25 a batch
     assert report.finished and report.sent == 57 and report.skipped == 3
     assert delivery_counts(engine, started.run_id) == {
         ("sent", None): 57, ("skipped", "opted_out"): 2, ("skipped", "carrier_opted_out"): 1,

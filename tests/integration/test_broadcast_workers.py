@@ -1,0 +1,365 @@
+"""Broadcasts end to end: real RQ workers in their own processes (``rq worker
+--with-scheduler``), PostgreSQL, Redis (db 13, flushed around each test) and the carrier
+simulator at 150 ms latency, checked from the simulator's side: who got how many texts.
+
+Workers run with a short lease (4 s), alive key (3 s) and sweep interval (1 s), so a dead
+worker is noticed in seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
+from sqlalchemy import func, select, update
+
+from sms_service import broadcasts as svc
+from sms_service.carrier_sim import SimConfig, run_in_thread
+from sms_service.db import make_engine, session_scope
+from sms_service.domain.audience import parse_audience
+from sms_service.domain.quiet_hours import next_allowed_time
+from sms_service.domain.recurrence import occurrence_job_id
+from sms_service.inbound import InboundSms, handle_inbound
+from sms_service.models import BroadcastDelivery, BroadcastRun, Subscriber, utcnow
+from sms_service.program import program_from
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, make_settings
+from tests.factories import new_sid
+from workers import QUEUE_BROADCASTS
+from workers.broadcast import enqueue_start, start_run
+
+from .broadcast_support import (
+    add_subscribers,
+    clear_sim,
+    delivery_counts,
+    phone,
+    runs_of,
+    sim_messages,
+    texts_per_number,
+    wait_for,
+)
+
+REDIS_URL = "redis://127.0.0.1:6379/13"
+D = BroadcastDelivery.__table__
+R = BroadcastRun.__table__
+
+
+@pytest.fixture(scope="module")
+def sim():
+    config = SimConfig(port=0, latency_ms=150, callbacks="none", account_sid=TEST_ACCOUNT_SID,
+                       auth_token=TEST_AUTH_TOKEN)  # fmt: skip
+    handle = run_in_thread(config)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def connection():
+    conn = redis.Redis.from_url(REDIS_URL)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
+
+
+@pytest.fixture
+def queue(connection):
+    return Queue(QUEUE_BROADCASTS, connection=connection)
+
+
+@pytest.fixture
+def engine(pg_db, sim):
+    clear_sim(sim.url)
+    engine = make_engine(pg_db)
+    yield engine
+    engine.dispose()
+
+
+class WorkerProcess:
+    """``rq worker`` in its own process group, so a kill takes its horse and scheduler."""
+
+    def __init__(self, env: dict[str, str], log_path) -> None:  # noqa: ANN001
+        rq = shutil.which("rq") or os.path.join(os.path.dirname(os.sys.executable), "rq")
+        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [rq, "worker", "--with-scheduler", "-w", "workers.broadcast_worker.BroadcastWorker",
+             "--url", REDIS_URL, "--name", f"test-{uuid.uuid4().hex[:8]}", QUEUE_BROADCASTS],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        """SIGKILL the worker, its work horse and its scheduler: no clean-up at all.
+
+        The horse runs in a process group of its own (RQ calls ``setpgrp``), so the whole
+        tree is found through ``/proc`` and killed at once.
+        """
+        for pid in [self.process.pid, *descendants(self.process.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(timeout=10)
+        self.log.close()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, read from ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@pytest.fixture
+def workers(pg_db, sim, tmp_path):
+    """Start workers with the test environment (plus overrides); all killed at the end."""
+    started: list[WorkerProcess] = []
+    base = os.environ | {
+        "DATABASE_URL": pg_db, "REDIS_URL": REDIS_URL, "TWILIO_API_BASE_URL": sim.url,
+        "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": TEST_AUTH_TOKEN,
+        "APP_ENV": "test", "PUBLIC_BASE_URL": "", "QUIET_HOURS": "off", "SENDER_MPS": "0",
+        "BROADCAST_SWEEP_SECONDS": "1", "BROADCAST_LEASE_SECONDS": "4",
+        "BROADCAST_CLIENT_TIMEOUT": "3", "BROADCAST_ALIVE_SECONDS": "3", "BROADCAST_LANES": "2",
+        "BROADCAST_CHUNK": "40", "BROADCAST_CONCURRENCY": "8",
+    }  # fmt: skip
+
+    def start(**overrides: str) -> WorkerProcess:
+        worker = WorkerProcess(base | overrides, tmp_path / "worker.log")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
+def schedule(engine, *, body="Rally at city hall, 6pm", send_at=None, recurrence="none") -> tuple:
+    """Create and schedule a broadcast to everyone; (broadcast id, first run)."""
+    with session_scope(engine) as session:
+        created = svc.create_broadcast(
+            session=session, body=body, audience=parse_audience("all"),
+            timezone="America/New_York", send_at=send_at, recurrence=recurrence,
+        )  # fmt: skip
+        run = svc.schedule_broadcast(session=session, broadcast_id=created.id)
+    return created.id, run
+
+
+def count(engine, run_id: int, status: str) -> int:
+    with engine.connect() as conn:
+        query = select(func.count()).where(D.c.run_id == run_id, D.c.status == status)
+        return conn.execute(query).scalar_one()
+
+
+def run_row(engine, run_id: int):
+    with engine.connect() as conn:
+        return conn.execute(select(R).where(R.c.id == run_id)).one()
+
+
+def closed(engine, run_id: int) -> bool:
+    return run_row(engine, run_id).finished_at is not None
+
+
+def assert_exactly_one_each(sim_url: str, numbers: list[str]) -> None:
+    per_number = texts_per_number(sim_url)
+    assert {n: per_number[n] for n in numbers} == dict.fromkeys(numbers, 1)
+    assert sum(per_number.values()) == len(numbers)
+
+
+# -- exactly once ----------------------------------------------------------------------------
+
+
+def test_worker_killed_mid_broadcast_then_restarted(engine, queue, workers, sim):
+    add_subscribers(engine, 400)
+    _, run = schedule(engine)
+    worker = workers()
+    enqueue_start(queue, run)
+    wait_for(lambda: count(engine, run.id, "sent") >= 80, timeout=30, what="80 sent")
+    worker.kill()
+    stuck = count(engine, run.id, "sending")  # claims committed, outcomes never written
+    seen_by_carrier = len(sim_messages(sim.url))
+    assert stuck > 0 and count(engine, run.id, "sent") < 400
+    assert seen_by_carrier > count(engine, run.id, "sent")  # calls whose answers were lost
+
+    workers()
+    wait_for(lambda: closed(engine, run.id), timeout=60, what="the run to close")
+    assert delivery_counts(engine, run.id) == {("sent", None): 400}
+    assert_exactly_one_each(sim.url, [phone(i) for i in range(400)])
+    assert run_row(engine, run.id).status == "sent"
+
+
+def test_worker_killed_and_redis_emptied(engine, queue, connection, workers, sim):
+    add_subscribers(engine, 300)
+    _, run = schedule(engine)
+    worker = workers()
+    enqueue_start(queue, run)
+    wait_for(lambda: count(engine, run.id, "sent") >= 60, timeout=30, what="60 sent")
+    worker.kill()
+    connection.flushdb()  # every queued sender, registry and key is gone
+    workers()  # only the sweeper, reading the database, can bring the run back
+    wait_for(lambda: closed(engine, run.id), timeout=60, what="the run to close")
+    assert delivery_counts(engine, run.id) == {("sent", None): 300}
+    assert_exactly_one_each(sim.url, [phone(i) for i in range(300)])
+
+
+# -- STOP and cancel while sending -----------------------------------------------------------
+
+
+def test_nothing_is_sent_to_a_number_after_its_stop_commits(engine, queue, workers, sim):
+    add_subscribers(engine, 300)
+    _, run = schedule(engine)
+    workers(SENDER_MPS="100")
+    enqueue_start(queue, run)
+    wait_for(lambda: count(engine, run.id, "sent") >= 30, timeout=30, what="30 sent")
+    program = program_from(make_settings(engine.url.render_as_string(hide_password=False)))
+    seen_at_stop = {}
+    for i in (100, 140, 180, 220, 260, 299):
+        number = phone(i)
+        sms = InboundSms(message_sid=new_sid(), from_number=number, to_number="21333",
+                         body="STOP", received_at=utcnow())  # fmt: skip
+        with session_scope(engine) as session:
+            assert handle_inbound(session, sms, program).intent
+        # The STOP has committed: whatever the carrier holds for this number now is all
+        # it may ever get.
+        seen_at_stop[number] = len(sim_messages(sim.url, to=number))
+        time.sleep(0.3)
+    assert run_row(engine, run.id).status == "sending"  # the STOPs raced the sending
+    wait_for(lambda: closed(engine, run.id), timeout=60, what="the run to close")
+    for number, seen in seen_at_stop.items():
+        assert len(sim_messages(sim.url, to=number)) == seen, number
+    skipped = delivery_counts(engine, run.id)[("skipped", "opted_out")]
+    assert skipped == sum(1 for seen in seen_at_stop.values() if seen == 0) and skipped >= 1
+    assert sum(texts_per_number(sim.url).values()) == 300 - skipped
+
+
+def test_no_send_starts_after_cancel_commits(engine, queue, workers, sim):
+    add_subscribers(engine, 300)
+    broadcast_id, run = schedule(engine)
+    workers(SENDER_MPS="60")
+    enqueue_start(queue, run)
+    wait_for(lambda: count(engine, run.id, "sent") >= 30, timeout=30, what="30 sent")
+    with session_scope(engine) as session:
+        result = svc.cancel_broadcast(session=session, broadcast_id=broadcast_id)
+    at_cancel = len(sim_messages(sim.url))
+    assert result.runs == (run.id,) and 0 < at_cancel < 300
+    wait_for(lambda: closed(engine, run.id), timeout=30, what="the run to close")
+    time.sleep(1.0)
+    assert len(sim_messages(sim.url)) == at_cancel
+    counts = delivery_counts(engine, run.id)
+    assert counts == {("sent", None): at_cancel, ("skipped", "cancelled"): 300 - at_cancel}
+    assert run_row(engine, run.id).status == "cancelled"
+
+
+# -- checks at send time ---------------------------------------------------------------------
+
+
+def _zone_at_local_hour(hour: int) -> str:
+    offset = (hour - datetime.now(UTC).hour + 12) % 24 - 12
+    return "UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def test_quiet_hours_defer_until_a_job_at_the_allowed_time(engine, queue, connection, workers,
+                                                           sim):  # fmt: skip
+    night, day = _zone_at_local_hour(3), _zone_at_local_hour(13)
+    asleep = add_subscribers(engine, 3, timezone=night)
+    add_subscribers(engine, 3, start=10, timezone=day)
+    _, run = schedule(engine)
+    workers(QUIET_HOURS="08:00-21:00", BROADCAST_SWEEP_SECONDS="600")  # no sweeper help
+    enqueue_start(queue, run)
+    wait_for(lambda: count(engine, run.id, "sent") == 3 and count(engine, run.id, "deferred") == 3,
+             timeout=30, what="3 sent, 3 deferred")  # fmt: skip
+    with engine.connect() as conn:
+        not_before = conn.execute(
+            select(func.min(D.c.not_before)).where(D.c.run_id == run.id)
+        ).scalar_one()
+    started = run_row(engine, run.id).started_at
+    assert not_before == next_allowed_time(not_before - timedelta(minutes=1), phone(0),
+                                           window="08:00-21:00", stored_zone=night)  # fmt: skip
+    assert not_before > started + timedelta(hours=4)  # tomorrow morning, their time
+    registry = ScheduledJobRegistry(queue=queue)
+    wake_id = f"bwake-{run.id}-{not_before:%Y%m%dT%H%M%S}Z"
+    assert wake_id in registry.get_job_ids()
+    assert registry.get_scheduled_time(wake_id) == not_before.replace(microsecond=0)
+    assert set(texts_per_number(sim.url)) == {phone(10), phone(11), phone(12)}
+
+    # Morning comes for them: their clock is now the daytime one, and the scheduler's
+    # clock reaches the wake-up job.
+    with engine.begin() as conn:
+        conn.execute(update(Subscriber.__table__).where(Subscriber.id.in_(asleep))
+                     .values(timezone=day))  # fmt: skip
+        conn.execute(update(D).where(D.c.run_id == run.id, D.c.status == "deferred")
+                     .values(not_before=utcnow()))  # fmt: skip
+    connection.zadd(registry.key, {wake_id: time.time()})
+    wait_for(lambda: closed(engine, run.id), timeout=30, what="the run to close")
+    assert_exactly_one_each(sim.url, [phone(i) for i in (0, 1, 2, 10, 11, 12)])
+
+
+def test_frequency_cap_skips_numbers_at_the_limit(engine, queue, workers, sim):
+    add_subscribers(engine, 4)
+    workers(PROGRAM_MAX_MESSAGES_PER_30_DAYS="1")
+    _, first = schedule(engine, body="First alert")
+    enqueue_start(queue, first)
+    wait_for(lambda: closed(engine, first.id), timeout=30, what="the first run to close")
+    add_subscribers(engine, 2, start=10)
+    _, second = schedule(engine, body="Second alert")
+    enqueue_start(queue, second)
+    wait_for(lambda: closed(engine, second.id), timeout=30, what="the second run to close")
+    assert delivery_counts(engine, second.id) == {
+        ("skipped", "frequency_cap"): 4, ("sent", None): 2,
+    }  # fmt: skip
+    assert_exactly_one_each(sim.url, [phone(i) for i in (0, 1, 2, 3, 10, 11)])
+
+
+# -- recurrence ------------------------------------------------------------------------------
+
+
+def test_recurring_broadcast_fires_on_schedule_and_never_twice(engine, queue, connection,
+                                                               workers, sim):  # fmt: skip
+    add_subscribers(engine, 3)
+    first = (utcnow() + timedelta(seconds=3)).replace(microsecond=0)
+    broadcast_id, run = schedule(engine, body="Daily check-in", send_at=first,
+                                 recurrence="daily")  # fmt: skip
+    enqueue_start(queue, run)  # at ``first``, by RQ's scheduler
+    workers()
+    registry = ScheduledJobRegistry(queue=queue)
+    wait_for(lambda: closed(engine, run.id), timeout=30, what="the first run")
+    assert run_row(engine, run.id).started_at >= first
+    runs = runs_of(engine, broadcast_id)
+    assert [(r.occurrence_at, r.status) for r in runs] == [
+        (first, "sent"), (first + timedelta(days=1), "scheduled"),
+    ]  # fmt: skip
+    second_job = occurrence_job_id(broadcast_id, first + timedelta(days=1))
+    assert registry.get_scheduled_time(second_job) == first + timedelta(days=1)
+
+    connection.zadd(registry.key, {second_job: time.time()})  # a day passes, for RQ
+    wait_for(lambda: closed(engine, runs[1].id), timeout=30, what="the second run")
+    queue.enqueue(start_run, runs[1].id)  # the same occurrence delivered again
+    queue.enqueue(start_run, runs[0].id)
+    third_job = occurrence_job_id(broadcast_id, first + timedelta(days=2))
+    wait_for(lambda: third_job in registry.get_job_ids(), timeout=10, what="the third job")
+    time.sleep(1.5)  # time for the duplicates to run (and do nothing)
+    runs = runs_of(engine, broadcast_id)
+    assert [r.status for r in runs] == ["sent", "sent", "scheduled"]
+    per_number = texts_per_number(sim.url)
+    assert per_number == {phone(0): 2, phone(1): 2, phone(2): 2}
+    with session_scope(engine) as session:
+        assert svc.get_broadcast(session, broadcast_id).status == "scheduled"
