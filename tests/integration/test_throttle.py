@@ -121,6 +121,11 @@ def test_processes_share_the_rate(connection):
     assert busiest_window(grants) <= rate * 1.05
 
 
+# Waits measured call after call include the time between the calls, tens of ms on a
+# loaded CI machine: this tolerance still tells "spaced" from "not spaced" (10-100 ms steps).
+LOADED = 0.03
+
+
 def _grant_times(throttle: Throttle, sizes: list[int]) -> list[float]:
     """When each reservation starts, on the local clock (no sleeping)."""
     return [time.time() + throttle.reserve(size) for size in sizes]
@@ -143,7 +148,7 @@ def test_idle_time_banks_no_more_than_the_burst(connection):
     waits = [throttle.reserve() for _ in range(10)]
     assert waits[:3] == [0.0, 0.0, 0.0]
     assert all(wait > 0 for wait in waits[3:])
-    assert waits[-1] == pytest.approx(0.07, abs=0.005)
+    assert waits[-1] == pytest.approx(0.07, abs=LOADED)
 
 
 def test_default_burst_is_small(connection):
@@ -154,16 +159,16 @@ def test_default_burst_is_small(connection):
 
 def test_a_forgotten_key_restarts_the_spacing(connection):
     throttle = Throttle(connection, rate=10, key=KEY, burst=1)
-    assert [round(throttle.reserve(), 2) for _ in range(3)] == [0.0, 0.1, 0.2]
+    assert [throttle.reserve() for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2], abs=LOADED)
     connection.delete(KEY)  # what a Redis restart without persistence leaves
-    assert [round(throttle.reserve(), 2) for _ in range(3)] == [0.0, 0.1, 0.2]
+    assert [throttle.reserve() for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2], abs=LOADED)
 
 
 def test_a_forgotten_script_is_loaded_again(connection):
     throttle = Throttle(connection, rate=10, key=KEY, burst=1)
     throttle._script.sha = "0" * 40  # as after a restart: the server knows no such script
     assert throttle.reserve() == 0.0
-    assert throttle.reserve() == pytest.approx(0.1, abs=0.005)
+    assert throttle.reserve() == pytest.approx(0.1, abs=LOADED)
 
 
 def test_the_key_expires_once_the_schedule_is_past(connection):
@@ -178,8 +183,8 @@ def test_max_wait_refuses_without_reserving(connection):
         throttle.reserve()
     with pytest.raises(ThrottleTimeout) as refused:
         throttle.reserve(max_wait=0.2)
-    assert refused.value.wait == pytest.approx(0.5, abs=0.01)
-    assert throttle.reserve() == pytest.approx(0.5, abs=0.01)  # the refused slot was not taken
+    assert refused.value.wait == pytest.approx(0.5, abs=LOADED)
+    assert throttle.reserve() == pytest.approx(0.5, abs=LOADED)  # the refused slot was not taken
 
 
 def test_acquire_sleeps_the_wait(connection):
@@ -187,7 +192,7 @@ def test_acquire_sleeps_the_wait(connection):
     slept: list[float] = []
     waits = [throttle.acquire(2, sleep=slept.append) for _ in range(3)]
     assert slept == waits[1:]
-    assert waits[2] == pytest.approx(0.2, abs=0.01)
+    assert waits[2] == pytest.approx(0.2, abs=LOADED)
     with pytest.raises(ThrottleTimeout):
         throttle.acquire(1, max_wait=0.05, sleep=slept.append)
 
