@@ -30,8 +30,9 @@ from datetime import datetime, timedelta
 
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import NoSuchJobError, StopRequested
 from rq.job import Job, JobStatus
+from rq.timeouts import TimerDeathPenalty
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
@@ -242,7 +243,40 @@ class BroadcastWorker(_Sweeping, Worker):
 
 
 class SimpleBroadcastWorker(_Sweeping, SimpleWorker):
-    """RQ's in-process worker (no fork: fakeredis, debugging), plus the sweeper."""
+    """RQ's in-process worker (no fork: fakeredis, debugging), plus the sweeper.
+
+    It may run in a thread other than the main one (``sms-service dev``): it then leaves
+    signal handlers alone, times jobs out with a timer instead of SIGALRM, and stops when
+    ``stop_event`` is set (checked at least every second).
+    """
+
+    stop_event: threading.Event | None = None
+
+    def __init__(self, *args, stop_event: threading.Event | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.stop_event = stop_event
+        if threading.current_thread() is not threading.main_thread():
+            self.death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            super()._install_signal_handlers()
+
+    @property
+    def dequeue_timeout(self) -> int:  # noqa: D102 - RQ's API
+        return 1 if self.stop_event is not None else super().dequeue_timeout
+
+    @property
+    def should_run_maintenance_tasks(self) -> bool:  # noqa: D102 - RQ's API
+        stopping = self.stop_event is not None and self.stop_event.is_set()
+        return stopping or super().should_run_maintenance_tasks
+
+    def run_maintenance_tasks(self) -> None:  # noqa: D102 - RQ's API
+        if self.stop_event is not None and self.stop_event.is_set():
+            # RQ checks its stop flag only between jobs; an idle worker waits in its
+            # dequeue loop, which calls maintenance every second and ends on this.
+            raise StopRequested()
+        super().run_maintenance_tasks()
 
 
 def start_worker(
@@ -253,21 +287,30 @@ def start_worker(
     with_scheduler: bool = True,
     fork: bool = True,
     name: str | None = None,
+    stop_event: threading.Event | None = None,
 ) -> bool:
     """Run a worker for ``queues`` (default: broadcasts, then default) until stopped.
 
-    For ``sms-service dev``: ``fork=False`` runs jobs in this process (needed with
-    fakeredis, whose data a forked child cannot share); the RQ scheduler then runs in a
-    thread instead of a forked process. Returns whether any job was run (burst mode).
+    ``fork=True`` (production): RQ's forking worker, its scheduler in a forked process;
+    call it from a process's main thread. ``fork=False`` (``sms-service dev``, fakeredis):
+    jobs run in this process, the scheduler in a thread, and it may run in any thread;
+    set ``stop_event`` to end it. Returns whether any job was run.
     """
     queue_objects = [Queue(q, connection=connection) for q in queues]
-    worker_class = BroadcastWorker if fork else SimpleBroadcastWorker
-    worker = worker_class(queue_objects, connection=connection, name=name)
-    if fork or not with_scheduler:
+    if fork:
+        worker = BroadcastWorker(queue_objects, connection=connection, name=name)
         return worker.work(burst=burst, with_scheduler=with_scheduler)
+    worker = SimpleBroadcastWorker(
+        queue_objects, connection=connection, name=name, stop_event=stop_event
+    )
+    if not with_scheduler:
+        return worker.work(burst=burst, with_scheduler=False)
     stop = threading.Event()
     thread = threading.Thread(
-        target=_schedule_in_thread, args=(queue_objects, connection, stop), daemon=True
+        target=_schedule_in_thread,
+        args=(queue_objects, connection, stop),
+        name="rq-scheduler",
+        daemon=True,
     )
     thread.start()
     try:

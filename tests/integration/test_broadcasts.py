@@ -39,6 +39,7 @@ from .broadcast_support import (
     phone,
     runs_of,
     texts_per_number,
+    wait_for,
 )
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -382,3 +383,45 @@ def test_cli_create_list_status_cancel(engine, database_url, tmp_path):
     assert f"broadcast {broadcast_id}: cancelled" in result.output
     result = runner.invoke(main, ["broadcast", "status", "999"], env=env)
     assert result.exit_code != 0 and "no broadcast 999" in result.output
+
+
+# -- the worker ``sms-service dev`` runs -----------------------------------------------------
+
+
+def test_dev_worker_runs_in_a_thread_on_fakeredis(sqlite_url, sim, monkeypatch):
+    import threading
+
+    import fakeredis
+    from rq import Queue
+
+    from workers import context
+    from workers.broadcast import enqueue_start
+    from workers.broadcast_worker import start_worker
+
+    clear_sim(sim.url)
+    for name, value in dict(
+        DATABASE_URL=sqlite_url, TWILIO_API_BASE_URL=sim.url, TWILIO_ACCOUNT_SID=TEST_ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=TEST_AUTH_TOKEN, QUIET_HOURS="off", SENDER_MPS="50", PUBLIC_BASE_URL="",
+    ).items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    context.reset()
+    engine = make_engine(sqlite_url)
+    add_subscribers(engine, 20)
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    broadcast_id = create(engine, send_at=soon)
+    connection = fakeredis.FakeRedis()
+    enqueue_start(Queue("broadcasts", connection=connection), runs_of(engine, broadcast_id)[0])
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=start_worker, kwargs=dict(connection=connection, fork=False, stop_event=stop)
+    )
+    thread.start()
+    try:
+        wait_for(lambda: sum(texts_per_number(sim.url).values()) == 20, timeout=20, what="20")
+        wait_for(lambda: runs_of(engine, broadcast_id)[0].status == "sent", timeout=10)
+    finally:
+        stop.set()
+        thread.join(10)
+        engine.dispose()
+        context.reset()
+    assert not thread.is_alive()
