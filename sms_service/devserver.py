@@ -2,9 +2,7 @@
 
 Runs the web app, an RQ worker with its scheduler, and the carrier simulator together.
 SQLite is the database unless DATABASE_URL says otherwise. When no Redis answers at
-REDIS_URL, an in-process fakeredis server stands in: RQ's forking worker and forked
-scheduler cannot share it, so a SimpleWorker and a scheduler loop run in threads of this
-process instead.
+REDIS_URL, an in-process fakeredis server stands in, and the worker runs in a thread.
 """
 
 from __future__ import annotations
@@ -12,24 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass
 
 import redis
-from rq import Queue, SimpleWorker
-from rq.scheduler import RQScheduler
-from rq.timeouts import TimerDeathPenalty
 
 log = logging.getLogger(__name__)
-
-
-class ThreadWorker(SimpleWorker):
-    """A SimpleWorker that runs in a thread: no signal handlers, timer-based timeouts."""
-
-    death_penalty_class = TimerDeathPenalty
-
-    def _install_signal_handlers(self) -> None:  # signals only work in the main thread
-        pass
 
 
 def redis_answers(url: str) -> bool:
@@ -59,60 +44,35 @@ def connect_queue_backend(url: str) -> tuple[redis.Redis, bool]:
 
 @dataclass
 class BackgroundWork:
-    """The worker and scheduler threads; ``stop()`` ends both."""
+    """The in-process RQ worker thread (with its scheduler and sweeper); ``stop()`` ends it."""
 
-    worker: ThreadWorker
-    threads: list[threading.Thread]
+    thread: threading.Thread
     stop_event: threading.Event
 
     def stop(self) -> None:
-        """Ask both loops to finish and wait for them briefly."""
+        """Ask the worker to finish and wait for it briefly."""
         self.stop_event.set()
-        self.worker.request_stop(None, None)
-        for thread in self.threads:
-            thread.join(timeout=5)
+        self.thread.join(timeout=10)
 
 
-def start_background_work(
-    connection: redis.Redis, queue_names: tuple[str, ...], *, sweep=None, sweep_every: float = 5.0
-) -> BackgroundWork:
-    """Start an RQ worker and a scheduler loop in threads sharing ``connection``.
+def start_background_work(connection: redis.Redis) -> BackgroundWork:
+    """Run the broadcast worker in a thread of this process, sharing ``connection``.
 
-    ``sweep`` (optional) is called every ``sweep_every`` seconds: the dev mode uses it to
-    enqueue broadcast runs that came due while no one could enqueue them (the CLI in another
-    process cannot reach an in-process queue).
+    RQ's forking worker and forked scheduler cannot share an in-process fakeredis server,
+    so dev mode runs jobs in-process with the scheduler in a thread; the worker's sweeper
+    also enqueues broadcast runs created from the CLI in another process.
     """
+    from workers.broadcast_worker import start_worker
+
     stop = threading.Event()
-    queues = [Queue(name, connection=connection) for name in queue_names]
-    worker = ThreadWorker(queues, connection=connection)
-
-    def run_worker() -> None:
-        worker.work(with_scheduler=False, logging_level="WARNING")
-
-    def run_scheduler() -> None:
-        scheduler = RQScheduler(queue_names, connection=connection)
-        scheduler._connection = connection  # share the in-process server; never reconnect
-        last_sweep = 0.0
-        while not stop.is_set():
-            scheduler.acquire_locks()
-            if scheduler.acquired_locks:
-                scheduler.enqueue_scheduled_jobs()
-            if sweep is not None and time.monotonic() - last_sweep >= sweep_every:
-                last_sweep = time.monotonic()
-                try:
-                    sweep()
-                except Exception:  # a failed sweep is retried at the next tick
-                    log.exception("broadcast sweep failed")
-            stop.wait(1.0)
-        scheduler.release_locks()
-
-    threads = [
-        threading.Thread(target=run_worker, name="rq-worker", daemon=True),
-        threading.Thread(target=run_scheduler, name="rq-scheduler", daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
-    return BackgroundWork(worker=worker, threads=threads, stop_event=stop)
+    thread = threading.Thread(
+        target=start_worker,
+        kwargs=dict(connection=connection, fork=False, with_scheduler=True, stop_event=stop),
+        name="rq-worker",
+        daemon=True,
+    )
+    thread.start()
+    return BackgroundWork(thread=thread, stop_event=stop)
 
 
 def dev_environment(host: str, port: int, sim_url: str) -> dict[str, str]:
@@ -151,7 +111,6 @@ def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
     from werkzeug.serving import run_simple
 
     from config import Settings
-    from workers import QUEUES
 
     from . import create_app
     from .carrier_sim import SimConfig, run_in_thread
@@ -174,7 +133,7 @@ def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
         )
     )
     connection, in_process = connect_queue_backend(settings.redis_url)
-    background = start_background_work(connection, QUEUES, sweep=_sweeper(connection))
+    background = start_background_work(connection)
     base = f"http://{host}:{port}"
     queue = "in-process (no Redis answered)" if in_process else settings.redis_url
     print(
@@ -194,15 +153,3 @@ def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
         background.stop()
         sim.stop()
         app.extensions["sms_engine"].dispose()
-
-
-def _sweeper(connection):  # noqa: ANN001, ANN202 - redis connection; returns a callable or None
-    """The broadcast sweep (enqueue due runs) bound to ``connection``, if broadcasts exist."""
-    try:
-        from workers import broadcast
-    except ImportError:
-        return None
-    sweep = getattr(broadcast, "sweep_due_runs", None)
-    if sweep is None:
-        return None
-    return lambda: sweep(connection=connection)

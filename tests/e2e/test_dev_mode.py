@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -20,7 +21,7 @@ BIN = Path(sys.executable).parent
 @pytest.fixture
 def dev_server(tmp_path):
     port, sim_port, dead_redis = free_port(), free_port(), free_port()
-    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{dead_redis}/0"}
+    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{dead_redis}/0", "QUIET_HOURS": "off"}
     for name in ("DATABASE_URL", "TWILIO_API_BASE_URL", "PUBLIC_BASE_URL", "TWILIO_AUTH_TOKEN"):
         env.pop(name, None)
     log = open(tmp_path / "dev.log", "w")
@@ -64,3 +65,22 @@ def test_first_run_answers_sign_through_the_simulator(dev_server):
     assert (dev_server["cwd"] / "instance" / "sms_service.db").exists()
     with urllib.request.urlopen(dev_server["web"] + "/phone", timeout=5) as page:
         assert page.status == 200
+
+
+def test_broadcast_from_the_cli_reaches_the_simulated_phone(dev_server):
+    """The CLI (another process) cannot reach the in-process queue: the worker's sweeper
+    finds the due run in the database and sends it."""
+    text(dev_server["sim"], "+12025550123", "JOIN")
+    created = subprocess.run(
+        [str(BIN / "sms-service"), "broadcast", "create", "--audience", "all",
+         "--body", "The 64 are still detained. Call Secretary Cheng today."],
+        cwd=dev_server["cwd"], env=dev_server["env"], capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    deadline = time.monotonic() + 45
+    sent: list[dict] = []
+    while time.monotonic() < deadline and not sent:
+        with urllib.request.urlopen(dev_server["sim"] + "/sim/messages?to=%2B12025550123") as r:
+            sent = json.load(r)["messages"]
+        time.sleep(0.5)
+    assert [m["body"] for m in sent] == ["The 64 are still detained. Call Secretary Cheng today."]
