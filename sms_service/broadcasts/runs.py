@@ -37,6 +37,8 @@ from ..models import (
 )
 
 ANALYZE_ABOVE = 10_000  # planned rows after which the table's statistics are refreshed
+# Namespace of the advisory locks on runs (pg_advisory_xact_lock(class, run id)): "bcst".
+RUN_LOCK_CLASS = 0x62637374
 OPEN_DELIVERY = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
 
 
@@ -284,3 +286,21 @@ def finish_run(*, session: Session, run_id: int, now: datetime | None = None) ->
     session.expire_all()
     refresh_broadcast_status(session=session, broadcast=broadcast, now=now)
     return True
+
+
+def lock_run(connection, run_id: int, *, exclusive: bool) -> None:  # noqa: ANN001
+    """Take the run's transaction-scoped advisory lock (PostgreSQL; a no-op on SQLite,
+    where every writing transaction is serialised anyway).
+
+    Senders hold it shared while they check the run and make their API calls; a cancel
+    takes it exclusively. Advisory locks are queued fairly: a cancel waits for the
+    batches in flight, and batches that start after it wait for the cancel to commit and
+    then see it. A share *row* lock would not do: batches overlapping without end would
+    keep an ``UPDATE`` of the run waiting until the run had finished.
+    """
+    if connection.dialect.name != "postgresql":
+        return
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    connection.execute(
+        text(f"SELECT {function}(:class, :run)"), {"class": RUN_LOCK_CLASS, "run": run_id}
+    )

@@ -7,12 +7,13 @@ Exactly once is kept by the database, in three transactions per batch:
    senders never wait for each other). In the same transaction each is checked
    (:mod:`sms_service.domain.broadcast_gate`): skipped (consent, frequency cap) or
    deferred (quiet hours) rows are settled at once; the rest go on.
-2. **Send**: the run row is read ``FOR SHARE`` (a cancel's ``UPDATE`` waits for us, and we
-   see a committed cancel), our delivery rows ``FOR UPDATE`` and their subscribers
-   ``FOR SHARE``, re-checking ``subscribed``. A STOP locks its subscriber ``FOR UPDATE``, so
-   it commits either before this check (the text is skipped) or after this transaction,
-   which stays open until every API call of the batch has returned: nothing is sent to a
-   number after its STOP commits. Outcomes are written in the same transaction.
+2. **Send**: the run's advisory lock is taken shared (a cancel, which takes it
+   exclusively, waits for us, and we see a committed cancel), our delivery rows are locked
+   ``FOR UPDATE`` and their subscribers ``FOR SHARE``, re-checking ``subscribed``. A STOP
+   locks its subscriber ``FOR UPDATE``, so it commits either before this check (the text
+   is skipped) or after this transaction, which stays open until every API call of the
+   batch has returned: nothing is sent to a number after its STOP commits. Outcomes are
+   written in the same transaction.
 3. **Carrier verdicts** (opted out at the carrier, invalid number) are applied after.
 
 If the process dies in step 2, the claim stays committed (``sending``) and unlocked. Such
@@ -29,6 +30,7 @@ against every other writer: simple and correct, one batch at a time.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -52,7 +54,7 @@ from ..throttle import Throttle
 from .clients import ClientPool
 from .ledger import settle, write_outcomes
 from .recovery import Recoverer
-from .runs import finish_run
+from .runs import finish_run, lock_run
 from .tuning import Tuning
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,15 @@ class LaneReport:
     finished: bool = False
     wake_at: datetime | None = None
     wake_times: set[datetime] = field(default_factory=set)
+
+    def merge(self, parts: list[LaneReport]) -> None:
+        """Add up the reports of the pipelines of one lane."""
+        for part in parts:
+            for name in ("batches", "claimed", "sent", "skipped", "deferred", "failed",
+                         "unknown"):  # fmt: skip
+                setattr(self, name, getattr(self, name) + getattr(part, name))
+            self.out_of_time = self.out_of_time or part.out_of_time
+            self.wake_times |= part.wake_times
 
 
 @dataclass(frozen=True)
@@ -114,33 +125,63 @@ class RunSender:
 
     def send_run(self, run_id: int, *, max_seconds: float = 300.0) -> LaneReport:
         """Settle old attempts, then claim and send batches until nothing is claimable or
-        ``max_seconds`` pass; close the run when nothing is left open."""
+        ``max_seconds`` pass; close the run when nothing is left open.
+
+        ``tuning.pipelines`` batches are in progress at once (threads sharing the pool of
+        API threads), so one batch's database work overlaps another's API calls.
+        """
         report = LaneReport()
         deadline = time.monotonic() + max_seconds
         report.recovered = self.recovery.recover(run_id)
         self.recovery.release_due(run_id)
         body = self._body(run_id)
-        segments = max(count_segments(body).segments, 1) if body else 1
-        cursor = 0
-        while body is not None:
-            if time.monotonic() > deadline:
-                report.out_of_time = True
-                break
-            attempt = uuid.uuid4().hex
-            claimed, targets = self._claim(run_id, cursor, attempt, segments, report)
-            if not claimed:
-                if cursor == 0:
-                    break
-                cursor = 0  # one more pass from the start: rows put back behind us
-                continue
-            cursor = claimed[-1]
-            if targets:
-                self._send(run_id, body, attempt, targets, segments, report)
+        if body is not None:
+            pipelines = 1 if self.sqlite else self.tuning.pipelines
+            parts = [LaneReport() for _ in range(pipelines)]
+            errors: list[BaseException] = []
+
+            def pipeline(part: LaneReport) -> None:
+                try:
+                    self._pipeline(run_id, body, deadline, part)
+                except BaseException as exc:  # noqa: BLE001 - re-raised below, in the job
+                    errors.append(exc)
+
+            threads = [
+                threading.Thread(target=pipeline, args=(part,), name=f"bcast-batch-{n}")
+                for n, part in enumerate(parts[1:], start=1)
+            ]
+            for thread in threads:
+                thread.start()
+            pipeline(parts[0])
+            for thread in threads:
+                thread.join()
+            if errors:
+                raise errors[0]
+            report.merge(parts)
         if not report.out_of_time:
             with session_scope(self.engine) as session:
                 report.finished = finish_run(session=session, run_id=run_id, now=self.clock())
         report.wake_at = self.recovery.next_wake(run_id)
         return report
+
+    def _pipeline(self, run_id: int, body: str, deadline: float, report: LaneReport) -> None:
+        """Claim and send batch after batch, in subscriber order from a cursor of its own."""
+        segments = max(count_segments(body).segments, 1)
+        cursor = 0
+        while True:
+            if time.monotonic() > deadline:
+                report.out_of_time = True
+                return
+            attempt = uuid.uuid4().hex
+            claimed, targets = self._claim(run_id, cursor, attempt, segments, report)
+            if not claimed:
+                if cursor == 0:
+                    return
+                cursor = 0  # one more pass from the start: rows put back behind us
+                continue
+            cursor = claimed[-1]
+            if targets:
+                self._send(run_id, body, attempt, targets, segments, report)
 
     def _body(self, run_id: int) -> str | None:
         with self.engine.connect() as conn:
@@ -259,9 +300,8 @@ class RunSender:
         with self.engine.begin() as conn:
             if self.sqlite:
                 conn.execute(update(R).where(R.c.id == run_id).values(status=R.c.status))
-            run_status = conn.execute(
-                select(R.c.status).where(R.c.id == run_id).with_for_update(read=True)
-            ).scalar_one()
+            lock_run(conn, run_id, exclusive=False)  # a cancel waits for this batch
+            run_status = conn.execute(select(R.c.status).where(R.c.id == run_id)).scalar_one()
             ids = [t.subscriber_id for t in targets]
             now = self.clock()
             if run_status != RunStatus.SENDING:

@@ -5,8 +5,9 @@ RQ jobs (:mod:`workers.broadcast`) own the transactions and enqueue follow-up jo
 the commit.
 
 Lock order, kept everywhere so two transactions never wait on each other in a circle:
-broadcast row (``FOR UPDATE``) → run row → delivery rows. The senders take the run row
-(``FOR SHARE``) and then delivery and subscriber rows, never the broadcast row.
+broadcast row (``FOR UPDATE``) → run (advisory lock, then row) → delivery rows. The
+senders take the run's advisory lock (shared) and then delivery and subscriber rows,
+never the broadcast row.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from ..models import (
     SubscriberStatus,
     utcnow,
 )
-from .runs import audience_query, get_broadcast, insert_run
+from .runs import audience_query, get_broadcast, insert_run, lock_run
 
 MAX_BODY_CHARS = 1600  # Twilio refuses longer bodies (error 21617)
 
@@ -251,9 +252,9 @@ def cancel_broadcast(
     """Stop a broadcast: no send starts after this transaction commits.
 
     Scheduled and sending runs become ``cancelled`` and their pending or deferred
-    deliveries ``skipped`` (reason ``cancelled``). The run update waits for the senders'
-    share locks on the run row, so a batch already handing texts to Twilio finishes
-    first, and every later batch sees the cancel before its first call. Attempts whose
+    deliveries ``skipped`` (reason ``cancelled``). The cancel takes each run's advisory
+    lock exclusively (:func:`~.runs.lock_run`): a batch already handing texts to Twilio
+    finishes first, and every later batch sees the cancel before its first call. Attempts whose
     outcome is unknown are still settled with the carrier afterwards.
     """
     now = now or utcnow()
@@ -263,14 +264,19 @@ def cancel_broadcast(
     if broadcast.status in (BroadcastStatus.SENT, BroadcastStatus.FAILED):
         raise BadRequest(f"broadcast {broadcast_id} is already {broadcast.status}")
     runs = BroadcastRun.__table__
+    open_runs = (RunStatus.SCHEDULED, RunStatus.SENDING)
+    candidates = session.execute(
+        select(runs.c.id)
+        .where(runs.c.broadcast_id == broadcast_id, runs.c.status.in_(open_runs))
+        .order_by(runs.c.id)
+    ).scalars()
+    for run_id in list(candidates):
+        lock_run(session.connection(), run_id, exclusive=True)  # batches in flight finish
     run_ids = tuple(
         session.connection()
         .execute(
             update(runs)
-            .where(
-                runs.c.broadcast_id == broadcast_id,
-                runs.c.status.in_((RunStatus.SCHEDULED, RunStatus.SENDING)),
-            )
+            .where(runs.c.broadcast_id == broadcast_id, runs.c.status.in_(open_runs))
             .values(status=RunStatus.CANCELLED, cancelled_at=now)
             .returning(runs.c.id)
         )
