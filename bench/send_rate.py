@@ -160,6 +160,7 @@ def worker_environment(args: argparse.Namespace, database_url: str, sim_url: str
         ("BROADCAST_LANES", args.lanes),
         ("BROADCAST_CONCURRENCY", args.concurrency),
         ("BROADCAST_CHUNK", args.chunk),
+        ("BROADCAST_PIPELINES", args.pipelines),
     ):
         if value is not None:
             env[name] = str(value)
@@ -326,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lanes", type=int, help="BROADCAST_LANES for the workers")
     parser.add_argument("--concurrency", type=int, help="BROADCAST_CONCURRENCY")
     parser.add_argument("--chunk", type=int, help="BROADCAST_CHUNK")
+    parser.add_argument("--pipelines", type=int, help="BROADCAST_PIPELINES")
     parser.add_argument("--timeout", type=float, help="seconds to wait for the run")
     args = parser.parse_args(argv)
     args.timeout = args.timeout or max(120.0, args.recipients / 50)

@@ -310,13 +310,13 @@ class RunSender:
                 write_outcomes(conn, run_id, attempt, rows)
                 report.skipped += len(rows)
                 return []
-            mine = set(
+            mine = dict(
                 conn.execute(
-                    select(D.c.subscriber_id)
+                    select(D.c.subscriber_id, D.c.attempts)
                     .where(D.c.run_id == run_id, D.c.subscriber_id.in_(ids))
                     .where(D.c.status == DeliveryStatus.SENDING, D.c.attempt_id == attempt)
                     .with_for_update()
-                ).scalars()
+                ).all()
             )
             status = dict(
                 conn.execute(
@@ -345,7 +345,8 @@ class RunSender:
                 if error is not None:  # not an API answer: the call may have gone out
                     log.exception("send to %s raised", mask(target.phone), exc_info=error)
                     outcome = sender.SendOutcome(kind=Outcome.UNKNOWN, error_message=repr(error))
-                rows.append(self._outcomeoutcome(target, outcome, now, report))
+                attempts = mine[target.subscriber_id]
+                rows.append(self._settle_outcome(target, attempts, outcome, now, report))
                 if outcome.kind in (Outcome.OPTED_OUT, Outcome.INVALID_NUMBER):
                     carrier_verdicts.append((target.phone, outcome))
             write_outcomes(conn, run_id, attempt, rows)
@@ -368,7 +369,9 @@ class RunSender:
             status_callback=self.status_callback,
         )
 
-    def _outcomeoutcome(self, target: _Target, outcome, now: datetime, report: LaneReport) -> dict:  # noqa: ANN001
+    def _settle_outcome(self, target: _Target, attempts: int, outcome, now: datetime,  # noqa: ANN001
+                        report: LaneReport) -> dict:  # fmt: skip
+        """The delivery row's settlement for one API answer (``attempts`` counts this one)."""
         sid = target.subscriber_id
         if outcome.kind is Outcome.ACCEPTED:
             report.sent += 1
@@ -385,6 +388,11 @@ class RunSender:
             # Stays ``sending``: reconciled with the carrier once the lease is over.
             report.unknown += 1
             return settle(sid, DeliveryStatus.SENDING, "unknown", None, code=outcome.error_code)
+        if outcome.kind is Outcome.RETRYABLE and attempts >= self.tuning.max_attempts:
+            report.failed += 1  # the carrier kept refusing: give up rather than loop
+            return settle(
+                sid, DeliveryStatus.FAILED, "retries_exhausted", now, code=outcome.error_code
+            )
         if outcome.kind is Outcome.RETRYABLE:
             report.deferred += 1
             later = now + self.tuning.retry_after

@@ -425,3 +425,26 @@ def test_dev_worker_runs_in_a_thread_on_fakeredis(sqlite_url, sim, monkeypatch):
         engine.dispose()
         context.reset()
     assert not thread.is_alive()
+
+
+def test_a_carrier_that_keeps_refusing_fails_the_delivery_after_max_attempts(engine, settings):
+    add_subscribers(engine, 3)
+    started = start(engine, create(engine))
+    failing = run_in_thread(SimConfig(port=0, error_rate=1.0, callbacks="none",
+                                      account_sid=TEST_ACCOUNT_SID, auth_token=TEST_AUTH_TOKEN))  # fmt: skip
+    refused = settings.model_copy(update={"twilio_api_base_url": failing.url})
+    tune = Tuning(chunk=10, concurrency=3, max_attempts=2, retry_after=timedelta(0))
+    pool = ClientPool(lambda: make_twilio_client(refused, timeout=10), tune.concurrency)
+    try:
+        sender = RunSender(engine=engine, settings=refused, pool=pool, tuning=tune,
+                           throttle=Throttle(redis.Redis.from_url(REDIS_URL), rate=0))  # fmt: skip
+        first = sender.send_run(started.run_id)
+        assert first.deferred == 3 and first.sent == 0 and not first.finished
+        assert delivery_counts(engine, started.run_id) == {("deferred", "retry"): 3}
+        second = sender.send_run(started.run_id)  # the second refusal is the last
+        assert second.failed == 3 and second.finished
+    finally:
+        pool.close()
+        failing.stop()
+    assert delivery_counts(engine, started.run_id) == {("failed", "retries_exhausted"): 3}
+    assert runs_of(engine, started.broadcast_id)[0].status == "sent"
