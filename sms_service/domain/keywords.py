@@ -304,7 +304,7 @@ def _sign(campaign: Campaign | None, key: str, conv: Conversation, program: Prog
     if campaign.id in conv.signed:
         has_name = conv.signed[campaign.id]
         reply = (
-            replies.signed_and_subscribed(program, campaign.title)
+            replies.signed_before_and_resubscribed(program, campaign.title, not has_name)
             if subscribing
             else replies.already_signed(program, campaign.title, ask_name=not has_name)
         )

@@ -62,6 +62,16 @@ def already_signed(program: Program, title: str, ask_name: bool) -> str:
     return f'{program.name}: You already signed "{title}" - thank you!{ask} {HELP_STOP}'
 
 
+def signed_before_and_resubscribed(program: Program, title: str, ask_name: bool) -> str:
+    """SIGN from an opted-out number that already signed: not counted again, opted back in
+    with the full disclosure."""
+    ask = " Reply with your full name to add it to your signature." if ask_name else ""
+    return (
+        f'{program.name}: You already signed "{title}" - thank you!{ask} You\'re subscribed '
+        f"to recurring alerts again. {_frequency(program)} {RATES} {HELP_STOP}{_terms(program)}"
+    )
+
+
 def name_thanks(program: Program, name: str, title: str, count: int) -> str:
     """Answer to the name reply, with the petition's signature count."""
     first = name.split()[0]

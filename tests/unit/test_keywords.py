@@ -146,6 +146,18 @@ def test_signing_again_never_counts_twice():
     assert d.intent is Intent.ALREADY_SIGNED and d.sign is None and d.events == ()
 
 
+@pytest.mark.parametrize("has_name", [True, False])
+def test_an_opted_out_signer_signing_again_is_resubscribed_not_counted(has_name):
+    conv = Conversation(status=OUT, signed={HK.id: has_name})
+    d = decide("SIGN", conv, CATALOGUE, PROGRAM, received_at=NOW)
+    assert d.intent is Intent.OPT_IN and d.status is SUB
+    assert d.sign is None and d.events == (ConsentKind.OPT_IN,)
+    assert "already signed" in d.reply and "Thanks for signing" not in d.reply
+    assert all(part in d.reply for part in DISCLOSURE)
+    assert ("full name" in d.reply) is (not has_name)
+    assert (d.ask_name == HK) is (not has_name)
+
+
 def test_sign_without_open_petition():
     d = decide("SIGN", Conversation(SUB), Catalogue(), PROGRAM, received_at=NOW)
     assert d.intent is Intent.NO_PETITION and "no open petition" in d.reply
