@@ -2,7 +2,8 @@
 
 PostgreSQL (127.0.0.1:5432, database ``test`` for the admin connection) and Redis
 (127.0.0.1:6379) are real. Each run creates its own database and drops it at the end;
-each test starts from empty tables.
+each test starts from empty tables. Each run also leases a Redis database number of its
+own (:mod:`tests.redis_db`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,17 @@ from sqlalchemy import create_engine, text
 from config import Settings
 from sms_service.db import make_engine
 from sms_service.migrate import upgrade
+from tests import redis_db
+
+
+
+def pytest_configure(config) -> None:  # noqa: ANN001, ARG001
+    redis_db.lease()  # this run's own Redis database number
+
+
+def pytest_unconfigure(config) -> None:  # noqa: ANN001, ARG001
+    redis_db.release()
+
 
 PG_ADMIN_URL = os.environ.get(
     "TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

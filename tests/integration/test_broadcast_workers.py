@@ -1,5 +1,5 @@
 """Broadcasts end to end: real RQ workers in their own processes (``rq worker
---with-scheduler``), PostgreSQL, Redis (db 13, flushed around each test) and the carrier
+--with-scheduler``), PostgreSQL, Redis (the run's own db, flushed around each test) and the carrier
 simulator at 150 ms latency, checked from the simulator's side: who got how many texts.
 
 Workers run with a short lease (4 s), alive key (3 s) and sweep interval (1 s), so a dead
@@ -33,6 +33,7 @@ from sms_service.models import BroadcastDelivery, BroadcastRun, Subscriber, utcn
 from sms_service.program import program_from
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, make_settings
 from tests.factories import new_sid
+from tests.redis_db import redis_url
 from workers import QUEUE_BROADCASTS
 from workers.broadcast import enqueue_start, start_run
 
@@ -47,7 +48,7 @@ from .broadcast_support import (
     wait_for,
 )
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
+REDIS_URL = redis_url()  # this run's own Redis database
 D = BroadcastDelivery.__table__
 R = BroadcastRun.__table__
 

@@ -30,6 +30,7 @@ from sms_service.models import (
 from sms_service.throttle import Throttle
 from sms_service.twilio_client import close_twilio_client, make_twilio_client
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, make_settings
+from tests.redis_db import redis_url
 
 from .broadcast_support import (
     add_campaign,
@@ -42,7 +43,7 @@ from .broadcast_support import (
     wait_for,
 )
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
+REDIS_URL = redis_url()  # this run's own Redis database
 
 
 @pytest.fixture(scope="module")

@@ -26,12 +26,13 @@ from sms_service.errors import SendRetryable
 from sms_service.models import ConsentEvent, OutboundMessage, Subscriber, utcnow
 from sms_service.twilio_client import close_twilio_client, make_twilio_client
 from tests.conftest import make_settings
+from tests.redis_db import redis_url
 from workers import context
 from workers.send import deliver, enqueue_send
 
 PHONE = "+12025550123"
 INVALID = "+11234567890"  # area code 123 does not exist: Twilio answers 21211
-REDIS_URL = "redis://127.0.0.1:6379/12"  # this module's own Redis database
+REDIS_URL = redis_url()  # this run's own Redis database
 
 
 @pytest.fixture

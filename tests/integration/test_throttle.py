@@ -1,6 +1,6 @@
 """The shared throttle on a real Redis: threads and processes together keep to the rate.
 
-Redis db 14 is this module's own; it is flushed before and after each test.
+The run's own Redis database (:mod:`tests.redis_db`) is flushed before and after each test.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import pytest
 import redis
 
 from sms_service.throttle import Throttle, ThrottleTimeout
+from tests import redis_db
 
-REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 14
+REDIS_HOST, REDIS_PORT, REDIS_DB = redis_db.HOST, redis_db.PORT, redis_db.db_number()
 KEY = "test:throttle"
 
 

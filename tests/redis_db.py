@@ -1,0 +1,63 @@
+"""One Redis database number for each test run, so runs side by side never share keys.
+
+``pytest_configure`` leases a free number (1-15, less the benchmarks' 8 and 9) with a key
+in db 0 that expires on its own should the run be killed, and puts it in the environment
+(``SMS_TEST_REDIS_DB``), where worker processes the tests start read it too. The lease is
+given back when the run ends. Tests flush the database around themselves.
+"""
+
+from __future__ import annotations
+
+import os
+
+import redis
+
+HOST, PORT = "127.0.0.1", 6379
+ENV = "SMS_TEST_REDIS_DB"
+CANDIDATES = tuple(n for n in range(1, 16) if n not in (8, 9))  # 8, 9: bench/
+LEASE_KEY = "sms_test:redis-db-lease:{}"
+LEASE_SECONDS = 3 * 3600
+
+
+def lease() -> int:
+    """Lease a database number for this run (or return the one already leased)."""
+    if os.environ.get(ENV):
+        return int(os.environ[ENV])
+    admin = redis.Redis(host=HOST, port=PORT, db=0)
+    try:
+        for number in CANDIDATES:
+            if admin.set(LEASE_KEY.format(number), os.getpid(), nx=True, ex=LEASE_SECONDS):
+                redis.Redis(host=HOST, port=PORT, db=number).flushdb()  # a dead run's keys
+                os.environ[ENV] = str(number)
+                return number
+    finally:
+        admin.close()
+    raise RuntimeError(
+        f"every Redis database in {CANDIDATES} is leased by another test run "
+        f"(keys {LEASE_KEY.format('*')} in db 0; they expire after {LEASE_SECONDS} s)"
+    )
+
+
+def release() -> None:
+    """Give the lease back, if this process took it."""
+    number = os.environ.pop(ENV, None)
+    if number is None:
+        return
+    admin = redis.Redis(host=HOST, port=PORT, db=0)
+    try:
+        key = LEASE_KEY.format(number)
+        if admin.get(key) == str(os.getpid()).encode():
+            redis.Redis(host=HOST, port=PORT, db=int(number)).flushdb()
+            admin.delete(key)
+    finally:
+        admin.close()
+
+
+def db_number() -> int:
+    """This run's database number (leased in ``pytest_configure``)."""
+    return lease()
+
+
+def redis_url() -> str:
+    """This run's Redis URL."""
+    return f"redis://{HOST}:{PORT}/{db_number()}"
