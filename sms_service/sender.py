@@ -195,9 +195,8 @@ def reconcile_outcome(
             created = message.date_created or message.date_sent
             if message.body not in bodies or message.sid in exclude:
                 continue
-            if (created is not None and created < since) or (
-                message.direction or ""
-            ).startswith("inbound"):
+            inbound = (message.direction or "").startswith("inbound")
+            if inbound or (created is not None and created < since):
                 continue
             return SendOutcome(
                 kind=Outcome.ACCEPTED,

@@ -21,7 +21,6 @@ from sms_service.migrate import upgrade
 from tests import redis_db
 
 
-
 def pytest_configure(config) -> None:  # noqa: ANN001, ARG001
     redis_db.lease()  # this run's own Redis database number
 

@@ -19,8 +19,10 @@ Known limitations, on purpose:
 * The state comes from the area code (NPA), not the residence: numbers move with people.
   Florida, Oklahoma and Connecticut presume an in-state area code means an in-state person,
   which is why the NPA is the test here; a Texan with a 212 number gets New York's hours.
-* State holidays (Alabama, Louisiana and Rhode Island forbid them) and Louisiana's
-  state-of-emergency bans are not modelled: there is no holiday calendar yet.
+* State holidays close the day where the state forbids them (Alabama, Louisiana, Rhode
+  Island), read from the ``holidays`` package's calendar for the state (its legal
+  holidays, "observed" days included: the stricter reading). Louisiana's
+  state-of-emergency bans are not modelled: they are declared, not scheduled.
 * Exemptions (Maryland and Connecticut exempt some nonprofits, Washington exempts polling
   and calls to an organisation's own members) are not applied: the stricter reading holds.
 * States whose stricter hours are reported by compliance vendors but were not checked
@@ -29,18 +31,20 @@ Known limitations, on purpose:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
 
 DEFAULT_ZONE = "America/New_York"
 UNKNOWN_ZONE = "Etc/Unknown"  # what phonenumbers answers when it cannot place a number
-SEARCH_DAYS = 9  # a week of day rules plus slack on both sides of the local date
+SEARCH_DAYS = 14  # a week of day rules, holidays next to closed days, and slack
 _WINDOW_TEXT = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 
 
@@ -119,12 +123,14 @@ class StateRule:
 
     ``clock_zone`` is set when the statute names a clock rather than "local time":
     Mississippi says Central *Standard* Time, so its hours are also read on UTC-6.
+    ``no_holidays`` closes the state's legal holidays (:func:`is_state_holiday`).
     """
 
     state: str
     week: Week
     source: str
     clock_zone: str | None = None
+    no_holidays: bool = False
 
     def __post_init__(self) -> None:
         if len(self.week) != 7:
@@ -134,7 +140,19 @@ class StateRule:
 
     def window_on(self, day: date) -> Window | None:
         """The allowed hours on ``day`` (a local date), None when the day is closed."""
+        if self.no_holidays and is_state_holiday(self.state, day):
+            return None
         return self.week[day.weekday()]
+
+
+@functools.lru_cache(maxsize=256)
+def _holidays(state: str, year: int) -> frozenset[date]:
+    return frozenset(holidays.US(subdiv=state, years=year))
+
+
+def is_state_holiday(state: str, day: date) -> bool:
+    """True when ``day`` is a legal holiday in the US ``state`` (observed days included)."""
+    return day in _holidays(state, day.year)
 
 
 _8_TO_20 = Window(time(8), time(20))
@@ -148,7 +166,8 @@ STATE_RULES: dict[str, StateRule] = {
     for rule in (
         StateRule("AL", _week(_8_TO_20, _8_TO_20, None),
                   "Ala. Admin. Code r. 770-X-5-.17(1)(b): no solicitation calls on Sundays "
-                  "or holidays; otherwise not before 8 a.m. or after 8 p.m."),
+                  "or holidays; otherwise not before 8 a.m. or after 8 p.m.",
+                  no_holidays=True),
         StateRule("CT", _week(_9_TO_20, _9_TO_20, _9_TO_20),
                   "Conn. Gen. Stat. 42-288a as amended by 2023 SB 1058 (eff. 2023-10-01): "
                   "telephonic sales calls, texts included, 9 a.m. to 8 p.m. local time"),
@@ -157,7 +176,8 @@ STATE_RULES: dict[str, StateRule] = {
                   "or after 8 p.m. in the called person's time zone"),
         StateRule("LA", _week(_8_TO_20, _8_TO_20, None),
                   "La. R.S. 45:811: 8 a.m. to 8 p.m. Monday to Saturday, never on Sundays "
-                  "or state holidays; LPSC General Order R-29617"),
+                  "or state holidays; LPSC General Order R-29617",
+                  no_holidays=True),
         StateRule("MD", _week(_8_TO_20, _8_TO_20, _8_TO_20),
                   "Md. Code, Com. Law 14-4502 (Stop the Spam Calls Act of 2023, eff. "
                   "2024-01-01): 8 a.m. to 8 p.m. in the called party's time zone"),
@@ -170,7 +190,8 @@ STATE_RULES: dict[str, StateRule] = {
                   "2022-11-01): not before 8 a.m. or after 8 p.m. local time"),
         StateRule("RI", _week(Window(time(9), time(18)), Window(time(10), time(17)), None),
                   "R.I. Gen. Laws 5-61-2 ('hours of operation') and 5-61-3.6: Mon-Fri "
-                  "9 a.m. to 6 p.m., Sat 10 a.m. to 5 p.m., no Sundays or holidays"),
+                  "9 a.m. to 6 p.m., Sat 10 a.m. to 5 p.m., no Sundays or holidays",
+                  no_holidays=True),
         StateRule("TX", _week(_9_TO_21, _9_TO_21, Window(time(12), time(21))),
                   "Tex. Bus. & Com. Code 301.051: 9 a.m. to 9 p.m. Mon-Sat, noon to 9 p.m. "
                   "Sunday; texts covered since SB 140 (eff. 2025-09-01)"),
@@ -233,11 +254,15 @@ class _Clock:
 
     zone: ZoneInfo
     week: Week
+    rule: StateRule | None = None  # when set, its day rules (holidays too) replace ``week``
+
+    def window_on(self, day: date) -> Window | None:
+        return self.rule.window_on(day) if self.rule is not None else self.week[day.weekday()]
 
     def allows(self, moment: datetime) -> bool:
         """True when ``moment`` falls inside the window of its local day on this clock."""
         local = moment.astimezone(self.zone)
-        window = self.week[local.weekday()]
+        window = self.window_on(local.date())
         return window is not None and local.time() in window
 
     def openings(self, after: datetime) -> list[datetime]:
@@ -246,7 +271,7 @@ class _Clock:
         found = []
         for offset in range(-1, SEARCH_DAYS + 1):
             day = today + timedelta(days=offset)
-            window = self.week[day.weekday()]
+            window = self.window_on(day)
             if window is not None:
                 opening = datetime.combine(day, window.start)
                 found.append(_first_instant(opening, self.zone))
@@ -280,9 +305,9 @@ def _clocks(zones: Sequence[str], window: Window | None, rule: StateRule | None)
         if window is not None:
             clocks.append(_Clock(_zone(name), (window,) * 7))
         if rule is not None:
-            clocks.append(_Clock(_zone(name), rule.week))
+            clocks.append(_Clock(_zone(name), rule.week, rule))
     if rule is not None and rule.clock_zone is not None:
-        clocks.append(_Clock(_zone(rule.clock_zone), rule.week))
+        clocks.append(_Clock(_zone(rule.clock_zone), rule.week, rule))
     return clocks
 
 

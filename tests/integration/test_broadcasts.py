@@ -432,7 +432,8 @@ def test_a_carrier_that_keeps_refusing_fails_the_delivery_after_max_attempts(eng
     add_subscribers(engine, 3)
     started = start(engine, create(engine))
     failing = run_in_thread(SimConfig(port=0, error_rate=1.0, callbacks="none",
-                                      account_sid=TEST_ACCOUNT_SID, auth_token=TEST_AUTH_TOKEN))  # fmt: skip
+                                      account_sid=TEST_ACCOUNT_SID,
+                                      auth_token=TEST_AUTH_TOKEN))  # fmt: skip
     refused = settings.model_copy(update={"twilio_api_base_url": failing.url})
     tune = Tuning(chunk=10, concurrency=3, max_attempts=2, retry_after=timedelta(0))
     pool = ClientPool(lambda: make_twilio_client(refused, timeout=10), tune.concurrency)

@@ -39,7 +39,9 @@ def test_db_upgrade_is_idempotent(cli_env):
 
 
 def test_campaign_create_and_list(cli_env):
-    result = invoke(cli_env, "campaign", "create", "hk64", "--title", "Release the 64", "--text", "t")
+    result = invoke(
+        cli_env, "campaign", "create", "hk64", "--title", "Release the 64", "--text", "t"
+    )
     assert result.exit_code == 0 and "HK64" in result.output
     dup = invoke(cli_env, "campaign", "create", "HK64", "--title", "again")
     assert dup.exit_code != 0 and "already exists" in dup.output
@@ -70,7 +72,9 @@ def test_exports_filter_by_number_and_date(cli_env, client, settings, tmp_path):
         (B, "STOP", "STOP")
     ]
     out = tmp_path / "sigs.csv"
-    assert invoke(cli_env, "export", "signatures", "--campaign", "hk64", "-o", str(out)).exit_code == 0
+    assert (
+        invoke(cli_env, "export", "signatures", "--campaign", "hk64", "-o", str(out)).exit_code == 0
+    )
     [sig] = parse(out.read_text())
     assert (sig["phone_number"], sig["name"], sig["campaign"], sig["source"]) == (
         A, "Ada Lovelace", "HK64", "sms",
@@ -84,7 +88,9 @@ def test_exports_filter_by_number_and_date(cli_env, client, settings, tmp_path):
 def test_export_rejects_bad_input(cli_env):
     assert invoke(cli_env, "export", "consent", "--since", "yesterday").exit_code == 2
     assert invoke(cli_env, "export", "consent", "--phone", "12").exit_code == 2
-    bad_range = invoke(cli_env, "export", "consent", "--since", "2026-02-01", "--until", "2026-01-01")
+    bad_range = invoke(
+        cli_env, "export", "consent", "--since", "2026-02-01", "--until", "2026-01-01"
+    )
     assert bad_range.exit_code == 2
 
 
@@ -94,7 +100,10 @@ def test_export_streams_many_rows(app):
     with Session(engine) as s:
         s.add_all(
             ConsentEvent(
-                occurred_at=when, phone=f"+1202555{i:04d}", event="opt_in", source="import",
+                occurred_at=when,
+                phone=f"+1202555{i:04d}",
+                event="opt_in",
+                source="import",
                 program="Rights Alerts",
             )  # fmt: skip
             for i in range(5000)

@@ -86,9 +86,24 @@ CASES = [
     pytest.param(JACKSON, "2026-11-25T14:30", None, {}, id="ms-winter-0830"),
     pytest.param(JACKSON, "2026-11-29T18:00", "2026-11-30T14:00", {}, id="ms-sunday"),
     # Rhode Island: weekdays 9-6, Saturdays 10-5, no Sundays
-    pytest.param(PROVIDENCE, "2026-11-25T23:00", "2026-11-26T14:00", {}, id="ri-1800"),
+    pytest.param(PROVIDENCE, "2026-12-02T23:00", "2026-12-03T14:00", {}, id="ri-1800"),
     pytest.param(PROVIDENCE, "2026-11-28T14:30", "2026-11-28T15:00", {}, id="ri-saturday-0930"),
     pytest.param(PROVIDENCE, "2026-11-28T22:30", "2026-11-30T14:00", {}, id="ri-saturday-1730"),
+    # State holidays: Alabama, Louisiana and Rhode Island close them; the others do not
+    pytest.param(PROVIDENCE, "2026-11-25T23:00", "2026-11-27T14:00", {},
+                 id="ri-eve-of-thanksgiving"),
+    pytest.param(BIRMINGHAM, "2026-11-26T15:00", "2026-11-27T14:00", {}, id="al-thanksgiving"),
+    pytest.param(BIRMINGHAM, "2026-04-27T15:00", "2026-04-28T13:00", {},
+                 id="al-confederate-memorial-day"),
+    pytest.param(BIRMINGHAM, "2026-07-03T15:00", "2026-07-06T13:00", {},
+                 id="al-july-4th-observed-saturday-and-sunday"),
+    pytest.param(NEW_ORLEANS, "2026-02-17T16:00", "2026-02-18T14:00", {}, id="la-mardi-gras"),
+    pytest.param(PROVIDENCE, "2026-08-10T14:00", "2026-08-11T13:00", {}, id="ri-victory-day"),
+    pytest.param(NEW_YORK, "2026-11-26T15:00", None, {}, id="ny-thanksgiving-no-state-rule"),
+    pytest.param(AUSTIN, "2026-11-26T18:00", None, {}, id="tx-thanksgiving"),
+    pytest.param(JACKSON, "2026-11-26T15:00", None, {}, id="ms-thanksgiving-ban-repealed"),
+    pytest.param(BIRMINGHAM, "2026-11-26T15:00", None, {"state_rules": False},
+                 id="al-thanksgiving-rules-off"),
     # Connecticut 9-8; Washington, Maryland, Oklahoma 8-8
     pytest.param(NEW_HAVEN, "2026-11-25T13:30", "2026-11-25T14:00", {}, id="ct-0830"),
     pytest.param(SEATTLE, "2026-11-26T04:00", "2026-11-26T16:00", {}, id="wa-2000"),
@@ -154,8 +169,10 @@ def test_next_allowed_time(number, now, expected, options):
         assert next_allowed_time(got - timedelta(seconds=1), number, **options) == got
 
 
-@pytest.mark.parametrize("number", [NEW_YORK, MIAMI, AUSTIN, JACKSON, PROVIDENCE, ALASKA, LONDON])
-@pytest.mark.parametrize("start", ["2026-03-06T00:07", "2026-10-30T00:07"])
+@pytest.mark.parametrize(
+    "number", [NEW_YORK, MIAMI, AUSTIN, JACKSON, PROVIDENCE, BIRMINGHAM, ALASKA, LONDON]
+)
+@pytest.mark.parametrize("start", ["2026-03-06T00:07", "2026-10-30T00:07", "2026-11-24T00:07"])
 def test_answer_is_the_earliest_allowed_moment(number, start):
     """Nothing is allowed between now and the answer: checked every 15 minutes over 3 days."""
     step = timedelta(minutes=15)
