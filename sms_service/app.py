@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings
 
+from . import log_masking
 from .db import make_engine
 from .program import program_from
 
@@ -21,6 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(SECRET_KEY=settings.secret_key, SETTINGS=settings)
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)  # type: ignore[method-assign]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log_masking.install()  # request lines (werkzeug, gunicorn) carry numbers in query strings
 
     engine = make_engine(settings.database_url)
     app.extensions["sms_engine"] = engine

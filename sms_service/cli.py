@@ -12,6 +12,7 @@ import click
 
 from config import Settings
 
+from . import log_masking
 from .db import make_engine, session_scope
 from .domain.phones import InvalidPhoneNumber, to_e164
 from .errors import BadRequest
@@ -41,6 +42,7 @@ def parse_when(value: str | None, option: str) -> datetime | None:
 @click.group()
 def main() -> None:
     """SMS keyword campaigns: petitions by text, consent log, broadcasts."""
+    log_masking.install()
 
 
 @main.group()

@@ -36,6 +36,7 @@ from rq.timeouts import TimerDeathPenalty
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from sms_service import log_masking
 from sms_service.broadcasts.runs import OPEN_DELIVERY, finish_run
 from sms_service.broadcasts.tuning import Tuning
 from sms_service.db import make_engine, session_scope
@@ -204,6 +205,10 @@ class _Sweeping:
     sweep_interval: float = SWEEP_SECONDS
     _next_sweep: float = 0.0
     _sweep_engine: Engine | None = None
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        log_masking.install()  # the worker, and every work horse it forks, masks numbers
+        super().__init__(*args, **kwargs)
 
     @property
     def dequeue_timeout(self) -> int:  # noqa: D102 - RQ's API

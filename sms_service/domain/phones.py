@@ -46,10 +46,19 @@ def normalise_address(raw: str | None, default_region: str = "US") -> str:
 def mask(number: str | None) -> str:
     """Mask a number for logs: keep the leading ``+`` and country digit(s) and the last two.
 
-    ``+12025550123`` → ``+1*******23``. Short strings are masked whole.
+    ``+12025550123`` → ``+1********23``. Short strings are masked whole.
     """
     text = (number or "").strip()
     if len(text) <= 4:
         return "*" * len(text)
     head = 2 if text.startswith("+") else 0
     return text[:head] + "*" * (len(text) - head - 2) + text[-2:]
+
+
+# E.164 numbers as they appear in log text: "+12025550123", or URL-encoded "%2B12025550123".
+_NUMBER_IN_TEXT = re.compile(r"(\+|%2[bB])(\d{7,15})(?!\d)")
+
+
+def mask_numbers_in(text: str) -> str:
+    """Mask every E.164 number in ``text`` (plain or URL-encoded), as :func:`mask` does."""
+    return _NUMBER_IN_TEXT.sub(lambda m: m.group(1) + mask("+" + m.group(2))[1:], text)

@@ -24,7 +24,7 @@ def dev_server(tmp_path):
     env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{dead_redis}/0", "QUIET_HOURS": "off"}
     for name in ("DATABASE_URL", "TWILIO_API_BASE_URL", "PUBLIC_BASE_URL", "TWILIO_AUTH_TOKEN"):
         env.pop(name, None)
-    log = open(tmp_path / "dev.log", "w")
+    log = open(tmp_path / "dev.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [str(BIN / "sms-service"), "dev", "--port", str(port), "--sim-port", str(sim_port)],
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -63,8 +63,21 @@ def test_first_run_answers_sign_through_the_simulator(dev_server):
     [thanks] = text(dev_server["sim"], "+12025550123", "Ada Lovelace")["replies"]
     assert "1 signature" in thanks
     assert (dev_server["cwd"] / "instance" / "sms_service.db").exists()
-    with urllib.request.urlopen(dev_server["web"] + "/phone", timeout=5) as page:
+    with urllib.request.urlopen(dev_server["web"] + "/phone?number=%2B12025550123") as page:
+        assert page.status == 200 and "Ada Lovelace" in page.read().decode()
+
+
+def test_numbers_are_masked_in_the_logs(dev_server):
+    text(dev_server["sim"], "+12025550199", "JOIN")
+    with urllib.request.urlopen(dev_server["web"] + "/phone?number=%2B12025550199") as page:
         assert page.status == 200
+    log = dev_server["cwd"] / "dev.log"
+    deadline = time.monotonic() + 10  # the request line is logged after the response
+    while "GET /phone?number=" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    logged = log.read_text()
+    assert "GET /phone?number=%2B1********99" in logged
+    assert "2025550199" not in logged
 
 
 def test_broadcast_from_the_cli_reaches_the_simulated_phone(dev_server):
