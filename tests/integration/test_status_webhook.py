@@ -7,19 +7,27 @@ import threading
 import time
 
 import pytest
+import redis as redis_client
 import requests
 from sqlalchemy import select
 from sqlmodel import Session
 from werkzeug.serving import make_server
 
+from sms_service import broadcasts as svc
 from sms_service import create_app, sender
+from sms_service.broadcasts.clients import ClientPool
+from sms_service.broadcasts.sending import RunSender
 from sms_service.carrier_sim import SimConfig, run_in_thread
 from sms_service.db import session_scope
+from sms_service.domain.audience import parse_audience
 from sms_service.models import ConsentEvent, MessageStatusEvent, OutboundMessage, Subscriber
+from sms_service.throttle import Throttle
 from sms_service.twilio_client import close_twilio_client, make_twilio_client
 from tests.conftest import make_settings
 from tests.factories import new_sid, post_signed, sign
 from workers.send import deliver
+
+from .broadcast_support import add_subscribers, phone
 
 PHONE = "+12025550123"
 
@@ -247,3 +255,37 @@ def test_simulator_delivery_error_reaches_the_consent_log(live):
     assert message(app, message_id).error_code == 21610
     assert subscriber(app).status == "opted_out"
     assert [(e.event, e.source) for e in consent(app)] == [("opt_out", "carrier")]
+
+
+def test_broadcast_progress_counts_what_the_carrier_reports(live):
+    """A broadcast sent through the simulator: its signed callbacks reach /sms/status and
+    the organiser's progress shows delivered and undelivered."""
+    app, settings, sim = live
+    settings = settings.model_copy(update={"quiet_hours": "off", "sender_mps": 0})
+    engine = app.extensions["sms_engine"]
+    add_subscribers(engine, 5)
+    requests.post(f"{sim.url}/sim/outcomes", json={"number": phone(3), "status": "undelivered"},
+                  timeout=5).raise_for_status()  # fmt: skip
+    with session_scope(engine) as session:
+        created = svc.create_broadcast(session=session, body="Rally at noon",
+                                       audience=parse_audience("all"),
+                                       timezone="America/New_York")  # fmt: skip
+        run = svc.schedule_broadcast(session=session, broadcast_id=created.id)
+        broadcast_id, run_id = created.id, run.id
+    with session_scope(engine) as session:
+        svc.begin_run(session=session, run_id=run_id)
+    pool = ClientPool(lambda: make_twilio_client(settings, timeout=10), 5)
+    try:
+        throttle = Throttle(redis_client.Redis.from_url(settings.redis_url), rate=0)
+        sender_ = RunSender(engine=engine, settings=settings, pool=pool, throttle=throttle)
+        assert sender_.send_run(run_id).sent == 5
+    finally:
+        pool.close()
+
+    def progress():  # noqa: ANN202
+        with session_scope(engine) as session:
+            return svc.broadcast_progress(session=session, broadcast_id=broadcast_id).runs[0]
+
+    wait_for(lambda: progress().delivered + progress().undelivered == 5, timeout=10)
+    assert (progress().delivered, progress().undelivered) == (4, 1)
+    assert progress().counts["sent"] == 5
