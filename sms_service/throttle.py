@@ -52,7 +52,7 @@ if limit >= 0 and wait > limit then
   return {0, math.ceil(wait)}
 end
 local after = free + cost
-local ttl = math.ceil((after - now) / 1000) + 1000
+local ttl = math.max(math.ceil((after - now) / 1000), 0) + 1000  -- after < now when idle
 redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX', ttl)
 return {1, math.ceil(wait)}
 """

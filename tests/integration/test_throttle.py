@@ -178,6 +178,15 @@ def test_the_key_expires_once_the_schedule_is_past(connection):
     assert 0 < connection.pttl(KEY) <= 1100
 
 
+def test_a_burst_longer_than_a_second_is_granted(connection):
+    throttle = Throttle(connection, rate=10, key=KEY, burst=25)  # 2.5 s of slots banked
+    throttle.reserve()
+    connection.delete(KEY)  # idle: the first grant after this runs 2.4 s behind the clock
+    assert [throttle.reserve() for _ in range(25)] == [0.0] * 25
+    assert throttle.reserve() > 0
+    assert 0 < connection.pttl(KEY) <= 1300  # the schedule's end (0.2 s ahead) plus 1 s
+
+
 def test_max_wait_refuses_without_reserving(connection):
     throttle = Throttle(connection, rate=10, key=KEY, burst=1)
     for _ in range(5):
