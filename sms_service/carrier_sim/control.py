@@ -28,8 +28,9 @@ def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
-async def _number_from(request: web.Request) -> tuple[str | None, dict]:
-    """The ``number`` of a control request (JSON body or query) in E.164, and the body."""
+async def _number_from(request: web.Request) -> tuple[str | None, str | None, dict]:
+    """The ``number`` of a control request (JSON body or query): in E.164 (None when
+    missing or not a number), as given, and the body."""
     data: dict = {}
     if request.can_read_body:
         try:
@@ -38,7 +39,7 @@ async def _number_from(request: web.Request) -> tuple[str | None, dict]:
             loaded = None
         data = loaded if isinstance(loaded, dict) else {}
     raw = data.get("number") or request.query.get("number")
-    return (parse_number(raw) if raw else None), data
+    return (parse_number(raw) if raw else None), raw, data
 
 
 def _bad_number() -> web.Response:
@@ -115,7 +116,7 @@ async def list_opt_outs(request: web.Request) -> web.Response:
 
 async def add_opt_out(request: web.Request) -> web.Response:
     """Opt a number out, as if it had texted STOP."""
-    number, _ = await _number_from(request)
+    number, _, _ = await _number_from(request)
     if number is None:
         return _bad_number()
     request.app[SIMULATOR].opt_outs.add(number)
@@ -125,8 +126,8 @@ async def add_opt_out(request: web.Request) -> web.Response:
 async def remove_opt_out(request: web.Request) -> web.Response:
     """Opt a number back in (or, with no number, clear the list)."""
     sim = request.app[SIMULATOR]
-    number, data = await _number_from(request)
-    if number is None and (data.get("number") or request.query.get("number")):
+    number, raw, _ = await _number_from(request)
+    if number is None and raw:
         return _bad_number()
     if number is None:
         sim.opt_outs.clear()
@@ -138,7 +139,7 @@ async def remove_opt_out(request: web.Request) -> web.Response:
 async def set_outcome(request: web.Request) -> web.Response:
     """Preset the final status (and error code) of later sends to a number."""
     sim = request.app[SIMULATOR]
-    number, data = await _number_from(request)
+    number, _, data = await _number_from(request)
     if number is None:
         return _bad_number()
     status = str(data.get("status", "")).lower()
@@ -159,7 +160,9 @@ async def set_outcome(request: web.Request) -> web.Response:
 async def clear_outcome(request: web.Request) -> web.Response:
     """Forget a preset outcome (or all of them)."""
     sim = request.app[SIMULATOR]
-    number, _ = await _number_from(request)
+    number, raw, _ = await _number_from(request)
+    if number is None and raw:
+        return _bad_number()
     if number is None:
         sim.outcomes.clear()
     else:

@@ -32,6 +32,8 @@ from config import Settings
 from sms_service.carrier_sim import SimConfig, SimHandle, run_in_thread
 from sms_service.twilio_client import close_twilio_client, make_twilio_client, rewrite_url
 
+from .broadcast_support import wait_for
+
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "sim-test-token"
 TO = "+12025550123"
@@ -328,6 +330,18 @@ def test_opt_outs_can_be_set_and_cleared_directly(sim, twilio):
     assert refused(lambda: twilio.messages.create(to=TO, from_="21333", body="x")).code == 21610
     sim_json(sim, "DELETE", "/sim/optouts", params={"number": TO})
     assert twilio.messages.create(to=TO, from_="21333", body="x").status == "queued"
+
+
+@pytest.mark.parametrize("path", ["/sim/optouts", "/sim/outcomes"])
+def test_clearing_with_a_bad_number_is_refused_and_clears_nothing(sim, twilio, path):
+    sim_json(sim, "POST", "/sim/optouts", json={"number": TO})
+    sim_json(sim, "POST", "/sim/outcomes", json={"number": TO, "status": "failed"})
+    with requests.delete(sim.url + path, params={"number": "garbage"}, timeout=10) as response:
+        assert response.status_code == 400
+    assert sim_json(sim, "GET", "/sim/optouts") == {"opt_outs": [TO]}
+    sim_json(sim, "DELETE", "/sim/optouts")
+    message = twilio.messages.create(to=TO, from_="21333", body="x")
+    wait_for(lambda: twilio.messages(message.sid).fetch().status == "failed", timeout=10)
 
 
 # --- list and fetch ----------------------------------------------------------------------
