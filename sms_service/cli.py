@@ -242,7 +242,11 @@ def serve(host: str, port: int) -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--sim-port", default=8765, show_default=True, type=int)
 @click.option(
-    "--latency-ms", default=0.0, show_default=True, type=float, help="Simulated carrier latency."
+    "--latency-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Simulated carrier latency.",
 )
 def dev(host: str, port: int, sim_port: int, latency_ms: float) -> None:
     """Everything at once on the embedded defaults: web, worker, scheduler, carrier simulator."""

@@ -75,13 +75,11 @@ def start_background_work(connection: redis.Redis) -> BackgroundWork:
     return BackgroundWork(thread=thread, stop_event=stop)
 
 
-def dev_environment(host: str, port: int, sim_url: str) -> dict[str, str]:
-    """Environment for dev mode: the simulator as Twilio, this server as the public URL."""
-    env = {
-        "TWILIO_API_BASE_URL": sim_url,
-        "PUBLIC_BASE_URL": f"http://{host}:{port}",
-    }
-    return {k: v for k, v in env.items() if not os.environ.get(k)}
+def set_default_environment(**values: str) -> None:
+    """Set the variables the environment does not already give (workers read it too)."""
+    for key, value in values.items():
+        if not os.environ.get(key):
+            os.environ[key] = value
 
 
 DEMO_CAMPAIGN = dict(
@@ -116,22 +114,16 @@ def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
     from .carrier_sim import SimConfig, run_in_thread
     from .migrate import upgrade
 
-    for key, value in dev_environment(host, port, f"http://127.0.0.1:{sim_port}").items():
-        os.environ[key] = value  # workers read settings from the environment
+    # This server is the public URL; the simulator posts inbound texts to it, signed for it.
+    set_default_environment(PUBLIC_BASE_URL=f"http://{host}:{port}")
+    sim = run_in_thread(
+        SimConfig.from_settings(Settings(), host="127.0.0.1", port=sim_port, latency_ms=latency_ms)
+    )
+    set_default_environment(TWILIO_API_BASE_URL=sim.url)  # the simulator plays Twilio
     settings = Settings()
     upgrade(settings.database_url)
     app = create_app(settings)
     seeded = seed_demo_campaign(app.extensions["sms_engine"])
-
-    sim = run_in_thread(
-        SimConfig.from_settings(
-            settings,
-            host="127.0.0.1",
-            port=sim_port,
-            latency_ms=latency_ms,
-            webhook_url=f"http://{host}:{port}/sms/inbound",
-        )
-    )
     connection, in_process = connect_queue_backend(settings.redis_url)
     background = start_background_work(connection)
     base = f"http://{host}:{port}"
@@ -139,7 +131,7 @@ def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
     print(
         f"\n  sms_service dev\n"
         f"  web app          {base}   (phone simulator: {base}/phone)\n"
-        f"  inbound webhook  {base}/sms/inbound\n"
+        f"  inbound webhook  {sim.config.webhook_url}\n"
         f"  carrier sim      {sim.url}   (messages: {sim.url}/sim/messages)\n"
         f"  database         {settings.database_url}\n"
         f"  queue            {queue}\n"

@@ -12,15 +12,6 @@ import click
 from .config import CallbackMode, SimConfig
 
 
-def _settings():
-    from config import Settings
-
-    try:
-        return Settings()
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
 @click.command("carrier-sim")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
@@ -92,21 +83,13 @@ def _settings():
 )
 def carrier_sim_command(**options) -> None:
     """Run the carrier simulator: Twilio's Messages API and webhooks on this machine."""
+    from ..cli import load_settings
     from .runner import serve_forever
 
     logging.basicConfig(level=options.pop("log_level"), format="%(levelname)s %(name)s %(message)s")
-    settings = _settings()
-    if options["webhook_url"] is None and settings.public_base_url:
-        options["webhook_url"] = settings.public_base_url.rstrip("/") + "/sms/inbound"
-    for name, default in (
-        ("account_sid", settings.twilio_account_sid),
-        ("auth_token", settings.twilio_auth_token),
-        ("short_code", settings.twilio_from),
-    ):
-        if options[name] is None:
-            options[name] = default
+    given = {name: value for name, value in options.items() if value is not None}
     try:
-        config = SimConfig(**options)
+        config = SimConfig.from_settings(load_settings(), **given)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(

@@ -64,11 +64,15 @@ class SimConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> SimConfig:
-        """Credentials and short code from the service's settings, the rest from ``overrides``."""
+        """Credentials, short code and webhook (``PUBLIC_BASE_URL/sms/inbound``, the URL
+        the service checks signatures against) from the service's settings; the rest, and
+        anything to change, from ``overrides``."""
+        public = settings.public_base_url
         base = cls(
             account_sid=settings.twilio_account_sid,
             auth_token=settings.twilio_auth_token,
             short_code=settings.twilio_from,
+            webhook_url=public.rstrip("/") + "/sms/inbound" if public else None,
         )
         return replace(base, **overrides)
 

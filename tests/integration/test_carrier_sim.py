@@ -7,6 +7,7 @@ texts) land on a small ``http.server`` receiver that records what arrived.
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import socket
@@ -576,7 +577,10 @@ def test_command_line_serves_the_api(clients):
         "--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN, "--callbacks", "none",
         "--latency-ms", "5", "--log-level", "WARNING",
     ]  # fmt: skip
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+    env = {**os.environ, "PUBLIC_BASE_URL": "https://sms.example.org/"}
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    ) as process:
         try:
             url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 20
@@ -595,3 +599,16 @@ def test_command_line_serves_the_api(clients):
             process.terminate()
             out, _ = process.communicate(timeout=10)
     assert b"latency 5 ms" in out
+    assert b"webhook https://sms.example.org/sms/inbound" in out  # what the service checks
+
+
+def test_config_from_settings_posts_where_the_service_checks_signatures(settings):
+    public = settings.model_copy(update={"public_base_url": "https://sms.example.org/"})
+    assert SimConfig.from_settings(public).webhook_url == "https://sms.example.org/sms/inbound"
+    local = settings.model_copy(update={"public_base_url": None})
+    assert SimConfig.from_settings(local).webhook_url is None
+    chosen = SimConfig.from_settings(public, webhook_url="http://127.0.0.1:9/sms/inbound")
+    assert chosen.webhook_url == "http://127.0.0.1:9/sms/inbound"
+    assert (chosen.account_sid, chosen.short_code) == (
+        settings.twilio_account_sid, settings.twilio_from,
+    )  # fmt: skip
