@@ -34,7 +34,7 @@ from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
 from sms_service.broadcasts import begin_run
-from sms_service.broadcasts.clients import ClientPool, skip_environment_scan
+from sms_service.broadcasts.clients import ClientPool
 from sms_service.broadcasts.sending import RunSender
 from sms_service.broadcasts.tuning import Tuning
 from sms_service.db import session_scope
@@ -98,7 +98,7 @@ def send_run(run_id: int) -> str:
     def client():  # noqa: ANN202 - one per thread of the pool
         from sms_service.twilio_client import make_twilio_client
 
-        return skip_environment_scan(make_twilio_client(settings, timeout=tuning.client_timeout))
+        return make_twilio_client(settings, timeout=tuning.client_timeout)
 
     pool = ClientPool(client, tuning.concurrency)
     try:

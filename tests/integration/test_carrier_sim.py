@@ -26,12 +26,18 @@ from urllib.parse import parse_qsl
 import pytest
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from config import Settings
 from sms_service.carrier_sim import SimConfig, SimHandle, run_in_thread
-from sms_service.twilio_client import close_twilio_client, make_twilio_client, rewrite_url
+from sms_service.twilio_client import (
+    close_twilio_client,
+    make_twilio_client,
+    read_environment_once,
+    rewrite_url,
+)
 
 from .broadcast_support import wait_for
 
@@ -412,6 +418,31 @@ def test_region_and_edge_hosts_are_rewritten_too(sim, twilio):
         "https://api.dublin.ie1.twilio.com/2010-04-01/Accounts/AC1/Messages.json?To=%2B1",
         "http://127.0.0.1:8765",
     ) == ("http://127.0.0.1:8765/2010-04-01/Accounts/AC1/Messages.json?To=%2B1")
+
+
+@pytest.mark.parametrize(
+    ("environ", "reads_per_call", "verify"),
+    [
+        ({"PATH": "/bin", "REQUESTS_CA_BUNDLE": "/etc/ca.pem"}, False, "/etc/ca.pem"),
+        ({"PATH": "/bin"}, False, True),
+        ({"REQUESTS_CA_BUNDLE": "/etc/ca.pem", "HTTPS_PROXY": "http://proxy:3128"}, True, True),
+        ({"all_proxy": "socks5://proxy:1080"}, True, True),
+    ],
+)
+def test_clients_read_the_environment_once_unless_a_proxy_is_set(environ, reads_per_call, verify):
+    http_client = TwilioHttpClient()
+    read_environment_once(http_client, environ)
+    assert (http_client.session.trust_env, http_client.session.verify) == (reads_per_call, verify)
+
+
+def test_every_client_the_service_makes_reads_the_environment_once(settings, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/bundle.pem")
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    for config in (settings, settings.model_copy(update={"twilio_api_base_url": None})):
+        session = make_twilio_client(config).http_client.session
+        assert (session.trust_env, session.verify) == (False, "/etc/ssl/bundle.pem")
 
 
 # --- status callbacks ------------------------------------------------------------------
