@@ -29,11 +29,7 @@ from urllib3.exceptions import NewConnectionError
 
 from config import Settings
 
-from .delivery import (
-    apply_carrier_opt_out,
-    latest_reported_status,
-    mark_number_invalid,
-)
+from .delivery import apply_carrier_verdict, latest_reported_status
 from .domain import delivery
 from .domain.delivery import MessageStatus, Outcome
 from .domain.phones import mask
@@ -44,11 +40,9 @@ from .models import OutboundMessage, Subscriber, SubscriberStatus, utcnow
 __all__ = [
     "Outcome",
     "SendOutcome",
-    "apply_carrier_opt_out",
     "claim_for_sending",
     "create_outbound_message",
     "known_sids",
-    "mark_number_invalid",
     "reconcile",
     "reconcile_outcome",
     "record_outcome",
@@ -359,15 +353,10 @@ def record_outcome(
     else:
         message.status = MessageStatus.FAILED
     session.add(message)
-    if outcome.kind is Outcome.OPTED_OUT:
-        apply_carrier_opt_out(
-            session, message.to_number, program=program, error_code=outcome.error_code,
-            occurred_at=now,
-        )  # fmt: skip
-    elif outcome.kind is Outcome.INVALID_NUMBER:
-        mark_number_invalid(
-            session, message.to_number, error_code=outcome.error_code, occurred_at=now
-        )
+    apply_carrier_verdict(
+        session, message.to_number, delivery.verdict_of_refusal(outcome.kind), program=program,
+        error_code=outcome.error_code, occurred_at=now,
+    )  # fmt: skip
     session.flush()
     log.info(
         "send %s to %s: %s %s",

@@ -45,8 +45,9 @@ from config import Settings
 
 from .. import sender
 from ..db import session_scope
+from ..delivery import apply_carrier_verdict
 from ..domain import broadcast_gate as gate
-from ..domain.delivery import Outcome
+from ..domain.delivery import CarrierVerdict, Outcome, verdict_of_refusal
 from ..domain.phones import mask
 from ..domain.segments import count_segments
 from ..models import BroadcastDelivery, BroadcastRun, DeliveryStatus, RunStatus, Subscriber, utcnow
@@ -347,8 +348,9 @@ class RunSender:
                     outcome = sender.SendOutcome(kind=Outcome.UNKNOWN, error_message=repr(error))
                 attempts = mine[target.subscriber_id]
                 rows.append(self._settle_outcome(target, attempts, outcome, now, report))
-                if outcome.kind in (Outcome.OPTED_OUT, Outcome.INVALID_NUMBER):
-                    carrier_verdicts.append((target.phone, outcome))
+                verdict = verdict_of_refusal(outcome.kind)
+                if verdict is not CarrierVerdict.NONE:
+                    carrier_verdicts.append((target.phone, verdict, outcome.error_code))
             write_outcomes(conn, run_id, attempt, rows)
         return carrier_verdicts
 
@@ -418,15 +420,9 @@ class RunSender:
         if not verdicts:
             return
         with session_scope(self.engine) as session:
-            for phone, outcome in verdicts:
-                if outcome.kind is Outcome.OPTED_OUT:
-                    sender.apply_carrier_opt_out(
-                        session,
-                        phone,
-                        program=self.settings.program_name,
-                        error_code=outcome.error_code,
-                    )
-                else:
-                    sender.mark_number_invalid(session, phone, error_code=outcome.error_code)
+            for phone, verdict, code in verdicts:
+                apply_carrier_verdict(
+                    session, phone, verdict, program=self.settings.program_name, error_code=code
+                )
 
     # -- settling old attempts ------------------------------------------------------------

@@ -139,6 +139,15 @@ def classify_delivery_error(code: int | None) -> CarrierVerdict:
     return CarrierVerdict.NONE
 
 
+def verdict_of_refusal(kind: Outcome) -> CarrierVerdict:
+    """What a refused send says about the number: opted out, invalid, or nothing."""
+    if kind is Outcome.OPTED_OUT:
+        return CarrierVerdict.OPTED_OUT
+    if kind is Outcome.INVALID_NUMBER:
+        return CarrierVerdict.INVALID_NUMBER
+    return CarrierVerdict.NONE
+
+
 def parse_error_code(raw: object) -> int | None:
     """Twilio's ErrorCode as an int; None for missing, empty or non-numeric values."""
     text = str(raw if raw is not None else "").strip()

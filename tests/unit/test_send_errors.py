@@ -14,6 +14,7 @@ from sms_service.domain.delivery import (
     lower_statuses,
     parse_error_code,
     rank,
+    verdict_of_refusal,
 )
 from sms_service.sender import SendOutcome
 
@@ -54,6 +55,21 @@ def test_api_errors(http_status, code, expected):
 )
 def test_delivery_error_verdicts(code, expected):
     assert classify_delivery_error(code) is expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        (Outcome.OPTED_OUT, CarrierVerdict.OPTED_OUT),
+        (Outcome.INVALID_NUMBER, CarrierVerdict.INVALID_NUMBER),
+        (Outcome.ACCEPTED, CarrierVerdict.NONE),
+        (Outcome.RETRYABLE, CarrierVerdict.NONE),
+        (Outcome.UNKNOWN, CarrierVerdict.NONE),
+        (Outcome.FAILED, CarrierVerdict.NONE),
+    ],
+)
+def test_what_a_refused_send_says_about_the_number(kind, expected):
+    assert verdict_of_refusal(kind) is expected
 
 
 @pytest.mark.parametrize(
