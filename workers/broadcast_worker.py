@@ -37,6 +37,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from sms_service import log_masking
+from sms_service.broadcasts.recovery import wake_time
 from sms_service.broadcasts.runs import OPEN_DELIVERY, finish_run
 from sms_service.broadcasts.tuning import Tuning
 from sms_service.db import make_engine, session_scope
@@ -167,8 +168,8 @@ def _sweep_open_run(engine, queue, run_id, status, now, lease, lanes, report) ->
         enqueue_senders(queue, run_id, lanes=count)
         report.senders += count
         return
-    times = [t for t in (deferred_at, started_at + lease if started_at else None) if t]
-    if times and enqueue_wake(queue, run_id, min(times)) is not None:
+    wake = wake_time(deferred_at, started_at, lease)
+    if wake is not None and enqueue_wake(queue, run_id, wake) is not None:
         report.wakes += 1
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
@@ -160,8 +160,16 @@ class Recoverer:
                     func.min(D.c.attempt_started_at).filter(D.c.status == DeliveryStatus.SENDING),
                 ).where(D.c.run_id == run_id, D.c.status.in_(OPEN_DELIVERY))
             ).one()
-        times = [t for t in (deferred, started + self.tuning.lease if started else None) if t]
-        return min(times) if times else None
+        return wake_time(deferred, started, self.tuning.lease)
+
+
+def wake_time(
+    deferred_until: datetime | None, oldest_attempt: datetime | None, lease: timedelta
+) -> datetime | None:
+    """When a run next has work that no job is doing: its earliest deferral, or the end of
+    the lease of its oldest attempt in flight (then it is reconciled); None if neither."""
+    times = [t for t in (deferred_until, oldest_attempt + lease if oldest_attempt else None) if t]
+    return min(times) if times else None
 
 
 def _known_sids(conn, stale) -> dict[int, set[str]]:  # noqa: ANN001
