@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from .db import dialect_insert
 from .domain import delivery
 from .domain.delivery import CarrierVerdict
 from .domain.keywords import REVIEW_BUSINESS_DAYS, add_business_days
@@ -92,8 +92,6 @@ def record_status(session: Session, report: StatusReport, *, program: str) -> St
 
 def insert_status_event(session: Session, report: StatusReport, status: str) -> bool:
     """Insert the (sid, status) event unless it exists; True when this call inserted it."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     values = dict(
         sid=report.sid,
         status=status[:16],
@@ -102,7 +100,7 @@ def insert_status_event(session: Session, report: StatusReport, status: str) -> 
         raw=json.dumps(report.raw, sort_keys=True) if report.raw else None,
     )
     statement = (
-        insert(MessageStatusEvent)
+        dialect_insert(session)(MessageStatusEvent)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["sid", "status"])
         .returning(MessageStatusEvent.id)

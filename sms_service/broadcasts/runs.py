@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import case, func, insert, literal, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Select
 from sqlmodel import Session
 
+from ..db import dialect_insert
 from ..domain.recurrence import Recurrence
 from ..errors import BadRequest, NotFound
 from ..models import (
@@ -78,15 +78,11 @@ def audience_query(broadcast: Broadcast) -> Select:
     return query
 
 
-def _upsert(session: Session):  # noqa: ANN202 - the dialect's insert construct
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 def insert_run(*, session: Session, broadcast_id: int, occurrence_at: datetime) -> BroadcastRun:
     """The run for this occurrence, inserted unless it exists (the unique key decides)."""
     now = utcnow()
     statement = (
-        _upsert(session)(BroadcastRun.__table__)
+        dialect_insert(session)(BroadcastRun.__table__)
         .values(
             broadcast_id=broadcast_id,
             occurrence_at=occurrence_at.astimezone(UTC),
@@ -136,7 +132,7 @@ def plan_run(*, session: Session, broadcast: Broadcast, run_id: int, now: dateti
         statement = insert(table).from_select(columns, rows)
     else:
         statement = (
-            _upsert(session)(table)
+            dialect_insert(session)(table)
             .from_select(columns, rows)
             .on_conflict_do_nothing(index_elements=["run_id", "subscriber_id"])
         )
