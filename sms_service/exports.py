@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.engine import Engine
 
 from .models import Campaign, ConsentEvent, Signature, Subscriber
@@ -42,6 +42,16 @@ class ExportFilter:
         if self.since and self.until and self.since >= self.until:
             raise ValueError("--since must be before --until")
 
+    def apply(self, query: Select, when: ColumnElement, phone: ColumnElement) -> Select:
+        """``query`` limited to this filter, read on its ``when`` and ``phone`` columns."""
+        if self.since:
+            query = query.where(when >= self.since)
+        if self.until:
+            query = query.where(when < self.until)
+        if self.phone:
+            query = query.where(phone == self.phone)
+        return query
+
 
 def _iso(value: datetime | None) -> str:
     return value.isoformat() if value is not None else ""
@@ -56,12 +66,7 @@ def _consent_query(flt: ExportFilter, events: tuple[str, ...] | None) -> Select:
     ).outerjoin(Campaign, Campaign.id == ConsentEvent.campaign_id)  # fmt: skip
     if events:
         query = query.where(ConsentEvent.event.in_(events))
-    if flt.since:
-        query = query.where(ConsentEvent.occurred_at >= flt.since)
-    if flt.until:
-        query = query.where(ConsentEvent.occurred_at < flt.until)
-    if flt.phone:
-        query = query.where(ConsentEvent.phone == flt.phone)
+    query = flt.apply(query, ConsentEvent.occurred_at, ConsentEvent.phone)
     return query.order_by(ConsentEvent.occurred_at, ConsentEvent.id)
 
 
@@ -80,12 +85,7 @@ def _signature_query(flt: ExportFilter, campaign: str | None) -> Select:
     )
     if campaign:
         query = query.where(Campaign.keyword == campaign.upper())
-    if flt.since:
-        query = query.where(Signature.signed_at >= flt.since)
-    if flt.until:
-        query = query.where(Signature.signed_at < flt.until)
-    if flt.phone:
-        query = query.where(Subscriber.phone == flt.phone)
+    query = flt.apply(query, Signature.signed_at, Subscriber.phone)
     return query.order_by(Signature.signed_at, Signature.id)
 
 
