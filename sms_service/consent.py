@@ -17,8 +17,9 @@ from .models import ConsentEvent, Subscriber, SubscriberStatus, utcnow
 RESOLVED = "possible_opt_out_resolved"
 
 
-def pending_reviews(*, session: Session) -> list[ConsentEvent]:
-    """Possible opt-outs with no resolution yet, the most urgent (earliest review_by) first."""
+def pending_reviews(*, session: Session, message_sid: str | None = None) -> list[ConsentEvent]:
+    """Possible opt-outs with no resolution yet, the most urgent (earliest review_by) first;
+    only the one for ``message_sid`` when given."""
     resolution = aliased(ConsentEvent)
     query = (
         select(ConsentEvent)
@@ -32,6 +33,8 @@ def pending_reviews(*, session: Session) -> list[ConsentEvent]:
         .where(ConsentEvent.event == "possible_opt_out", resolution.id.is_(None))
         .order_by(ConsentEvent.review_by, ConsentEvent.id)
     )
+    if message_sid is not None:
+        query = query.where(ConsentEvent.message_sid == message_sid)
     return list(session.execute(query).scalars())
 
 
@@ -41,10 +44,10 @@ def resolve_review(
     """Record staff's decision on a possible opt-out; opt the number out if they say so."""
     if not reviewer.strip():
         raise BadRequest("say who decided (--by)")
-    pending = {e.message_sid: e for e in pending_reviews(session=session)}
-    original = pending.get(message_sid)
-    if original is None:
+    pending = pending_reviews(session=session, message_sid=message_sid)
+    if not pending:
         raise NotFound(f"no unresolved possible opt-out for message {message_sid}")
+    original = pending[0]
     now = utcnow()
     decision = "opt-out" if opt_out else "not an opt-out"
     events = [
