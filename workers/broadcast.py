@@ -207,7 +207,7 @@ def enqueue_wake(queue: Queue, run_id: int, when: datetime) -> Job | None:
     when = _aware_utc(when)
     if when.microsecond:
         when = when.replace(microsecond=0) + timedelta(seconds=1)
-    job_id = f"bwake-{run_id}-{when:%Y%m%dT%H%M%S}Z"
+    job_id = occurrence_job_id(run_id, when, prefix="bwake")
     try:
         return queue.enqueue_at(
             when,
