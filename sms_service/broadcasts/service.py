@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select, update
 from sqlmodel import Session
@@ -23,6 +23,7 @@ from sqlmodel import Session
 from ..domain import segments as seg
 from ..domain.audience import AudienceSpec, NumberList
 from ..domain.recurrence import parse_rule
+from ..domain.zones import zone_named
 from ..errors import BadRequest, NotFound
 from ..models import (
     AudienceKind,
@@ -46,9 +47,9 @@ MAX_BODY_CHARS = 1600  # Twilio refuses longer bodies (error 21617)
 def zone(name: str) -> ZoneInfo:
     """The IANA zone ``name``; BadRequest when unknown."""
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise BadRequest(f"unknown time zone {name!r}") from None
+        return zone_named(name)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def local_to_utc(text: str, tz: str) -> datetime:

@@ -36,23 +36,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import holidays
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
 
+from .zones import zone_named
+
 DEFAULT_ZONE = "America/New_York"
 UNKNOWN_ZONE = "Etc/Unknown"  # what phonenumbers answers when it cannot place a number
 SEARCH_DAYS = 14  # a week of day rules, holidays next to closed days, and slack
 _WINDOW_TEXT = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r}") from exc
 
 
 def _parse(e164: str) -> phonenumbers.PhoneNumber:
@@ -136,7 +131,7 @@ class StateRule:
         if len(self.week) != 7:
             raise ValueError(f"{self.state}: a week has seven day rules, not {len(self.week)}")
         if self.clock_zone is not None:
-            _zone(self.clock_zone)
+            zone_named(self.clock_zone)
 
     def window_on(self, day: date) -> Window | None:
         """The allowed hours on ``day`` (a local date), None when the day is closed."""
@@ -239,9 +234,9 @@ def zones_for_number(
 
     Numbers phonenumbers cannot place (``Etc/Unknown``) get ``default_zone``.
     """
-    _zone(default_zone)
+    zone_named(default_zone)
     if stored_zone:
-        _zone(stored_zone)
+        zone_named(stored_zone)
         return (stored_zone,)
     candidates = phone_timezones.time_zones_for_number(_parse(e164))
     named = (default_zone if zone == UNKNOWN_ZONE else zone for zone in candidates)
@@ -303,11 +298,11 @@ def _clocks(zones: Sequence[str], window: Window | None, rule: StateRule | None)
     clocks = []
     for name in zones:
         if window is not None:
-            clocks.append(_Clock(_zone(name), (window,) * 7))
+            clocks.append(_Clock(zone_named(name), (window,) * 7))
         if rule is not None:
-            clocks.append(_Clock(_zone(name), rule.week, rule))
+            clocks.append(_Clock(zone_named(name), rule.week, rule))
     if rule is not None and rule.clock_zone is not None:
-        clocks.append(_Clock(_zone(rule.clock_zone), rule.week, rule))
+        clocks.append(_Clock(zone_named(rule.clock_zone), rule.week, rule))
     return clocks
 
 

@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from .zones import zone_named
 
 
 class Rule(StrEnum):
@@ -60,10 +62,7 @@ class Recurrence:
 
     def __post_init__(self) -> None:
         _aware(self.first, "first")
-        try:
-            zone = ZoneInfo(self.tz)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {self.tz!r}") from exc
+        zone = zone_named(self.tz)
         # Frozen: the derived fields are set once here, the way dataclasses do it themselves.
         object.__setattr__(self, "rule", parse_rule(self.rule))
         object.__setattr__(self, "_zone", zone)
