@@ -126,10 +126,9 @@ def list_(limit: int) -> None:
     with session_scope(engine) as session:
         for b in list_broadcasts(session=session, limit=limit):
             when = b.send_at.astimezone(ZoneInfo(b.timezone))
-            audience = b.audience_kind + (f":{b.audience_value}" if b.audience_value else "")
             excerpt = b.body if len(b.body) <= 40 else b.body[:39] + "…"
             click.echo(
-                f"{b.id}\t{b.status}\t{when:%Y-%m-%d %H:%M %Z}\t{b.recurrence}\t{audience}\t"
+                f"{b.id}\t{b.status}\t{when:%Y-%m-%d %H:%M %Z}\t{b.recurrence}\t{b.audience}\t"
                 f"{excerpt}"
             )
     engine.dispose()

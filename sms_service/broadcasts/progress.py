@@ -22,7 +22,7 @@ from ..models import (
     MessageStatusEvent,
     RunStatus,
 )
-from .runs import get_broadcast
+from .runs import OPEN_DELIVERY, get_broadcast
 
 STATES = tuple(s.value for s in DeliveryStatus)
 CARRIER_FAILED = ("undelivered", "failed")
@@ -46,7 +46,7 @@ class RunProgress:
     @property
     def open(self) -> int:
         """Deliveries not settled yet (pending, sending or deferred)."""
-        return sum(self.counts.get(s, 0) for s in ("pending", "sending", "deferred"))
+        return sum(self.counts.get(s, 0) for s in OPEN_DELIVERY)
 
     @property
     def done(self) -> bool:
@@ -137,14 +137,11 @@ def broadcast_progress(*, session: Session, broadcast_id: int, runs: int = 3) ->
         .order_by(BroadcastRun.occurrence_at.desc())
         .limit(runs)
     ).scalars()
-    audience = broadcast.audience_kind
-    if broadcast.audience_value:
-        audience = f"{audience}:{broadcast.audience_value}"
     return BroadcastProgress(
         broadcast_id=broadcast.id,
         status=broadcast.status,
         body=broadcast.body,
-        audience=audience,
+        audience=broadcast.audience,
         recurrence=broadcast.recurrence,
         timezone=broadcast.timezone,
         send_at=broadcast.send_at,

@@ -108,6 +108,12 @@ class Broadcast(SQLModel, table=True):
     cancelled_at: datetime | None = None
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
+    @property
+    def audience(self) -> str:
+        """The audience for people: its kind, then ``:`` and the tag, keyword or list."""
+        value = f":{self.audience_value}" if self.audience_value else ""
+        return f"{self.audience_kind}{value}"
+
 
 class BroadcastNumber(SQLModel, table=True):
     """One line of an uploaded number list: the E.164 number, or why it was not one.
