@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
@@ -215,12 +215,8 @@ def decide(
         raise ValueError("received_at must be timezone-aware")
     decision = _decide(body, conversation, catalogue, program, received_at)
     if carrier_opt_out_type:
-        return _without_reply(decision)
+        return replace(decision, reply=None)
     return decision
-
-
-def _without_reply(decision: Decision) -> Decision:
-    return Decision(**{**decision.__dict__, "reply": None})
 
 
 def _decide(
