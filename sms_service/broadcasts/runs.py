@@ -199,7 +199,7 @@ def begin_run(*, session: Session, run_id: int, now: datetime | None = None) -> 
     session.flush()
     run.planned = plan_run(session=session, broadcast=broadcast, run_id=run.id, now=now)
     if run.planned >= ANALYZE_ABOVE and session.get_bind().dialect.name == "postgresql":
-        # Fresh statistics, or the senders' claims may sort the whole run to take 200 rows.
+        # Fresh statistics, or each sender's claim may sort the whole run to take one batch.
         session.execute(text("ANALYZE broadcast_deliveries"))
     finished = run.planned == 0
     if finished:
