@@ -67,12 +67,11 @@ def _authorised(request: web.Request, sim: Simulator) -> bool:
 async def create_message(request: web.Request) -> web.Response:
     """Accept (or refuse) one send, answering after the simulated latency."""
     sim = request.app[SIMULATOR]
-    stats = sim.stats
-    if stats.in_flight >= sim.config.max_concurrency:
+    if sim.in_flight >= sim.config.max_concurrency:
         return _refuse(sim, 20429)
-    stats.in_flight += 1
-    if stats.in_flight > stats.peak_in_flight:
-        stats.peak_in_flight = stats.in_flight
+    sim.in_flight += 1
+    if sim.in_flight > sim.stats.peak_in_flight:
+        sim.stats.peak_in_flight = sim.in_flight
     try:
         if not _authorised(request, sim):
             return _refuse(sim, 20003)
@@ -100,7 +99,7 @@ async def create_message(request: web.Request) -> web.Response:
             await asyncio.sleep(delay)
         return json_response(sim.resource(message, time.time(), as_created=True), status=201)
     finally:
-        sim.stats.in_flight -= 1  # not ``stats``: DELETE /sim/messages may have replaced it
+        sim.in_flight -= 1
 
 
 def _validate(sim: Simulator, form: dict[str, str]) -> web.Response | None:

@@ -15,9 +15,8 @@ import uuid
 from typing import TYPE_CHECKING
 
 import aiohttp
-from twilio.request_validator import RequestValidator
 
-from .config import CallbackMode, SimConfig
+from .config import CallbackMode
 from .store import SimMessage
 from .twilio_shapes import API_VERSION
 
@@ -61,10 +60,9 @@ def stages(message: SimMessage, first_at: float, mode: CallbackMode) -> list[tup
 class CallbackSender:
     """Posts status callbacks through one keep-alive ``aiohttp.ClientSession``."""
 
-    def __init__(self, config: SimConfig, simulator: Simulator) -> None:
-        self.config = config
+    def __init__(self, simulator: Simulator) -> None:
+        self.config = simulator.config
         self.simulator = simulator
-        self.validator = RequestValidator(config.auth_token)
         self.session: aiohttp.ClientSession | None = None
         self.tasks: set[asyncio.Task] = set()
         self._slots: asyncio.Semaphore | None = None
@@ -122,7 +120,7 @@ class CallbackSender:
             sender=self.simulator.sender_of(message),
         )
         headers = {
-            "X-Twilio-Signature": self.validator.compute_signature(url, params),
+            "X-Twilio-Signature": self.simulator.validator.compute_signature(url, params),
             "User-Agent": "TwilioProxy/1.1",
             "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
         }

@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from .phone import inbound
-from .simulator import SIMULATOR, Simulator, parse_number
+from .simulator import FINAL_STATUSES, SIMULATOR, Simulator, parse_number
 from .twilio_shapes import DELIVERY_ERRORS, json_response
 
-OUTCOME_STATUSES = frozenset({"delivered", "undelivered", "failed"})
+OUTCOME_STATUSES = FINAL_STATUSES  # the fates a test may preset
 
 
 def _iso(timestamp: float) -> str:
@@ -49,7 +49,7 @@ def _bad_number() -> web.Response:
 async def health(request: web.Request) -> web.Response:
     """Liveness, for scripts waiting for the simulator to start."""
     sim = request.app[SIMULATOR]
-    uptime = round(time.time() - sim.stats.started, 3)
+    uptime = round(time.time() - sim.started, 3)
     return json_response({"status": "ok", "uptime_s": uptime, "messages": len(sim.store)})
 
 
@@ -62,7 +62,7 @@ async def stats(request: web.Request) -> web.Response:
             "accepted": counters.accepted,
             "rejected": {str(code): n for code, n in sorted(counters.rejected.items())},
             "rejected_total": sum(counters.rejected.values()),
-            "in_flight": counters.in_flight,
+            "in_flight": sim.in_flight,
             "peak_in_flight": counters.peak_in_flight,
             "callbacks": {
                 "sent": counters.callbacks_sent,

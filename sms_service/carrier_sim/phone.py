@@ -17,7 +17,6 @@ import xml.etree.ElementTree as ET
 import aiohttp
 import phonenumbers
 from aiohttp import web
-from twilio.request_validator import RequestValidator
 
 from ..domain.segments import count_segments
 from .simulator import SIMULATOR, Simulator, parse_number
@@ -160,7 +159,7 @@ async def inbound(request: web.Request) -> web.Response:
 
 
 async def _post_webhook(sim: Simulator, url: str, params: dict) -> tuple[int | None, str, str]:
-    signature = RequestValidator(sim.config.auth_token).compute_signature(url, params)
+    signature = sim.validator.compute_signature(url, params)
     headers = {"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"}
     session = sim.callbacks.session
     assert session is not None, "the application has not started"

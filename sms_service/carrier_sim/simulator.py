@@ -12,7 +12,9 @@ from random import Random
 
 import phonenumbers
 from aiohttp import web
+from twilio.request_validator import RequestValidator
 
+from ..domain.phones import InvalidPhoneNumber, to_e164
 from ..domain.segments import count_segments
 from .callbacks import CallbackSender
 from .config import SimConfig
@@ -37,15 +39,12 @@ def parse_number(raw: str | None, default_region: str = "US") -> str | None:
     parsed = _e164_fast(text)
     if parsed is not None and phonenumbers.is_valid_number(parsed):
         return text
-    # Anything else, including a fast-path miss, gets the full parser (national formats,
-    # prefixes it may strip), so the fast path never refuses what parse() would accept.
+    # Anything else, including a fast-path miss, gets the service's own parser (national
+    # formats, prefixes it may strip), so the fast path never refuses what it would accept.
     try:
-        parsed = phonenumbers.parse(text, default_region)
-    except phonenumbers.NumberParseException:
+        return to_e164(text, default_region)
+    except InvalidPhoneNumber:
         return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _e164_fast(text: str) -> phonenumbers.PhoneNumber | None:
@@ -76,15 +75,18 @@ class Simulator:
         self.auth_header = basic_authorization(config.account_sid, config.auth_token)
         self.store = MessageStore(config.max_messages)
         self.conversations = Conversations()
-        self.stats = Stats()
+        self.stats = Stats()  # counters; DELETE /sim/messages starts them afresh
+        self.started = time.time()
+        self.in_flight = 0  # API requests being answered now
         self.opt_outs: set[str] = set()
         # number → (final status, error code): fates set by tests via /sim/outcomes.
         self.outcomes: dict[str, tuple[str, int | None]] = {}
-        self.callbacks = CallbackSender(config, self)
+        self.validator = RequestValidator(config.auth_token)  # signs what it posts
+        self.callbacks = CallbackSender(self)
 
     def reset_stats(self) -> None:
-        """Start counting afresh; requests still in flight stay counted."""
-        self.stats = Stats(in_flight=self.stats.in_flight)
+        """Start counting afresh."""
+        self.stats = Stats()
 
     def delay(self) -> float:
         """One simulated delay in seconds: latency plus uniform jitter."""

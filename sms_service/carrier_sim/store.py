@@ -13,7 +13,6 @@ so no timer runs per message when status callbacks are off.
 
 from __future__ import annotations
 
-import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -163,10 +162,8 @@ class Conversations:
 class Stats:
     """Counters for ``GET /sim/stats``."""
 
-    started: float = field(default_factory=time.time)
     accepted: int = 0
     rejected: Counter[int] = field(default_factory=Counter)
-    in_flight: int = 0
     peak_in_flight: int = 0
     callbacks_sent: int = 0
     callbacks_failed: int = 0

@@ -579,10 +579,12 @@ def test_conversation_log_and_sent_messages(start_sim, clients, receiver):
     stats = sim_json(sim, "GET", "/sim/stats")
     assert stats["accepted"] == 2 and stats["inbound"] == 1
     assert sum(s["accepted"] for s in stats["per_second"]) == 2
+    uptime = sim_json(sim, "GET", "/sim/health")["uptime_s"]
     sim_json(sim, "DELETE", "/sim/messages")
     assert sim_json(sim, "GET", "/sim/messages")["messages"] == []
     assert sim_json(sim, "GET", "/sim/stats")["accepted"] == 0
-    assert sim_json(sim, "GET", "/sim/health")["status"] == "ok"
+    health = sim_json(sim, "GET", "/sim/health")
+    assert health["status"] == "ok" and health["uptime_s"] >= uptime  # clearing is no restart
 
 
 def test_memory_is_bounded(start_sim, clients):
