@@ -17,14 +17,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from sms_service.migrate import upgrade
+from sms_service import migrate
 
 PG_ADMIN_URL = os.environ.get(
     "BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -42,28 +41,9 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-@contextlib.contextmanager
-def private_database(prefix: str = "bench") -> Iterator[str]:
+def private_database(prefix: str = "bench") -> contextlib.AbstractContextManager[str]:
     """A new PostgreSQL database migrated to head; its URL. Dropped on the way out."""
-    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    return migrate.private_database(PG_ADMIN_URL, prefix)
 
 
 @contextlib.contextmanager
@@ -198,22 +178,6 @@ def tree_cpu_seconds(pid: int) -> float:
                 for child in kids.read().split():
                     with contextlib.suppress(OSError):
                         total += tree_cpu_seconds(int(child))
-    return total
-
-
-def postgres_cpu_seconds(database: str) -> float:
-    """CPU time of the PostgreSQL backends connected to ``database`` right now (context
-    only: backends that have exited are not counted)."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        pids = conn.execute(
-            text("SELECT pid FROM pg_stat_activity WHERE datname = :d"), {"d": database}
-        ).scalars()
-        total = 0.0
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                total += cpu_seconds(pid, children=False)
-    admin.dispose()
     return total
 
 
