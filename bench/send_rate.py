@@ -37,12 +37,10 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from redis import Redis
 from rq import Queue, Worker
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -50,6 +48,7 @@ from twilio.rest import Client
 from sms_service.broadcasts import create_broadcast, schedule_broadcast
 from sms_service.db import make_engine, session_scope
 from sms_service.domain.audience import AudienceSpec
+from sms_service.twilio_client import rewrite_url
 from workers import QUEUE_BROADCASTS, QUEUE_DEFAULT
 from workers.broadcast import enqueue_start
 
@@ -119,9 +118,7 @@ class ToSimulator(TwilioHttpClient):
 
     def request(self, method: str, url: str, *args, **kwargs) -> Response:  # noqa: D401
         """Send to the simulator, same path and query."""
-        parts = urlsplit(url)
-        query = f"?{parts.query}" if parts.query else ""
-        return super().request(method, f"{self.sim_url}{parts.path}{query}", *args, **kwargs)
+        return super().request(method, rewrite_url(url, self.sim_url), *args, **kwargs)
 
 
 def run_baseline(sim_url: str, seconds: float) -> Figures:
@@ -263,7 +260,6 @@ def run_service(
 ) -> dict:
     """Seed, start the workers, send the broadcast; the figures and counts."""
     database_url = stack.enter_context(private_database("bench_send"))
-    database = make_url(database_url).database
     print(f"seeding {args.recipients:,} subscribers ...")
     seed_subscribers(database_url, args.recipients)
     engine = make_engine(database_url)
@@ -309,7 +305,6 @@ def run_service(
         counts=counts,
         distinct_sids=distinct_sids,
         machine_cpu=machine,
-        database=database,
     )
 
 

@@ -19,17 +19,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
 import multiprocessing as mp
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
+
+try:  # bench/ is not a package: run as a script, or imported by path
+    from _common import free_port, http_json
+except ImportError:  # pragma: no cover
+    from bench._common import free_port, http_json
 
 TARGET_PER_SECOND = 2000
 ACCOUNT_SID = "AC" + "b" * 32
@@ -43,13 +45,6 @@ class Result:
     statuses: Counter = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     transport_errors: int = 0
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_simulator(port: int, latency_ms: float, max_concurrency: int) -> subprocess.Popen:
@@ -80,8 +75,7 @@ def start_simulator(port: int, latency_ms: float, max_concurrency: int) -> subpr
 
 def sim_get(port: int, path: str) -> dict:
     """GET a /sim/ endpoint as JSON."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-        return json.loads(response.read())
+    return http_json(f"http://127.0.0.1:{port}{path}")
 
 
 AREA_CODES = ("202", "212", "213", "305", "312", "415", "617", "646", "718", "917")

@@ -124,7 +124,3 @@ class Throttle:
         if wait > 0:
             sleep(wait)
         return wait
-
-    def reset(self) -> None:
-        """Forget the schedule (what a Redis restart does): spacing starts afresh."""
-        self.connection.delete(self.key)
