@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import redis
 from sqlalchemy import text
 
 from config import Settings
@@ -41,6 +42,16 @@ def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, migrated to head, dropped afterwards."""
     with private_database(PG_ADMIN_URL, "sms_test") as url:
         yield url
+
+
+@pytest.fixture
+def redis_connection() -> Iterator[redis.Redis]:
+    """The run's own Redis database (:mod:`tests.redis_db`), emptied before and after."""
+    conn = redis.Redis.from_url(redis_db.redis_url())
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
 
 
 def truncate_all(url: str) -> None:

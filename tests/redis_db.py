@@ -27,7 +27,7 @@ def lease() -> int:
     try:
         for number in CANDIDATES:
             if admin.set(LEASE_KEY.format(number), os.getpid(), nx=True, ex=LEASE_SECONDS):
-                redis.Redis(host=HOST, port=PORT, db=number).flushdb()  # a dead run's keys
+                _flush(number)  # a dead run's keys
                 os.environ[ENV] = str(number)
                 return number
     finally:
@@ -47,10 +47,18 @@ def release() -> None:
     try:
         key = LEASE_KEY.format(number)
         if admin.get(key) == str(os.getpid()).encode():
-            redis.Redis(host=HOST, port=PORT, db=int(number)).flushdb()
+            _flush(int(number))
             admin.delete(key)
     finally:
         admin.close()
+
+
+def _flush(number: int) -> None:
+    conn = redis.Redis(host=HOST, port=PORT, db=number)
+    try:
+        conn.flushdb()
+    finally:
+        conn.close()
 
 
 def db_number() -> int:

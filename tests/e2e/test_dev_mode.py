@@ -7,13 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_gunicorn import free_port, wait_for
+from tests.e2e.test_gunicorn import wait_until_it_answers
+from tests.integration.broadcast_support import sim_messages
+from tests.support import free_port, wait_for
 
 BIN = Path(sys.executable).parent
 
@@ -30,8 +31,8 @@ def dev_server(tmp_path):
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        wait_for(f"http://127.0.0.1:{port}/healthz", timeout=30)
-        wait_for(f"http://127.0.0.1:{sim_port}/sim/health", timeout=30)
+        wait_until_it_answers(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        wait_until_it_answers(f"http://127.0.0.1:{sim_port}/sim/health", timeout=30)
         yield {"web": f"http://127.0.0.1:{port}", "sim": f"http://127.0.0.1:{sim_port}",
                "cwd": tmp_path, "env": env}  # fmt: skip
     finally:
@@ -72,9 +73,8 @@ def test_numbers_are_masked_in_the_logs(dev_server):
     with urllib.request.urlopen(dev_server["web"] + "/phone?number=%2B12025550199") as page:
         assert page.status == 200
     log = dev_server["cwd"] / "dev.log"
-    deadline = time.monotonic() + 10  # the request line is logged after the response
-    while "GET /phone?number=" not in log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: "GET /phone?number=" in log.read_text(), timeout=10, interval=0.1,
+             what="the request line, logged after the response")  # fmt: skip
     logged = log.read_text()
     assert "GET /phone?number=%2B1********99" in logged
     assert "2025550199" not in logged
@@ -90,10 +90,6 @@ def test_broadcast_from_the_cli_reaches_the_simulated_phone(dev_server):
         cwd=dev_server["cwd"], env=dev_server["env"], capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
-    deadline = time.monotonic() + 45
-    sent: list[dict] = []
-    while time.monotonic() < deadline and not sent:
-        with urllib.request.urlopen(dev_server["sim"] + "/sim/messages?to=%2B12025550123") as r:
-            sent = json.load(r)["messages"]
-        time.sleep(0.5)
+    sent = wait_for(lambda: sim_messages(dev_server["sim"], to="+12025550123"), timeout=45,
+                    interval=0.5, what="the broadcast at the phone")  # fmt: skip
     assert [m["body"] for m in sent] == ["The 64 are still detained. Call Secretary Cheng today."]

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,26 +19,14 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from tests.factories import inbound_form
+from tests.support import answers, free_port, wait_for
 
 BIN = Path(sys.executable).parent
 TOKEN = "e2e-auth-token"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, timeout: float = 40.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:  # refused, reset or timed out while the server starts
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer in {timeout}s")
+def wait_until_it_answers(url: str, timeout: float = 40.0) -> None:
+    wait_for(lambda: answers(url), timeout=timeout, interval=0.1, what=url)
 
 
 @pytest.fixture
@@ -62,7 +48,7 @@ def served(tmp_path):
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(base + "/healthz")
+        wait_until_it_answers(base + "/healthz")
         yield base
     finally:
         proc.terminate()

@@ -1,10 +1,8 @@
-"""Builders shared by the broadcast tests: subscribers in bulk, the simulator's view, waits."""
+"""Builders shared by the broadcast tests: subscribers in bulk, the simulator's view."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Callable
 from typing import TypeVar
 
 import requests
@@ -20,6 +18,7 @@ from sms_service.models import (
     SubscriberTag,
     utcnow,
 )
+from tests.support import wait_for  # noqa: F401 - the broadcast tests import it here
 
 T = TypeVar("T")
 
@@ -121,17 +120,3 @@ def runs_of(engine: Engine, broadcast_id: int) -> list:
         return conn.execute(
             select(r).where(r.c.broadcast_id == broadcast_id).order_by(r.c.occurrence_at)
         ).all()
-
-
-def wait_for(
-    check: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.2, what: str = ""
-) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
-        time.sleep(interval)

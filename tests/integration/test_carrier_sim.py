@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import queue
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -38,8 +37,7 @@ from sms_service.twilio_client import (
     read_environment_once,
     rewrite_url,
 )
-
-from .broadcast_support import wait_for
+from tests.support import answers, free_port, wait_for
 
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "sim-test-token"
@@ -279,12 +277,14 @@ def test_wrong_account_is_401_20003(sim, clients):
 
 
 def test_over_max_concurrency_is_429_20429(start_sim, clients):
-    sim = start_sim(max_concurrency=2, latency_ms=400)
+    sim = start_sim(max_concurrency=2, latency_ms=2000)  # the first two stay in flight
+    twilios = [clients(sim) for _ in range(6)]  # one client per thread: they keep the last response
+    together = threading.Barrier(6)
 
     def send(i: int) -> object:
-        twilio = clients(sim)  # one client per thread: they keep the last response
+        together.wait(timeout=10)
         try:
-            return twilio.messages.create(to=TO, from_="21333", body=f"burst {i}").sid
+            return twilios[i].messages.create(to=TO, from_="21333", body=f"burst {i}").sid
         except TwilioRestException as exc:
             return exc
 
@@ -384,25 +384,26 @@ def test_list_page_shape(sim, twilio):
 
 
 def test_fetch_shows_the_status_reached(start_sim, clients):
-    twilio = clients(start_sim(latency_ms=200))  # sent 400 ms after the request, final 600
+    twilio = clients(start_sim(latency_ms=1500))  # answered at 1.5 s, sent at 3 s, final 4.5
     message = twilio.messages.create(to=TO, from_="21333", body="hi")
     assert twilio.messages(message.sid).fetch().status == "queued"
-    time.sleep(0.5)
-    fetched = twilio.messages(message.sid).fetch()
-    assert fetched.status == "delivered" and fetched.price == "-0.00790"
+    fetched = wait_for(
+        lambda: (m := twilio.messages(message.sid).fetch()).status == "delivered" and m,
+        timeout=15,
+    )
+    assert fetched.price == "-0.00790"
     assert fetched.body == "hi" and fetched.to == TO
 
 
 def test_queued_message_has_no_date_sent_yet(start_sim, clients):
-    twilio = clients(start_sim(latency_ms=150))
+    twilio = clients(start_sim(latency_ms=1500))  # answered at 1.5 s, sent at 3 s
     message = twilio.messages.create(to=TO, from_="21333", body="hi")
     assert message.date_sent is None
     since = datetime.now(UTC) - timedelta(minutes=5)
     # Like Twilio: while queued, DateSent filters miss it; listing by To alone finds it.
     assert twilio.messages.list(to=TO, date_sent_after=since) == []
     assert [m.sid for m in twilio.messages.list(to=TO)] == [message.sid]
-    time.sleep(0.3)
-    sent = twilio.messages.list(to=TO, date_sent_after=since)
+    sent = wait_for(lambda: twilio.messages.list(to=TO, date_sent_after=since), timeout=15)
     assert [m.sid for m in sent] == [message.sid] and sent[0].date_sent is not None
 
 
@@ -505,9 +506,11 @@ def test_failed_callback_is_counted_not_fatal(sim, twilio, receiver):
         to=TO, from_="21333", body="hi", status_callback=receiver.url + "/sms/status"
     )
     receiver.wait_for(3)
-    time.sleep(0.1)
-    stats = sim_json(sim, "GET", "/sim/stats")
-    assert stats["callbacks"]["failed"] == 3 and stats["callbacks"]["sent"] == 0
+    callbacks = wait_for(  # counted once the simulator has read each 500
+        lambda: (c := sim_json(sim, "GET", "/sim/stats")["callbacks"])["failed"] == 3 and c,
+        timeout=10,
+    )
+    assert callbacks["sent"] == 0
 
 
 # --- the phone -----------------------------------------------------------------------------
@@ -602,9 +605,7 @@ def test_busy_port_is_reported(sim):
 
 
 def test_command_line_serves_the_api(clients):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = [
         sys.executable, "-m", "sms_service.carrier_sim", "--port", str(port),
         "--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN, "--callbacks", "none",
@@ -616,16 +617,9 @@ def test_command_line_serves_the_api(clients):
     ) as process:
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    with requests.get(url + "/sim/health", timeout=1) as response:
-                        if response.ok:
-                            break
-                except requests.ConnectionError:
-                    pass
-                assert process.poll() is None and time.monotonic() < deadline, "did not start"
-                time.sleep(0.05)
+            wait_for(lambda: process.poll() is not None or answers(url + "/sim/health"),
+                     timeout=20, interval=0.05, what="the simulator to start")  # fmt: skip
+            assert process.poll() is None, "the simulator exited"
             twilio = clients(url)
             assert twilio.messages.create(to=TO, from_="21333", body="hi").status == "queued"
         finally:

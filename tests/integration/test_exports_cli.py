@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import inspect, text
 from sqlmodel import Session
 
 from sms_service.cli import main
+from sms_service.db import make_engine
 from sms_service.exports import ExportFilter, write_consent
 from sms_service.models import ConsentEvent
 from tests.factories import text_in
@@ -33,9 +35,21 @@ def parse(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def test_db_upgrade_is_idempotent(cli_env):
-    assert invoke(cli_env, "db", "upgrade").exit_code == 0
-    assert invoke(cli_env, "db", "upgrade").exit_code == 0
+def test_db_upgrade_creates_the_schema_and_is_idempotent(monkeypatch, tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"  # never migrated
+    monkeypatch.setenv("DATABASE_URL", url)
+    runner = CliRunner()
+    assert invoke(runner, "db", "upgrade").exit_code == 0
+    assert invoke(runner, "db", "upgrade").exit_code == 0
+    engine = make_engine(url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            revisions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+            assert len(list(revisions)) == 1
+    finally:
+        engine.dispose()
+    assert {"subscribers", "consent_events", "broadcasts", "broadcast_deliveries"} <= tables
 
 
 def test_campaign_create_and_list(cli_env):

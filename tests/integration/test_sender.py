@@ -4,13 +4,11 @@ answers reconciled instead of resent."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-import redis
 import requests
 from rq import Queue, Retry, SimpleWorker
 from rq.job import JobStatus
@@ -26,13 +24,12 @@ from sms_service.errors import SendRetryable
 from sms_service.models import ConsentEvent, OutboundMessage, Subscriber, utcnow
 from sms_service.twilio_client import close_twilio_client, make_twilio_client
 from tests.conftest import make_settings
-from tests.redis_db import redis_url
+from tests.support import free_port
 from workers import context
 from workers.send import deliver, enqueue_send
 
 PHONE = "+12025550123"
 INVALID = "+11234567890"  # area code 123 does not exist: Twilio answers 21211
-REDIS_URL = redis_url()  # this run's own Redis database
 
 
 @pytest.fixture
@@ -107,12 +104,6 @@ def consent_events(engine) -> list[ConsentEvent]:  # noqa: ANN001
 
 def sim_messages(sim: SimHandle, to: str = PHONE) -> list[dict]:
     return requests.get(f"{sim.url}/sim/messages", params={"to": to}, timeout=5).json()["messages"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- one API call, classified ------------------------------------------------------------
@@ -193,8 +184,9 @@ def test_21211_marks_the_number_invalid_and_is_not_retried(engine, settings, sim
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_429_when_the_carrier_is_busy_is_retryable(settings, start_sim, clients):
-    sim = start_sim(max_concurrency=1, latency_ms=400)
+    sim = start_sim(max_concurrency=1, latency_ms=3000)  # the first send stays in flight
     cfg = via(settings, sim)
+    second = clients(cfg)
     slow = threading.Thread(
         target=sender.send_sms,
         args=(clients(cfg),),
@@ -206,7 +198,7 @@ def test_429_when_the_carrier_is_busy_is_retryable(settings, start_sim, clients)
         while requests.get(f"{sim.url}/sim/stats", timeout=5).json()["in_flight"] < 1:
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        outcome = sender.send_sms(clients(cfg), to=PHONE, body="b", from_="21333")
+        outcome = sender.send_sms(second, to=PHONE, body="b", from_="21333")
     finally:
         slow.join()
     assert outcome.kind is Outcome.RETRYABLE and outcome.should_retry
@@ -305,15 +297,6 @@ def test_an_attempt_in_flight_is_not_duplicated(engine, settings, sim, clients):
 
 
 @pytest.fixture
-def rq_connection() -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(REDIS_URL)
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
-    conn.close()
-
-
-@pytest.fixture
 def worker_env(monkeypatch, settings: Settings):  # noqa: ANN001, ANN201
     """The environment a worker process reads its settings from."""
 
@@ -337,13 +320,13 @@ def worker_env(monkeypatch, settings: Settings):  # noqa: ANN001, ANN201
     context.reset()
 
 
-def test_rq_job_retries_until_the_carrier_answers(engine, settings, rq_connection, worker_env):
+def test_rq_job_retries_until_the_carrier_answers(engine, settings, redis_connection, worker_env):
     port = free_port()
     worker_env(f"http://127.0.0.1:{port}")  # nothing listens there yet
     message_id = new_message(engine, make_settings(settings.database_url))
-    queue = Queue("default", connection=rq_connection)
+    queue = Queue("default", connection=redis_connection)
     job = enqueue_send(queue, message_id, retry=Retry(max=3, interval=1))
-    worker = SimpleWorker([queue], connection=rq_connection)
+    worker = SimpleWorker([queue], connection=redis_connection)
 
     worker.work(burst=True)
     assert job.get_status(refresh=True) is JobStatus.SCHEDULED
@@ -363,13 +346,13 @@ def test_rq_job_retries_until_the_carrier_answers(engine, settings, rq_connectio
 
 
 def test_rq_job_does_not_retry_a_permanent_refusal(
-    engine, settings, sim, rq_connection, worker_env
+    engine, settings, sim, redis_connection, worker_env
 ):
     worker_env(sim.url)
     message_id = new_message(engine, make_settings(settings.database_url), to=INVALID)
-    queue = Queue("default", connection=rq_connection)
+    queue = Queue("default", connection=redis_connection)
     job = enqueue_send(queue, message_id, retry=Retry(max=3, interval=1))
-    SimpleWorker([queue], connection=rq_connection).work(burst=True)
+    SimpleWorker([queue], connection=redis_connection).work(burst=True)
     assert job.get_status(refresh=True) is JobStatus.FINISHED
     assert job.return_value() == "invalid_number"
     assert load(engine, message_id).attempts == 1

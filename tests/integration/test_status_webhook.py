@@ -4,7 +4,6 @@ once, status forward-only whatever the order, carrier verdicts on the number."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import redis as redis_client
@@ -25,6 +24,7 @@ from sms_service.throttle import Throttle
 from sms_service.twilio_client import close_twilio_client, make_twilio_client
 from tests.conftest import make_settings
 from tests.factories import new_sid, post_signed, sign
+from tests.support import wait_for
 from workers.send import deliver
 
 from .broadcast_support import add_subscribers, phone
@@ -102,8 +102,9 @@ def test_bad_signature_is_403(client, app, settings):
     assert events(app, sid) == []
 
 
-def test_missing_sid_or_status_is_400(client, settings):
-    form = status_form("", "sent")
+@pytest.mark.parametrize(("sid", "status"), [("", "sent"), (new_sid(), "")])
+def test_missing_sid_or_status_is_400(client, settings, sid, status):
+    form = status_form(sid, status)
     assert post_signed(client, settings, "/sms/status", form).status_code == 400
 
 
@@ -212,13 +213,6 @@ def live(database_url):  # noqa: ANN001, ANN201
         server.server_close()
         thread.join()
         app.extensions["sms_engine"].dispose()
-
-
-def wait_for(predicate, timeout: float = 5.0) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def send_via_job(app, settings, to: str = PHONE) -> int:  # noqa: ANN001

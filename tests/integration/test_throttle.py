@@ -20,15 +20,6 @@ REDIS_HOST, REDIS_PORT, REDIS_DB = redis_db.HOST, redis_db.PORT, redis_db.db_num
 KEY = "test:throttle"
 
 
-@pytest.fixture
-def connection():
-    conn = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
-    conn.close()
-
-
 def _send_until(throttle: Throttle, stop_at: float, seed: int) -> list[tuple[float, int]]:
     """Acquire like a sender: a mix of 1- and 2-segment messages; (send start, segments)."""
     pick = random.Random(seed)
@@ -88,9 +79,9 @@ def busiest_window(grants: list[tuple[float, int]], width: float = 1.0) -> int:
     return best
 
 
-def test_threads_share_the_rate(connection):
+def test_threads_share_the_rate(redis_connection):
     rate = 200
-    throttle = Throttle(connection, rate=rate, key=KEY)
+    throttle = Throttle(redis_connection, rate=rate, key=KEY)
     grants = _threads(throttle, 8, time.time() + 3.2, seed=1)
     counts = per_second(grants)
     assert len(counts) == 3
@@ -100,7 +91,7 @@ def test_threads_share_the_rate(connection):
     assert {segments for _, segments in grants} == {1, 2}
 
 
-def test_processes_share_the_rate(connection):
+def test_processes_share_the_rate(redis_connection):
     rate, processes = 200, 4
     spawn = multiprocessing.get_context("spawn")
     barrier, results = spawn.Barrier(processes), spawn.Queue()
@@ -132,9 +123,9 @@ def _grant_times(throttle: Throttle, sizes: list[int]) -> list[float]:
     return [time.time() + throttle.reserve(size) for size in sizes]
 
 
-def test_two_segment_messages_count_twice(connection):
+def test_two_segment_messages_count_twice(redis_connection):
     rate = 50  # 20 ms a segment
-    throttle = Throttle(connection, rate=rate, key=KEY, burst=1)
+    throttle = Throttle(redis_connection, rate=rate, key=KEY, burst=1)
     sizes = [2, 1, 2, 2, 1, 1, 2, 1, 2, 2]
     starts = _grant_times(throttle, sizes)
     for before, after, size in zip(starts, starts[1:], sizes, strict=False):
@@ -142,8 +133,8 @@ def test_two_segment_messages_count_twice(connection):
     assert throttle.reserve(1) == pytest.approx(sum(sizes) / rate, abs=0.01)
 
 
-def test_idle_time_banks_no_more_than_the_burst(connection):
-    throttle = Throttle(connection, rate=100, key=KEY, burst=3)
+def test_idle_time_banks_no_more_than_the_burst(redis_connection):
+    throttle = Throttle(redis_connection, rate=100, key=KEY, burst=3)
     throttle.reserve()
     time.sleep(0.5)  # fifty slots go unused
     waits = [throttle.reserve() for _ in range(10)]
@@ -152,43 +143,43 @@ def test_idle_time_banks_no_more_than_the_burst(connection):
     assert waits[-1] == pytest.approx(0.07, abs=LOADED)
 
 
-def test_default_burst_is_small(connection):
-    throttle = Throttle(connection, rate=100, key=KEY)
+def test_default_burst_is_small(redis_connection):
+    throttle = Throttle(redis_connection, rate=100, key=KEY)
     assert throttle.burst == 2
     assert [throttle.reserve() == 0 for _ in range(4)] == [True, True, False, False]
 
 
-def test_a_forgotten_key_restarts_the_spacing(connection):
-    throttle = Throttle(connection, rate=10, key=KEY, burst=1)
+def test_a_forgotten_key_restarts_the_spacing(redis_connection):
+    throttle = Throttle(redis_connection, rate=10, key=KEY, burst=1)
     assert [throttle.reserve() for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2], abs=LOADED)
-    connection.delete(KEY)  # what a Redis restart without persistence leaves
+    redis_connection.delete(KEY)  # what a Redis restart without persistence leaves
     assert [throttle.reserve() for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2], abs=LOADED)
 
 
-def test_a_forgotten_script_is_loaded_again(connection):
-    throttle = Throttle(connection, rate=10, key=KEY, burst=1)
+def test_a_forgotten_script_is_loaded_again(redis_connection):
+    throttle = Throttle(redis_connection, rate=10, key=KEY, burst=1)
     throttle._script.sha = "0" * 40  # as after a restart: the server knows no such script
     assert throttle.reserve() == 0.0
     assert throttle.reserve() == pytest.approx(0.1, abs=LOADED)
 
 
-def test_the_key_expires_once_the_schedule_is_past(connection):
-    throttle = Throttle(connection, rate=100, key=KEY)
+def test_the_key_expires_once_the_schedule_is_past(redis_connection):
+    throttle = Throttle(redis_connection, rate=100, key=KEY)
     throttle.reserve()
-    assert 0 < connection.pttl(KEY) <= 1100
+    assert 0 < redis_connection.pttl(KEY) <= 1100
 
 
-def test_a_burst_longer_than_a_second_is_granted(connection):
-    throttle = Throttle(connection, rate=10, key=KEY, burst=25)  # 2.5 s of slots banked
+def test_a_burst_longer_than_a_second_is_granted(redis_connection):
+    throttle = Throttle(redis_connection, rate=10, key=KEY, burst=25)  # 2.5 s of slots banked
     throttle.reserve()
-    connection.delete(KEY)  # idle: the first grant after this runs 2.4 s behind the clock
+    redis_connection.delete(KEY)  # idle: the first grant after this runs 2.4 s behind the clock
     assert [throttle.reserve() for _ in range(25)] == [0.0] * 25
     assert throttle.reserve() > 0
-    assert 0 < connection.pttl(KEY) <= 1300  # the schedule's end (0.2 s ahead) plus 1 s
+    assert 0 < redis_connection.pttl(KEY) <= 1300  # the schedule's end (0.2 s ahead) plus 1 s
 
 
-def test_max_wait_refuses_without_reserving(connection):
-    throttle = Throttle(connection, rate=10, key=KEY, burst=1)
+def test_max_wait_refuses_without_reserving(redis_connection):
+    throttle = Throttle(redis_connection, rate=10, key=KEY, burst=1)
     for _ in range(5):
         throttle.reserve()
     with pytest.raises(ThrottleTimeout) as refused:
@@ -197,8 +188,8 @@ def test_max_wait_refuses_without_reserving(connection):
     assert throttle.reserve() == pytest.approx(0.5, abs=LOADED)  # the refused slot was not taken
 
 
-def test_acquire_sleeps_the_wait(connection):
-    throttle = Throttle(connection, rate=20, key=KEY, burst=1)
+def test_acquire_sleeps_the_wait(redis_connection):
+    throttle = Throttle(redis_connection, rate=20, key=KEY, burst=1)
     slept: list[float] = []
     waits = [throttle.acquire(2, sleep=slept.append) for _ in range(3)]
     assert slept == waits[1:]
@@ -207,9 +198,9 @@ def test_acquire_sleeps_the_wait(connection):
         throttle.acquire(1, max_wait=0.05, sleep=slept.append)
 
 
-def test_keys_are_independent(connection):
-    one = Throttle(connection, rate=10, key=KEY + ":a", burst=1)
-    two = Throttle(connection, rate=10, key=KEY + ":b", burst=1)
+def test_keys_are_independent(redis_connection):
+    one = Throttle(redis_connection, rate=10, key=KEY + ":a", burst=1)
+    two = Throttle(redis_connection, rate=10, key=KEY + ":b", burst=1)
     one.reserve()
     assert one.reserve() > 0
     assert two.reserve() == 0.0
@@ -224,19 +215,19 @@ def test_zero_rate_disables_without_touching_redis():
 
 
 @pytest.mark.parametrize("segments", [0, -1, True, 1.5, "2"])
-def test_segments_must_be_a_positive_integer(connection, segments):
+def test_segments_must_be_a_positive_integer(redis_connection, segments):
     with pytest.raises(ValueError, match="segments"):
-        Throttle(connection, rate=10, key=KEY).reserve(segments)
+        Throttle(redis_connection, rate=10, key=KEY).reserve(segments)
 
 
 @pytest.mark.parametrize(("rate", "burst"), [(float("nan"), None), (float("inf"), None), (10, 0.5)])
-def test_throttle_checks_its_settings(connection, rate, burst):
+def test_throttle_checks_its_settings(redis_connection, rate, burst):
     with pytest.raises(ValueError):
-        Throttle(connection, rate=rate, key=KEY, burst=burst)
+        Throttle(redis_connection, rate=rate, key=KEY, burst=burst)
 
 
-def test_for_settings_uses_sender_mps(connection):
+def test_for_settings_uses_sender_mps(redis_connection):
     from config import Settings
 
-    throttle = Throttle.for_settings(Settings(sender_mps=50), connection=connection)
+    throttle = Throttle.for_settings(Settings(sender_mps=50), connection=redis_connection)
     assert (throttle.rate, throttle.key, throttle.burst) == (50, "sms:throttle", 1)

@@ -10,11 +10,11 @@ from config import Settings
 
 def test_environment_names_are_read(monkeypatch):
     monkeypatch.setenv("PROGRAM_NAME", "HK Alerts")
-    monkeypatch.setenv("TWILIO_FROM", "21333")
+    monkeypatch.setenv("TWILIO_FROM", "55555")  # not the default
     monkeypatch.setenv("TWILIO_API_BASE_URL", "http://127.0.0.1:8765")
     monkeypatch.setenv("DATABASE_URL", "sqlite:///x.db")
     s = Settings()
-    assert s.program_name == "HK Alerts" and s.twilio_from == "21333"
+    assert s.program_name == "HK Alerts" and s.twilio_from == "55555"
     assert s.twilio_api_base_url == "http://127.0.0.1:8765" and s.database_url == "sqlite:///x.db"
 
 
