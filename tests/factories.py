@@ -7,6 +7,7 @@ import uuid
 from twilio.request_validator import RequestValidator
 
 from config import Settings
+from sms_service import twilio_webhooks
 
 
 def new_sid(prefix: str = "SM") -> str:
@@ -16,29 +17,9 @@ def new_sid(prefix: str = "SM") -> str:
 
 def inbound_form(from_: str, body: str, *, sid: str | None = None, **extra: str) -> dict[str, str]:
     """The fields Twilio posts for an inbound SMS (a realistic subset, plus ``extra``)."""
-    sid = sid or new_sid()
-    form = {
-        "ToCountry": "US",
-        "ToState": "",
-        "SmsMessageSid": sid,
-        "NumMedia": "0",
-        "ToCity": "",
-        "FromZip": "10001",
-        "SmsSid": sid,
-        "FromState": "NY",
-        "SmsStatus": "received",
-        "FromCity": "NEW YORK",
-        "Body": body,
-        "FromCountry": "US",
-        "To": "21333",
-        "MessagingServiceSid": "",
-        "ToZip": "",
-        "NumSegments": "1",
-        "MessageSid": sid,
-        "AccountSid": "AC" + "1" * 32,
-        "From": from_,
-        "ApiVersion": "2010-04-01",
-    }
+    form = twilio_webhooks.inbound_form(
+        sid=sid or new_sid(), account_sid="AC" + "1" * 32, from_=from_, to="21333", body=body
+    )
     form.update(extra)
     return form
 

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import logging
 import time
-import xml.etree.ElementTree as ET
 
 import aiohttp
-import phonenumbers
 from aiohttp import web
 
-from ..domain.segments import count_segments
+from ..twilio_webhooks import inbound_form, twiml_replies
 from .simulator import SIMULATOR, Simulator, parse_number
 from .store import Entry
-from .twilio_shapes import API_VERSION, json_response, new_sid
+from .twilio_shapes import json_response, new_sid
 
 log = logging.getLogger(__name__)
 
@@ -43,57 +41,9 @@ def opt_out_type(body: str) -> str | None:
     return None
 
 
-def twiml_replies(document: str) -> list[str]:
-    """The bodies of the ``<Message>`` verbs in a TwiML ``<Response>`` ([] for none).
-
-    Raises ``ValueError`` when the document is not TwiML.
-    """
-    try:
-        root = ET.fromstring(document)
-    except ET.ParseError as exc:
-        raise ValueError(f"not XML: {exc}") from exc
-    if root.tag != "Response":
-        raise ValueError(f"root element is <{root.tag}>, not <Response>")
-    replies = []
-    for message in root.iter("Message"):
-        body = message.find("Body")
-        text = body.text if body is not None else message.text
-        replies.append((text or "").strip())
-    return replies
-
-
-def _country(number: str) -> str:
-    try:
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(number))
-    except phonenumbers.NumberParseException:
-        return "US"  # a short code: the simulator's are US ones
-    return region or "US"
-
-
 def inbound_params(sim: Simulator, *, sid: str, from_: str, to: str, body: str) -> dict:
     """The form fields Twilio posts to the incoming-message webhook."""
-    params = {
-        "ToCountry": _country(to),
-        "ToState": "",
-        "SmsMessageSid": sid,
-        "NumMedia": "0",
-        "ToCity": "",
-        "FromZip": "",
-        "SmsSid": sid,
-        "FromState": "",
-        "SmsStatus": "received",
-        "FromCity": "",
-        "Body": body,
-        "FromCountry": _country(from_),
-        "To": to,
-        "ToZip": "",
-        "NumSegments": str(max(1, count_segments(body).segments)),
-        "MessageSid": sid,
-        "AccountSid": sim.config.account_sid,
-        "From": from_,
-        "ApiVersion": API_VERSION,
-    }
-    return params
+    return inbound_form(sid=sid, account_sid=sim.config.account_sid, from_=from_, to=to, body=body)
 
 
 async def inbound(request: web.Request) -> web.Response:

@@ -17,7 +17,7 @@ from random import Random
 
 from aiohttp import web
 
-API_VERSION = "2010-04-01"
+from ..twilio_webhooks import API_VERSION
 
 # code → (HTTP status, message). The messages follow Twilio's error titles.
 ERRORS: dict[int, tuple[int, str]] = {

@@ -11,7 +11,6 @@ whoever can reach it speak for any number.
 from __future__ import annotations
 
 import uuid
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -33,6 +32,7 @@ from werkzeug.test import Client
 
 from ..domain.phones import InvalidPhoneNumber, to_e164
 from ..models import InboundMessage, OutboundMessage, Subscriber
+from ..twilio_webhooks import inbound_form, twiml_replies
 
 bp = Blueprint("phone", __name__)
 
@@ -100,20 +100,10 @@ def dispatch_inbound(number: str, body: str) -> tuple[int, list[str]]:
     """POST a correctly signed inbound-text form to the webhook; its status and replies."""
     settings = current_app.config["SETTINGS"]
     base = (settings.public_base_url or request.root_url).rstrip("/")
-    sid = "SM" + uuid.uuid4().hex
-    form = {
-        "MessageSid": sid,
-        "SmsSid": sid,
-        "SmsMessageSid": sid,
-        "AccountSid": settings.twilio_account_sid,
-        "From": number,
-        "To": settings.twilio_from,
-        "Body": body,
-        "NumMedia": "0",
-        "NumSegments": "1",
-        "SmsStatus": "received",
-        "ApiVersion": "2010-04-01",
-    }
+    form = inbound_form(
+        sid="SM" + uuid.uuid4().hex, account_sid=settings.twilio_account_sid, from_=number,
+        to=settings.twilio_from, body=body,
+    )  # fmt: skip
     signature = RequestValidator(settings.twilio_auth_token).compute_signature(
         base + INBOUND_PATH, form
     )
@@ -126,15 +116,10 @@ def dispatch_inbound(number: str, body: str) -> tuple[int, list[str]]:
         headers={"X-Twilio-Signature": signature},
     )
     try:
-        replies = _twiml_messages(response.get_data()) if response.status_code == 200 else []
+        replies = twiml_replies(response.get_data()) if response.status_code == 200 else []
         return response.status_code, replies
     finally:
         response.close()
-
-
-def _twiml_messages(xml: bytes) -> list[str]:
-    root = ET.fromstring(xml)
-    return [m.text or "" for m in root.iter("Message")]
 
 
 def conversation(number: str) -> list[Bubble]:
