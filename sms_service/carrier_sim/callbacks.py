@@ -95,8 +95,10 @@ class CallbackSender:
 
     def schedule(self, message: SimMessage, *, first_at: float) -> None:
         """Post ``message``'s callbacks from ``first_at`` on, in order."""
+        if not message.status_callback:
+            return
         plan = stages(message, first_at, self.config.callbacks)
-        if not plan or not message.status_callback:
+        if not plan:
             return
         task = asyncio.get_running_loop().create_task(self._run(message, plan))
         self.tasks.add(task)

@@ -29,6 +29,7 @@ from .twilio_shapes import (
 )
 
 FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed"})
+PRICED_STATUSES = FINAL_STATUSES | {"sent"}  # a message has a price once it has gone out
 
 
 def parse_number(raw: str | None, default_region: str = "US") -> str | None:
@@ -187,7 +188,7 @@ class Simulator:
             "messaging_service_sid": message.messaging_service_sid,
             "num_media": "0",
             "num_segments": "0" if early else str(message.num_segments),
-            "price": self.price(message) if status in FINAL_STATUSES | {"sent"} else None,
+            "price": self.price(message) if status in PRICED_STATUSES else None,
             "price_unit": "USD",
             "sid": message.sid,
             "status": status,
