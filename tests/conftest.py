@@ -9,8 +9,10 @@ own (:mod:`tests.redis_db`).
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -77,12 +79,20 @@ def pg_db(pg_url: str) -> Iterator[str]:
     yield pg_url
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite file migrated to head once per run, copied for each test."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "sms.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def sqlite_url(tmp_path) -> str:
+def sqlite_url(tmp_path, sqlite_template) -> str:
     """A fresh, migrated SQLite file: the embedded default."""
-    url = f"sqlite:///{tmp_path / 'sms.db'}"
-    upgrade(url)
-    return url
+    path = tmp_path / "sms.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
 
 
 def make_settings(database_url: str, **overrides) -> Settings:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TypeVar
+from datetime import UTC, datetime
 
 import requests
 from sqlalchemy import insert, select
@@ -19,8 +19,6 @@ from sms_service.models import (
     utcnow,
 )
 from tests.support import wait_for  # noqa: F401 - the broadcast tests import it here
-
-T = TypeVar("T")
 
 
 def phone(i: int) -> str:
@@ -99,8 +97,15 @@ def texts_per_number(sim_url: str) -> Counter:
 
 
 def clear_sim(sim_url: str) -> None:
-    """Forget every message the simulator holds."""
-    requests.delete(f"{sim_url}/sim/messages", timeout=10).raise_for_status()
+    """Forget every message, opt-out and preset outcome the simulator holds."""
+    for path in ("/sim/messages", "/sim/optouts", "/sim/outcomes"):
+        requests.delete(f"{sim_url}{path}", timeout=10).raise_for_status()
+
+
+def zone_at_local_hour(hour: int) -> str:
+    """An ``Etc/GMT±N`` zone where the local hour is now ``hour`` (or within an hour)."""
+    offset = (hour - datetime.now(UTC).hour + 12) % 24 - 12
+    return "UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
 
 
 def delivery_counts(engine: Engine, run_id: int | None = None) -> Counter:

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from rq import Queue
@@ -45,6 +45,7 @@ from .broadcast_support import (
     sim_messages,
     texts_per_number,
     wait_for,
+    zone_at_local_hour,
 )
 
 REDIS_URL = redis_url()  # this run's own Redis database
@@ -264,15 +265,10 @@ def test_no_send_starts_after_cancel_commits(engine, queue, workers, sim):
 # -- checks at send time ---------------------------------------------------------------------
 
 
-def _zone_at_local_hour(hour: int) -> str:
-    offset = (hour - datetime.now(UTC).hour + 12) % 24 - 12
-    return "UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
-
-
 def test_quiet_hours_defer_until_a_job_at_the_allowed_time(engine, queue, redis_connection, workers,
                                                            sim):  # fmt: skip
     # 2 a.m. rather than 3: it is still night (and 08:00 over 4 h away) if the hour turns.
-    night, day = _zone_at_local_hour(2), _zone_at_local_hour(13)
+    night, day = zone_at_local_hour(2), zone_at_local_hour(13)
     asleep = add_subscribers(engine, 3, timezone=night)
     add_subscribers(engine, 3, start=10, timezone=day)
     _, run = schedule(engine)

@@ -41,6 +41,7 @@ from .broadcast_support import (
     runs_of,
     texts_per_number,
     wait_for,
+    zone_at_local_hour,
 )
 
 REDIS_URL = redis_url()  # this run's own Redis database
@@ -316,8 +317,8 @@ def test_fresh_claims_are_left_to_their_worker(engine, sender_for, sim):
 
 
 def test_quiet_hours_and_cap_at_send_time(engine, settings, sim):
-    add_subscribers(engine, 2, timezone=_zone_at_local_hour(3))  # asleep
-    add_subscribers(engine, 2, start=10, timezone=_zone_at_local_hour(13))  # awake
+    add_subscribers(engine, 2, timezone=zone_at_local_hour(3))  # asleep
+    add_subscribers(engine, 2, start=10, timezone=zone_at_local_hour(13))  # awake
     capped = make_settings(settings.database_url, twilio_api_base_url=sim.url,
                            quiet_hours="08:00-21:00", sender_mps=0, public_base_url=None,
                            program_max_messages_per_30_days=1)  # fmt: skip
@@ -338,13 +339,6 @@ def test_quiet_hours_and_cap_at_send_time(engine, settings, sim):
         ("skipped", "frequency_cap"): 2, ("deferred", "quiet_hours"): 2,
     }  # fmt: skip
     assert set(texts_per_number(sim.url)) == {phone(10), phone(11)}
-
-
-def _zone_at_local_hour(hour: int) -> str:
-    """An ``Etc/GMT±N`` zone where the local hour is now ``hour`` (or within an hour)."""
-    now = datetime.now(UTC)
-    offset = (hour - now.hour + 12) % 24 - 12
-    return "UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
 
 
 # -- the CLI ---------------------------------------------------------------------------------
