@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import requests
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
+from sms_service import broadcasts
+from sms_service.db import session_scope
+from sms_service.domain.audience import parse_audience
 from sms_service.models import (
     BroadcastDelivery,
     BroadcastRun,
@@ -125,3 +129,22 @@ def runs_of(engine: Engine, broadcast_id: int) -> list:
         return conn.execute(
             select(r).where(r.c.broadcast_id == broadcast_id).order_by(r.c.occurrence_at)
         ).all()
+
+
+def schedule_broadcast(
+    engine: Engine,
+    audience: str = "all",
+    *,
+    body: str = "Rally at city hall, 6pm",
+    timezone: str = "America/New_York",
+    **options: Any,
+) -> tuple[int, BroadcastRun]:
+    """Create and schedule a broadcast, as ``sms-service broadcast create`` does; its id and
+    first run. ``options`` go to :func:`create_broadcast` (``send_at``, ``recurrence``...)."""
+    with session_scope(engine) as session:
+        created = broadcasts.create_broadcast(
+            session=session, body=body, audience=parse_audience(audience), timezone=timezone,
+            **options,
+        )  # fmt: skip
+        run = broadcasts.schedule_broadcast(session=session, broadcast_id=created.id)
+    return created.id, run

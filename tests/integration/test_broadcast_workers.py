@@ -24,7 +24,6 @@ from sqlalchemy import func, select, update
 from sms_service import broadcasts as svc
 from sms_service.carrier_sim import SimConfig, run_in_thread
 from sms_service.db import make_engine, session_scope
-from sms_service.domain.audience import parse_audience
 from sms_service.domain.quiet_hours import next_allowed_time
 from sms_service.domain.recurrence import occurrence_job_id
 from sms_service.inbound import InboundSms, handle_inbound
@@ -42,6 +41,7 @@ from .broadcast_support import (
     delivery_counts,
     phone,
     runs_of,
+    schedule_broadcast,
     sim_messages,
     texts_per_number,
     wait_for,
@@ -145,17 +145,6 @@ def workers(pg_db, sim, tmp_path):
         worker.kill()
 
 
-def schedule(engine, *, body="Rally at city hall, 6pm", send_at=None, recurrence="none") -> tuple:
-    """Create and schedule a broadcast to everyone; (broadcast id, first run)."""
-    with session_scope(engine) as session:
-        created = svc.create_broadcast(
-            session=session, body=body, audience=parse_audience("all"),
-            timezone="America/New_York", send_at=send_at, recurrence=recurrence,
-        )  # fmt: skip
-        run = svc.schedule_broadcast(session=session, broadcast_id=created.id)
-    return created.id, run
-
-
 def count(engine, run_id: int, status: str) -> int:
     with engine.connect() as conn:
         query = select(func.count()).where(D.c.run_id == run_id, D.c.status == status)
@@ -182,7 +171,7 @@ def assert_exactly_one_each(sim_url: str, numbers: list[str]) -> None:
 
 def test_worker_killed_mid_broadcast_then_restarted(engine, queue, workers, sim):
     add_subscribers(engine, 400)
-    _, run = schedule(engine)
+    _, run = schedule_broadcast(engine)
     worker = workers()
     enqueue_start(queue, run)
     wait_for(lambda: count(engine, run.id, "sent") >= 80, timeout=30, what="80 sent")
@@ -201,7 +190,7 @@ def test_worker_killed_mid_broadcast_then_restarted(engine, queue, workers, sim)
 
 def test_worker_killed_and_redis_emptied(engine, queue, redis_connection, workers, sim):
     add_subscribers(engine, 300)
-    _, run = schedule(engine)
+    _, run = schedule_broadcast(engine)
     worker = workers()
     enqueue_start(queue, run)
     wait_for(lambda: count(engine, run.id, "sent") >= 60, timeout=30, what="60 sent")
@@ -218,7 +207,7 @@ def test_worker_killed_and_redis_emptied(engine, queue, redis_connection, worker
 
 def test_nothing_is_sent_to_a_number_after_its_stop_commits(engine, queue, workers, sim):
     add_subscribers(engine, 300)
-    _, run = schedule(engine)
+    _, run = schedule_broadcast(engine)
     workers(SENDER_MPS="50")  # about six seconds for the 300
     enqueue_start(queue, run)
     wait_for(lambda: count(engine, run.id, "sent") >= 30, timeout=30, what="30 sent")
@@ -246,7 +235,7 @@ def test_nothing_is_sent_to_a_number_after_its_stop_commits(engine, queue, worke
 
 def test_no_send_starts_after_cancel_commits(engine, queue, workers, sim):
     add_subscribers(engine, 300)
-    broadcast_id, run = schedule(engine)
+    broadcast_id, run = schedule_broadcast(engine)
     workers(SENDER_MPS="60")
     enqueue_start(queue, run)
     wait_for(lambda: count(engine, run.id, "sent") >= 30, timeout=30, what="30 sent")
@@ -271,7 +260,7 @@ def test_quiet_hours_defer_until_a_job_at_the_allowed_time(engine, queue, redis_
     night, day = zone_at_local_hour(2), zone_at_local_hour(13)
     asleep = add_subscribers(engine, 3, timezone=night)
     add_subscribers(engine, 3, start=10, timezone=day)
-    _, run = schedule(engine)
+    _, run = schedule_broadcast(engine)
     workers(QUIET_HOURS="08:00-21:00", BROADCAST_SWEEP_SECONDS="600")  # no sweeper help
     enqueue_start(queue, run)
     wait_for(lambda: count(engine, run.id, "sent") == 3 and count(engine, run.id, "deferred") == 3,
@@ -305,11 +294,11 @@ def test_quiet_hours_defer_until_a_job_at_the_allowed_time(engine, queue, redis_
 def test_frequency_cap_skips_numbers_at_the_limit(engine, queue, workers, sim):
     add_subscribers(engine, 4)
     workers(PROGRAM_MAX_MESSAGES_PER_30_DAYS="1")
-    _, first = schedule(engine, body="First alert")
+    _, first = schedule_broadcast(engine, body="First alert")
     enqueue_start(queue, first)
     wait_for(lambda: closed(engine, first.id), timeout=30, what="the first run to close")
     add_subscribers(engine, 2, start=10)
-    _, second = schedule(engine, body="Second alert")
+    _, second = schedule_broadcast(engine, body="Second alert")
     enqueue_start(queue, second)
     wait_for(lambda: closed(engine, second.id), timeout=30, what="the second run to close")
     assert delivery_counts(engine, second.id) == {
@@ -325,7 +314,7 @@ def test_recurring_broadcast_fires_on_schedule_and_never_twice(engine, queue, re
                                                                workers, sim):  # fmt: skip
     add_subscribers(engine, 3)
     first = (utcnow() + timedelta(seconds=3)).replace(microsecond=0)
-    broadcast_id, run = schedule(engine, body="Daily check-in", send_at=first,
+    broadcast_id, run = schedule_broadcast(engine, body="Daily check-in", send_at=first,
                                  recurrence="daily")  # fmt: skip
     enqueue_start(queue, run)  # at ``first``, by RQ's scheduler
     workers()

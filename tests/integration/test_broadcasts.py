@@ -12,6 +12,7 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
+from config import Settings
 from sms_service import broadcasts as svc
 from sms_service.broadcasts.clients import ClientPool
 from sms_service.broadcasts.sending import RunSender
@@ -39,6 +40,7 @@ from .broadcast_support import (
     delivery_counts,
     phone,
     runs_of,
+    schedule_broadcast,
     texts_per_number,
     wait_for,
     zone_at_local_hour,
@@ -79,17 +81,19 @@ def settings(database_url, sim):
 
 @pytest.fixture
 def sender_for(engine, settings, sim):
-    """A RunSender factory over the test's engine and the simulator; closes its pools."""
+    """A RunSender factory over the test's engine and the simulator (or ``via`` other
+    settings), small batches unless ``tuning`` says otherwise; closes its pools."""
     clear_sim(sim.url)
     pools = []
     connection = redis.Redis.from_url(REDIS_URL)
 
-    def build(**tuning) -> RunSender:
+    def build(via: Settings | None = None, **tuning) -> RunSender:
+        cfg = via or settings
         tune = Tuning(**({"chunk": 25, "concurrency": 4} | tuning))
-        pool = ClientPool(lambda: make_twilio_client(settings, timeout=10), tune.concurrency)
+        pool = ClientPool(lambda: make_twilio_client(cfg, timeout=10), tune.concurrency)
         pools.append(pool)
-        throttle = Throttle(connection, rate=settings.sender_mps, key="test:bcast:throttle")
-        return RunSender(engine=engine, settings=settings, pool=pool, throttle=throttle,
+        throttle = Throttle(connection, rate=cfg.sender_mps, key="test:bcast:throttle")
+        return RunSender(engine=engine, settings=cfg, pool=pool, throttle=throttle,
                          tuning=tune)  # fmt: skip
 
     yield build
@@ -98,14 +102,8 @@ def sender_for(engine, settings, sim):
     connection.close()
 
 
-def create(engine, audience="all", body="Rally at city hall, 6pm", **kwargs) -> int:
-    with session_scope(engine) as session:
-        created = svc.create_broadcast(
-            session=session, body=body, audience=parse_audience(audience),
-            timezone=kwargs.pop("timezone", "America/New_York"), **kwargs,
-        )  # fmt: skip
-        svc.schedule_broadcast(session=session, broadcast_id=created.id)
-        return created.id
+def create(engine, audience="all", **options) -> int:
+    return schedule_broadcast(engine, audience, **options)[0]
 
 
 def start(engine, broadcast_id: int) -> svc.StartedRun:
@@ -316,25 +314,19 @@ def test_fresh_claims_are_left_to_their_worker(engine, sender_for, sim):
     assert runs_of(engine, started.broadcast_id)[0].status == "sending"
 
 
-def test_quiet_hours_and_cap_at_send_time(engine, settings, sim):
+def test_quiet_hours_and_cap_at_send_time(engine, settings, sim, sender_for):
     add_subscribers(engine, 2, timezone=zone_at_local_hour(3))  # asleep
     add_subscribers(engine, 2, start=10, timezone=zone_at_local_hour(13))  # awake
-    capped = make_settings(settings.database_url, twilio_api_base_url=sim.url,
-                           quiet_hours="08:00-21:00", sender_mps=0, public_base_url=None,
-                           program_max_messages_per_30_days=1)  # fmt: skip
-    clear_sim(sim.url)
-    pool = ClientPool(lambda: make_twilio_client(capped, timeout=10), 2)
-    try:
-        throttle = Throttle(redis.Redis.from_url(REDIS_URL), rate=0)
-        sender = RunSender(engine=engine, settings=capped, pool=pool, throttle=throttle)
-        first = start(engine, create(engine))
-        report = sender.send_run(first.run_id)
-        assert report.sent == 2 and report.deferred == 2 and not report.finished
-        assert report.wake_at is not None and report.wake_at > datetime.now(UTC)
-        second = start(engine, create(engine, body="Second alert"))
-        report = sender.send_run(second.run_id)
-    finally:
-        pool.close()
+    capped = settings.model_copy(
+        update={"quiet_hours": "08:00-21:00", "program_max_messages_per_30_days": 1}
+    )
+    sender = sender_for(capped)
+    first = start(engine, create(engine))
+    report = sender.send_run(first.run_id)
+    assert report.sent == 2 and report.deferred == 2 and not report.finished
+    assert report.wake_at is not None and report.wake_at > datetime.now(UTC)
+    second = start(engine, create(engine, body="Second alert"))
+    report = sender.send_run(second.run_id)
     assert delivery_counts(engine, second.run_id) == {
         ("skipped", "frequency_cap"): 2, ("deferred", "quiet_hours"): 2,
     }  # fmt: skip
@@ -422,25 +414,22 @@ def test_dev_worker_runs_in_a_thread_on_fakeredis(sqlite_url, sim, monkeypatch):
     assert not thread.is_alive()
 
 
-def test_a_carrier_that_keeps_refusing_fails_the_delivery_after_max_attempts(engine, settings):
+def test_a_carrier_that_keeps_refusing_fails_the_delivery_after_max_attempts(
+    engine, settings, sender_for
+):
     add_subscribers(engine, 3)
     started = start(engine, create(engine))
-    failing = run_in_thread(SimConfig(port=0, error_rate=1.0, callbacks="none",
-                                      account_sid=TEST_ACCOUNT_SID,
-                                      auth_token=TEST_AUTH_TOKEN))  # fmt: skip
-    refused = settings.model_copy(update={"twilio_api_base_url": failing.url})
-    tune = Tuning(chunk=10, concurrency=3, max_attempts=2, retry_after=timedelta(0))
-    pool = ClientPool(lambda: make_twilio_client(refused, timeout=10), tune.concurrency)
+    failing = run_in_thread(SimConfig.from_settings(settings, port=0, error_rate=1.0,
+                                                    callbacks="none"))  # fmt: skip
     try:
-        sender = RunSender(engine=engine, settings=refused, pool=pool, tuning=tune,
-                           throttle=Throttle(redis.Redis.from_url(REDIS_URL), rate=0))  # fmt: skip
+        refused = settings.model_copy(update={"twilio_api_base_url": failing.url})
+        sender = sender_for(refused, max_attempts=2, retry_after=timedelta(0))
         first = sender.send_run(started.run_id)
         assert first.deferred == 3 and first.sent == 0 and not first.finished
         assert delivery_counts(engine, started.run_id) == {("deferred", "retry"): 3}
         second = sender.send_run(started.run_id)  # the second refusal is the last
         assert second.failed == 3 and second.finished
     finally:
-        pool.close()
         failing.stop()
     assert delivery_counts(engine, started.run_id) == {("failed", "retries_exhausted"): 3}
     assert runs_of(engine, started.broadcast_id)[0].status == "sent"

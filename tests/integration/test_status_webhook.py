@@ -18,7 +18,6 @@ from sms_service.broadcasts.clients import ClientPool
 from sms_service.broadcasts.sending import RunSender
 from sms_service.carrier_sim import SimConfig, run_in_thread
 from sms_service.db import session_scope
-from sms_service.domain.audience import parse_audience
 from sms_service.models import ConsentEvent, MessageStatusEvent, OutboundMessage, Subscriber
 from sms_service.throttle import Throttle
 from sms_service.twilio_client import close_twilio_client, make_twilio_client
@@ -27,7 +26,7 @@ from tests.factories import new_sid, post_signed, sign
 from tests.support import wait_for
 from workers.send import deliver
 
-from .broadcast_support import add_subscribers, phone
+from .broadcast_support import add_subscribers, phone, schedule_broadcast
 
 PHONE = "+12025550123"
 
@@ -260,12 +259,8 @@ def test_broadcast_progress_counts_what_the_carrier_reports(live):
     add_subscribers(engine, 5)
     requests.post(f"{sim.url}/sim/outcomes", json={"number": phone(3), "status": "undelivered"},
                   timeout=5).raise_for_status()  # fmt: skip
-    with session_scope(engine) as session:
-        created = svc.create_broadcast(session=session, body="Rally at noon",
-                                       audience=parse_audience("all"),
-                                       timezone="America/New_York")  # fmt: skip
-        run = svc.schedule_broadcast(session=session, broadcast_id=created.id)
-        broadcast_id, run_id = created.id, run.id
+    broadcast_id, run = schedule_broadcast(engine, body="Rally at noon")
+    run_id = run.id
     with session_scope(engine) as session:
         svc.begin_run(session=session, run_id=run_id)
     pool = ClientPool(lambda: make_twilio_client(settings, timeout=10), 5)
