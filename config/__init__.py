@@ -66,6 +66,14 @@ class Settings(BaseSettings):
         parse_window(value)  # raises ValueError with a clear message
         return value
 
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from sms_service.domain.zones import zone_named
+
+        zone_named(value)  # raises ValueError naming the unknown zone
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.app_env == "production":

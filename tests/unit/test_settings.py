@@ -50,3 +50,9 @@ def test_bad_quiet_hours_are_refused_at_startup(bad):
 
 def test_quiet_hours_off_is_accepted():
     assert Settings(quiet_hours="off").quiet_hours == "off"
+
+
+def test_an_unknown_default_timezone_is_refused_at_start():
+    with pytest.raises(ValidationError, match="unknown time zone 'Mars/Olympus'"):
+        Settings(default_timezone="Mars/Olympus")
+    assert Settings(default_timezone="America/Chicago").default_timezone == "America/Chicago"
