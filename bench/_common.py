@@ -23,7 +23,7 @@ from pathlib import Path
 import redis
 from sqlalchemy import text
 
-from sms_service import migrate
+from sms_service.db import migrate
 
 PG_ADMIN_URL = os.environ.get(
     "BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -129,7 +129,7 @@ def start_simulator(
     """The carrier simulator in its own process (callbacks off), once it answers; its URL."""
     port = free_port()
     command = [
-        sys.executable, "-m", "sms_service.carrier_sim",
+        sys.executable, "-m", "sms_service.cli", "carrier-sim",
         "--port", str(port),
         "--latency-ms", str(latency_ms),
         "--jitter-ms", str(jitter_ms),

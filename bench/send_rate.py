@@ -46,9 +46,9 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from sms_service.broadcasts import create_broadcast, schedule_broadcast
+from sms_service.carrier.client import rewrite_url
 from sms_service.db import make_engine, session_scope
 from sms_service.domain.audience import AudienceSpec
-from sms_service.twilio_client import rewrite_url
 from workers import QUEUE_BROADCASTS, QUEUE_DEFAULT
 from workers.broadcast import enqueue_start
 

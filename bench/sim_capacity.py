@@ -2,7 +2,7 @@
 
     python bench/sim_capacity.py [--seconds 10] [--latency-ms 150] [--clients 2]
 
-Starts ``python -m sms_service.carrier_sim`` in its own process (status callbacks off),
+Starts ``python -m sms_service.cli carrier-sim`` in its own process (status callbacks off),
 then drives ``POST .../Messages.json`` from load-generator processes, each keeping many
 requests in flight on keep-alive connections. It measures twice in the same run: a
 baseline at 0 ms latency, then the target latency, and prints accepted sends/s, latency
@@ -50,7 +50,7 @@ class Result:
 def start_simulator(port: int, latency_ms: float, max_concurrency: int) -> subprocess.Popen:
     """The simulator in its own process, once it answers /sim/health."""
     command = [
-        sys.executable, "-m", "sms_service.carrier_sim",
+        sys.executable, "-m", "sms_service.cli", "carrier-sim",
         "--port", str(port),
         "--latency-ms", str(latency_ms),
         "--max-concurrency", str(max_concurrency),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import redis
 
-from sms_service.throttle import Throttle
+from sms_service.carrier.throttle import Throttle
 
 KEY = "bench:throttle"
 TICK = 0.001  # sends are counted in 1 ms buckets from the common start

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .domain.phones import mask_numbers_in
+from sms_service.domain.phones import mask_numbers_in
 
 _installed = False
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from config import Settings
-
-from .domain.replies import Program
+from sms_service.domain.replies import Program
 
 
 def program_from(settings: Settings) -> Program:

@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from config import Settings
 from sms_service.db import make_engine
-from sms_service.migrate import private_database, upgrade
+from sms_service.db.migrate import private_database, upgrade
 from tests import redis_db
 
 

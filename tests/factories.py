@@ -7,7 +7,7 @@ import uuid
 from twilio.request_validator import RequestValidator
 
 from config import Settings
-from sms_service import twilio_webhooks
+from sms_service.carrier import twiml as twilio_webhooks
 
 
 def new_sid(prefix: str = "SM") -> str:

@@ -37,12 +37,11 @@ from sms_service.broadcasts import begin_run
 from sms_service.broadcasts.clients import ClientPool
 from sms_service.broadcasts.sending import RunSender
 from sms_service.broadcasts.tuning import Tuning
+from sms_service.carrier.throttle import Throttle
 from sms_service.db import session_scope
 from sms_service.domain.recurrence import occurrence_job_id
 from sms_service.models import BroadcastRun, utcnow
-from sms_service.throttle import Throttle
-
-from . import QUEUE_BROADCASTS, context
+from workers import QUEUE_BROADCASTS, context
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ def send_run(run_id: int) -> str:
     throttle = Throttle.for_settings(settings, connection=queue.connection)
 
     def client():  # noqa: ANN202 - one per thread of the pool
-        from sms_service.twilio_client import make_twilio_client
+        from sms_service.carrier.client import make_twilio_client
 
         return make_twilio_client(settings, timeout=tuning.client_timeout)
 
@@ -128,7 +127,7 @@ def send_run(run_id: int) -> str:
 
 def sweep_job() -> str:
     """Run the sweeper once (:func:`workers.broadcast_worker.sweep`)."""
-    from .broadcast_worker import sweep
+    from workers.broadcast_worker import sweep
 
     return str(sweep(engine=context.engine(), queue=_queue()))
 

@@ -43,9 +43,8 @@ from sms_service.broadcasts.tuning import Tuning
 from sms_service.db import make_engine, session_scope
 from sms_service.domain.recurrence import occurrence_job_id
 from sms_service.models import BroadcastDelivery, BroadcastRun, DeliveryStatus, RunStatus, utcnow
-
-from . import QUEUE_BROADCASTS, QUEUES
-from .broadcast import (
+from workers import QUEUE_BROADCASTS, QUEUES
+from workers.broadcast import (
     LANES,
     alive_key,
     enqueue_senders,
@@ -235,7 +234,7 @@ class _Sweeping:
             if not self.connection.set(SWEEP_LOCK, self.name, nx=True, px=lock_ms):
                 return
             if self._sweep_engine is None:
-                from . import context
+                from workers import context
 
                 self._sweep_engine = make_engine(context.settings().database_url)
             queue = Queue(QUEUE_BROADCASTS, connection=self.connection)

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 from twilio.rest import Client
 
 from config import Settings
+from sms_service.carrier.client import close_twilio_client, make_twilio_client
 from sms_service.db import make_engine
-from sms_service.twilio_client import close_twilio_client, make_twilio_client
 
 _engines: dict[int, Engine] = {}
 _engines_lock = threading.Lock()

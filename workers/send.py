@@ -3,7 +3,7 @@
 ``send_outbound_message(outbound_message_id)`` loads the row, returns early if it is
 already done, and raises :class:`~sms_service.errors.SendRetryable` for a transient
 refusal or a lost answer so RQ's ``Retry`` backs off. Before resending after a lost
-answer it asks the carrier (:func:`sms_service.sender.reconcile_outcome`), so a message
+answer it asks the carrier (:func:`sms_service.carrier.sender.reconcile_outcome`), so a message
 Twilio did accept is recorded, not sent twice.
 """
 
@@ -18,13 +18,12 @@ from sqlmodel import Session
 from twilio.rest import Client
 
 from config import Settings
-from sms_service import sender
+from sms_service.carrier import sender
 from sms_service.db import session_scope
 from sms_service.domain.delivery import Outcome
 from sms_service.errors import SendRetryable
 from sms_service.models import OutboundMessage, utcnow
-
-from . import QUEUE_DEFAULT, context
+from workers import QUEUE_DEFAULT, context
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,13 @@ batch sender), :mod:`.recovery` (settling lost attempts with the carrier),
 :mod:`sms_service.models.broadcasts`.
 """
 
-from .progress import BroadcastProgress, RunProgress, broadcast_progress, run_progress
-from .runs import (
+from sms_service.broadcasts.progress import (
+    BroadcastProgress,
+    RunProgress,
+    broadcast_progress,
+    run_progress,
+)
+from sms_service.broadcasts.runs import (
     StartedRun,
     begin_run,
     finish_run,
@@ -19,7 +24,7 @@ from .runs import (
     plan_run,
     refresh_broadcast_status,
 )
-from .service import (
+from sms_service.broadcasts.service import (
     CancelResult,
     Estimate,
     ListReport,

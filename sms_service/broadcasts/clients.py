@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from twilio.rest import Client
 
-from ..twilio_client import close_twilio_client
+from sms_service.carrier.client import close_twilio_client
 
 
 class ClientPool:

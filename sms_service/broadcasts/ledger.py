@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import and_, bindparam, update
 from sqlalchemy.engine import Connection
 
-from ..models import BroadcastDelivery, DeliveryStatus
+from sms_service.models import BroadcastDelivery, DeliveryStatus
 
 D = BroadcastDelivery.__table__
 

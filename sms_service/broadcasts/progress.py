@@ -14,7 +14,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from ..models import (
+from sms_service.broadcasts.runs import OPEN_DELIVERY, get_broadcast
+from sms_service.models import (
     Broadcast,
     BroadcastDelivery,
     BroadcastRun,
@@ -22,7 +23,6 @@ from ..models import (
     MessageStatusEvent,
     RunStatus,
 )
-from .runs import OPEN_DELIVERY, get_broadcast
 
 STATES = tuple(s.value for s in DeliveryStatus)
 CARRIER_FAILED = ("undelivered", "failed")

@@ -4,7 +4,7 @@ worker died or whose answer was lost.
 A delivery left in ``sending`` is never sent again on a guess. Once its attempt is older
 than the lease (longer than the HTTP client's timeout, so none of that attempt's calls
 can still be in flight) and no live sender holds its row (``FOR UPDATE SKIP LOCKED``),
-the carrier is asked (:func:`sms_service.sender.reconcile_outcome`: messages to that
+the carrier is asked (:func:`sms_service.carrier.sender.reconcile_outcome`: messages to that
 number with that body since the attempt): found → ``sent`` with that sid; not found →
 ``pending`` again, or ``skipped`` if the run was cancelled meanwhile.
 """
@@ -18,9 +18,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
-from .. import sender
-from ..domain.phones import mask
-from ..models import (
+from sms_service.broadcasts.clients import ClientPool
+from sms_service.broadcasts.ledger import settle, write_outcomes
+from sms_service.broadcasts.runs import OPEN_DELIVERY
+from sms_service.broadcasts.tuning import Tuning
+from sms_service.carrier import sender
+from sms_service.domain.phones import mask
+from sms_service.models import (
     BroadcastDelivery,
     BroadcastRun,
     DeliveryStatus,
@@ -28,10 +32,6 @@ from ..models import (
     RunStatus,
     Subscriber,
 )
-from .clients import ClientPool
-from .ledger import settle, write_outcomes
-from .runs import OPEN_DELIVERY
-from .tuning import Tuning
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from sqlalchemy import case, func, insert, literal, select, text, update
 from sqlalchemy.sql import Select
 from sqlmodel import Session
 
-from ..db import dialect_insert
-from ..domain.recurrence import Recurrence
-from ..errors import BadRequest, NotFound
-from ..models import (
+from sms_service.db import dialect_insert
+from sms_service.domain.recurrence import Recurrence
+from sms_service.errors import BadRequest, NotFound
+from sms_service.models import (
     AudienceKind,
     Broadcast,
     BroadcastDelivery,

@@ -19,7 +19,7 @@ Exactly once is kept by the database, in three transactions per batch:
 If the process dies in step 2, the claim stays committed (``sending``) and unlocked. Such
 a row is **reconciled** once its attempt is older than the lease (longer than the HTTP
 timeout, so no call of that attempt can still be in flight): the carrier is asked for a
-message to that number with that body since the attempt (:func:`sms_service.sender.
+message to that number with that body since the attempt (:func:`sms_service.carrier.sender.
 reconcile_outcome`); found → ``sent``; not found → ``pending`` again. Recoverers lock rows
 ``FOR UPDATE SKIP LOCKED``, so a live sender's batch is never touched.
 
@@ -42,21 +42,27 @@ from sqlalchemy.engine import Engine
 from twilio.rest import Client
 
 from config import Settings
-
-from .. import sender
-from ..db import session_scope
-from ..delivery import apply_carrier_verdict
-from ..domain import broadcast_gate as gate
-from ..domain.delivery import CarrierVerdict, Outcome, verdict_of_refusal
-from ..domain.phones import mask
-from ..domain.segments import count_segments
-from ..models import BroadcastDelivery, BroadcastRun, DeliveryStatus, RunStatus, Subscriber, utcnow
-from ..throttle import Throttle
-from .clients import ClientPool
-from .ledger import settle, write_outcomes
-from .recovery import Recoverer
-from .runs import finish_run, lock_run
-from .tuning import Tuning
+from sms_service.broadcasts.clients import ClientPool
+from sms_service.broadcasts.ledger import settle, write_outcomes
+from sms_service.broadcasts.recovery import Recoverer
+from sms_service.broadcasts.runs import finish_run, lock_run
+from sms_service.broadcasts.tuning import Tuning
+from sms_service.carrier import sender
+from sms_service.carrier.throttle import Throttle
+from sms_service.db import session_scope
+from sms_service.domain import broadcast_gate as gate
+from sms_service.domain.delivery import CarrierVerdict, Outcome, verdict_of_refusal
+from sms_service.domain.phones import mask
+from sms_service.domain.segments import count_segments
+from sms_service.models import (
+    BroadcastDelivery,
+    BroadcastRun,
+    DeliveryStatus,
+    RunStatus,
+    Subscriber,
+    utcnow,
+)
+from sms_service.services.delivery_reports import apply_carrier_verdict
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, insert, select, update
 from sqlmodel import Session
 
-from ..domain import segments as seg
-from ..domain.audience import AudienceSpec, NumberList
-from ..domain.recurrence import parse_rule
-from ..domain.zones import zone_named
-from ..errors import BadRequest, NotFound
-from ..models import (
+from sms_service.broadcasts.runs import audience_query, get_broadcast, insert_run, lock_run
+from sms_service.domain import segments as seg
+from sms_service.domain.audience import AudienceSpec, NumberList
+from sms_service.domain.recurrence import parse_rule
+from sms_service.domain.zones import zone_named
+from sms_service.errors import BadRequest, NotFound
+from sms_service.models import (
     AudienceKind,
     Broadcast,
     BroadcastDelivery,
@@ -39,7 +40,6 @@ from ..models import (
     SubscriberStatus,
     utcnow,
 )
-from .runs import audience_query, get_broadcast, insert_run, lock_run
 
 MAX_BODY_CHARS = 1600  # Twilio refuses longer bodies (error 21617)
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .phones import InvalidPhoneNumber, to_e164
+from sms_service.domain.phones import InvalidPhoneNumber, to_e164
 
 KINDS = ("all", "campaign", "tag", "file")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,63}$")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .quiet_hours import Window, next_allowed_time, parse_window
+from sms_service.domain.quiet_hours import Window, next_allowed_time, parse_window
 
 CAP_WINDOW = timedelta(days=30)
 PREFIX_CHARS = 10  # "+" and the nine digits phonenumbers places a number by

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from . import replies
-from .replies import Program
+from sms_service.domain import replies
+from sms_service.domain.replies import Program
 
 OPT_OUT_KEYWORDS = frozenset(
     {

@@ -42,7 +42,7 @@ import holidays
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
 
-from .zones import zone_named
+from sms_service.domain.zones import zone_named
 
 DEFAULT_ZONE = "America/New_York"
 UNKNOWN_ZONE = "Etc/Unknown"  # what phonenumbers answers when it cannot place a number

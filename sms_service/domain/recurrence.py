@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from .zones import zone_named
+from sms_service.domain.zones import zone_named
 
 
 class Rule(StrEnum):

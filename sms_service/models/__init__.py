@@ -1,6 +1,6 @@
 """All tables. Import from here so SQLModel's metadata (and alembic) sees every one."""
 
-from .broadcasts import (
+from sms_service.models.broadcasts import (
     AudienceKind,
     Broadcast,
     BroadcastDelivery,
@@ -10,7 +10,7 @@ from .broadcasts import (
     DeliveryStatus,
     RunStatus,
 )
-from .core import (
+from sms_service.models.core import (
     Campaign,
     ConsentEvent,
     InboundMessage,
@@ -20,7 +20,7 @@ from .core import (
     SubscriberTag,
     utcnow,
 )
-from .outbound import MessageStatusEvent, OutboundMessage
+from sms_service.models.outbound import MessageStatusEvent, OutboundMessage
 
 __all__ = [
     "AudienceKind",

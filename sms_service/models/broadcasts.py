@@ -37,7 +37,7 @@ from enum import StrEnum
 from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from .core import utcnow
+from sms_service.models.core import utcnow
 
 
 class BroadcastStatus(StrEnum):

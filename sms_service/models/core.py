@@ -13,7 +13,7 @@ from enum import StrEnum
 from sqlalchemy import Column, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
-from ..errors import ConsentLogIsAppendOnly
+from sms_service.errors import ConsentLogIsAppendOnly
 
 
 def utcnow() -> datetime:

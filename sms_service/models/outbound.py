@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from .core import utcnow
+from sms_service.models.core import utcnow
 
 
 class OutboundMessage(SQLModel, table=True):
@@ -30,9 +30,9 @@ class OutboundMessage(SQLModel, table=True):
                                  └─────(not found)──> sending (sent again)
 
     ``pending``: written, not yet handed to Twilio. ``sending``: an API call is in flight
-    (or its worker died; after :data:`sms_service.sender.SEND_LEASE` it is treated as
+    (or its worker died; after :data:`sms_service.carrier.sender.SEND_LEASE` it is treated as
     ``unknown``). ``unknown``: the call timed out or the connection dropped, so Twilio may
-    have accepted it; the carrier is asked (:func:`sms_service.sender.reconcile`) before
+    have accepted it; the carrier is asked (:func:`sms_service.carrier.sender.reconcile`) before
     any retry. ``accepted``/``queued``: Twilio took it (``sid`` set). ``sent``,
     ``delivered``, ``undelivered``, ``failed``: from status callbacks, moving forward only
     (:data:`sms_service.domain.delivery.STATUS_RANK`). A refusal at the API (opted out,

@@ -43,7 +43,7 @@ def served(tmp_path):
     subprocess.run([str(BIN / "sms-service"), "db", "upgrade"], env=env, check=True, cwd=tmp_path)
     gunicorn = shutil.which("gunicorn", path=str(BIN))
     proc = subprocess.Popen(
-        [gunicorn, "sms_service.wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+        [gunicorn, "sms_service.web.wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -22,13 +22,13 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select, update
 
 from sms_service import broadcasts as svc
-from sms_service.carrier_sim import SimConfig, run_in_thread
 from sms_service.db import make_engine, session_scope
+from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 from sms_service.domain.quiet_hours import next_allowed_time
 from sms_service.domain.recurrence import occurrence_job_id
-from sms_service.inbound import InboundSms, handle_inbound
 from sms_service.models import BroadcastDelivery, BroadcastRun, Subscriber, utcnow
 from sms_service.program import program_from
+from sms_service.services.inbound import InboundSms, handle_inbound
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, make_settings
 from tests.factories import new_sid
 from tests.redis_db import redis_url

@@ -17,9 +17,11 @@ from sms_service import broadcasts as svc
 from sms_service.broadcasts.clients import ClientPool
 from sms_service.broadcasts.sending import RunSender
 from sms_service.broadcasts.tuning import Tuning
-from sms_service.carrier_sim import SimConfig, run_in_thread
-from sms_service.cli import main
+from sms_service.carrier.client import close_twilio_client, make_twilio_client
+from sms_service.carrier.throttle import Throttle
+from sms_service.cli.main import main
 from sms_service.db import make_engine, session_scope
+from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 from sms_service.domain.audience import parse_audience, read_number_list
 from sms_service.errors import BadRequest, NotFound
 from sms_service.models import (
@@ -28,8 +30,6 @@ from sms_service.models import (
     BroadcastRun,
     Subscriber,
 )
-from sms_service.throttle import Throttle
-from sms_service.twilio_client import close_twilio_client, make_twilio_client
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, make_settings
 from tests.redis_db import redis_url
 

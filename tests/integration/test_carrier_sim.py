@@ -30,13 +30,13 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from config import Settings
-from sms_service.carrier_sim import SimConfig, SimHandle, run_in_thread
-from sms_service.twilio_client import (
+from sms_service.carrier.client import (
     close_twilio_client,
     make_twilio_client,
     read_environment_once,
     rewrite_url,
 )
+from sms_service.devtools.carrier_sim import SimConfig, SimHandle, run_in_thread
 from tests.support import answers, free_port, wait_for
 
 ACCOUNT_SID = "AC" + "5" * 32
@@ -607,7 +607,7 @@ def test_busy_port_is_reported(sim):
 def test_command_line_serves_the_api(clients):
     port = free_port()
     command = [
-        sys.executable, "-m", "sms_service.carrier_sim", "--port", str(port),
+        sys.executable, "-m", "sms_service.cli", "carrier-sim", "--port", str(port),
         "--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN, "--callbacks", "none",
         "--latency-ms", "5", "--log-level", "WARNING",
     ]  # fmt: skip

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from sqlmodel import Session
 
-from sms_service.cli import main
+from sms_service.cli.main import main
 from sms_service.models import ConsentEvent, InboundMessage, Subscriber
 from tests.factories import text_in
 

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from sqlalchemy import inspect, text
 from sqlmodel import Session
 
-from sms_service.cli import main
+from sms_service.cli.main import main
 from sms_service.db import make_engine
-from sms_service.exports import ExportFilter, write_consent
 from sms_service.models import ConsentEvent
+from sms_service.services.exports import ExportFilter, write_consent
 from tests.factories import text_in
 
 A, B = "+12025550123", "+14155550100"

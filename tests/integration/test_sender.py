@@ -16,13 +16,13 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from config import Settings
-from sms_service import sender
-from sms_service.carrier_sim import SimConfig, SimHandle, run_in_thread
+from sms_service.carrier import sender
+from sms_service.carrier.client import close_twilio_client, make_twilio_client
 from sms_service.db import make_engine, session_scope
+from sms_service.devtools.carrier_sim import SimConfig, SimHandle, run_in_thread
 from sms_service.domain.delivery import Outcome
 from sms_service.errors import SendRetryable
 from sms_service.models import ConsentEvent, OutboundMessage, Subscriber, utcnow
-from sms_service.twilio_client import close_twilio_client, make_twilio_client
 from tests.conftest import make_settings
 from tests.support import free_port
 from workers import context

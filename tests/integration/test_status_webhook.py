@@ -13,14 +13,15 @@ from sqlmodel import Session
 from werkzeug.serving import make_server
 
 from sms_service import broadcasts as svc
-from sms_service import create_app, sender
+from sms_service import create_app
 from sms_service.broadcasts.clients import ClientPool
 from sms_service.broadcasts.sending import RunSender
-from sms_service.carrier_sim import SimConfig, run_in_thread
+from sms_service.carrier import sender
+from sms_service.carrier.client import close_twilio_client, make_twilio_client
+from sms_service.carrier.throttle import Throttle
 from sms_service.db import session_scope
+from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 from sms_service.models import ConsentEvent, MessageStatusEvent, OutboundMessage, Subscriber
-from sms_service.throttle import Throttle
-from sms_service.twilio_client import close_twilio_client, make_twilio_client
 from tests.conftest import make_settings
 from tests.factories import new_sid, post_signed, sign
 from tests.support import wait_for

@@ -13,7 +13,7 @@ import time
 import pytest
 import redis
 
-from sms_service.throttle import Throttle, ThrottleTimeout
+from sms_service.carrier.throttle import Throttle, ThrottleTimeout
 from tests import redis_db
 
 REDIS_HOST, REDIS_PORT, REDIS_DB = redis_db.HOST, redis_db.PORT, redis_db.db_number()

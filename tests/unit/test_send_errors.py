@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from sms_service.carrier.sender import SendOutcome
 from sms_service.domain.delivery import (
     CarrierVerdict,
     Outcome,
@@ -16,7 +17,6 @@ from sms_service.domain.delivery import (
     rank,
     verdict_of_refusal,
 )
-from sms_service.sender import SendOutcome
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,53 @@
+"""Run the alembic migrations shipped inside the package."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, text
+
+MIGRATIONS = Path(__file__).parent.parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    """An alembic Config pointing at the packaged migrations and ``database_url``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Bring the database at ``database_url`` up to ``revision``."""
+    command.upgrade(alembic_config(database_url), revision)
+
+
+@contextlib.contextmanager
+def private_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database beside ``admin_url``'s, migrated to head; its URL. Dropped
+    on the way out, its connections ended first. For test runs and benchmarks."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()

@@ -1,1 +1,0 @@
-"""HTTP views (Flask blueprints). Thin: parse, call a service function, answer."""

@@ -1,0 +1,62 @@
+"""Twilio status callbacks: ``POST /sms/status`` (what became of the texts we sent)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, abort, current_app, request
+from sqlalchemy.exc import IntegrityError
+
+from sms_service.db import session_scope
+from sms_service.domain.delivery import parse_error_code
+from sms_service.domain.phones import InvalidPhoneNumber, to_e164
+from sms_service.models import utcnow
+from sms_service.services.delivery_reports import StatusReport, record_status
+from sms_service.web.views.sms import require_twilio_signature
+
+log = logging.getLogger(__name__)
+bp = Blueprint("status", __name__, url_prefix="/sms")
+
+
+def parse_status(form) -> StatusReport:  # noqa: ANN001 - werkzeug MultiDict
+    """Twilio's status callback form into a :class:`StatusReport`; 400 without sid/status."""
+    sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
+    status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
+    if not sid or not status:
+        abort(400, description="MessageSid and MessageStatus are required")
+    try:
+        to_number = to_e164(form.get("To"))
+    except InvalidPhoneNumber:
+        to_number = None
+    return StatusReport(
+        sid=sid[:64],
+        status=status,
+        error_code=parse_error_code(form.get("ErrorCode")),
+        to_number=to_number,
+        occurred_at=utcnow(),
+        raw=form.to_dict(flat=True),
+    )
+
+
+@bp.post("/status")
+def status() -> Response:
+    """Verify → parse → record once (forward-only) → 204."""
+    require_twilio_signature()
+    report = parse_status(request.form)
+    engine = current_app.extensions["sms_engine"]
+    program = current_app.config["SETTINGS"].program_name
+    try:
+        with session_scope(engine) as session:
+            result = record_status(session, report, program=program)
+    except IntegrityError:
+        # A concurrent callback created the same subscriber row first; this time it exists.
+        with session_scope(engine) as session:
+            result = record_status(session, report, program=program)
+    log.info(
+        "status %s %s%s%s",
+        report.sid,
+        report.status,
+        f" error {report.error_code}" if report.error_code else "",
+        "" if result.recorded else " (repeat)",
+    )
+    return Response(status=204)
