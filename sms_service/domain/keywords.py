@@ -9,9 +9,17 @@ Subscriber status lifecycle::
       │                           ^                                      │
       └──────────STOP─────────────┼──────────────> OPTED_OUT             │
                                   └────────JOIN/START/UNSTOP/YES/SIGN────┘
+    NONE ──web form, then YES/Y to its confirmation text──> SUBSCRIBED
 
 HELP never changes the status. Anything unrecognised never changes it either: "hi" does
 not re-subscribe anyone.
+
+Web double opt-in: a supporter who ticked the SMS box on the petition page is sent one text
+asking them to reply YES. Until the caller's window closes
+(``Conversation.web_confirmation_until``), YES or Y from that number confirms: the outcome
+is ``WEB_CONFIRMED`` (SUBSCRIBED, an opt-in the caller records with source ``web``). STOP
+while a confirmation is pending opts out as usual and closes the confirmation; any other
+text leaves it open, and a window that passed with no YES subscribes nobody.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ HELP_KEYWORDS = frozenset({"HELP", "INFO", "AYUDA"})
 JOIN_KEYWORDS = frozenset({"JOIN"})
 RESUBSCRIBE_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
 SIGN_KEYWORDS = frozenset({"SIGN"})
+# Answers to a web sign-up's confirmation text; "Y" means yes only while one is pending.
+WEB_CONFIRM_KEYWORDS = frozenset({"YES", "Y"})
 RESERVED_KEYWORDS = (
     OPT_OUT_KEYWORDS | HELP_KEYWORDS | JOIN_KEYWORDS | RESUBSCRIBE_KEYWORDS | SIGN_KEYWORDS
 )
@@ -76,6 +86,7 @@ class Intent(StrEnum):
 
     OPT_OUT = "opt_out"
     OPT_IN = "opt_in"
+    WEB_CONFIRMED = "web_confirmed"
     ALREADY_SUBSCRIBED = "already_subscribed"
     HELP = "help"
     SIGN = "sign"
@@ -115,6 +126,12 @@ class Conversation:
     pending_name: Campaign | None = None
     pending_name_asked_at: datetime | None = None
     pending_signature_count: int = 0
+    # Set while a web sign-up's confirmation text awaits YES: the end of its window.
+    web_confirmation_until: datetime | None = None
+
+    def awaits_web_confirmation(self, at: datetime) -> bool:
+        """True when a confirmation text was sent and its window is still open at ``at``."""
+        return self.web_confirmation_until is not None and at <= self.web_confirmation_until
 
 
 @dataclass(frozen=True)
@@ -139,11 +156,15 @@ class Decision:
     name: str | None = None
     clear_pending_name: bool = False
     review_by: date | None = None
+    # The pending web confirmation is answered (YES) or closed (STOP): the caller records
+    # the opt-in with source ``web`` and the page's disclosure instead of an SMS opt-in.
+    confirms_web: bool = False
+    closes_web_confirmation: bool = False
 
     @property
     def status_changed(self) -> bool:
         """Never true for HELP, fallbacks or ignored texts."""
-        return self.intent in (Intent.OPT_OUT, Intent.OPT_IN, Intent.SIGN)
+        return self.intent in (Intent.OPT_OUT, Intent.OPT_IN, Intent.SIGN, Intent.WEB_CONFIRMED)
 
 
 def normalise(body: str) -> str:
@@ -230,10 +251,16 @@ def _decide(
     status = conv.status
 
     if key in OPT_OUT_KEYWORDS or is_plain_language_opt_out(body):
-        return _opt_out(conv, program, key if key in OPT_OUT_KEYWORDS else None)
+        return _opt_out(conv, program, key if key in OPT_OUT_KEYWORDS else None, received_at)
     if key in HELP_KEYWORDS:
         reply = replies.help_reply(program)
         return Decision(Intent.HELP, status, reply, key, (ConsentKind.HELP,))
+    if key in WEB_CONFIRM_KEYWORDS and conv.awaits_web_confirmation(received_at):
+        reply = replies.opt_in_confirmation(program)
+        return Decision(
+            Intent.WEB_CONFIRMED, Status.SUBSCRIBED, reply, key, (ConsentKind.OPT_IN,),
+            confirms_web=True,
+        )  # fmt: skip
     if key in JOIN_KEYWORDS or (
         key in RESUBSCRIBE_KEYWORDS and (status is Status.OPTED_OUT or key == "START")
     ):
@@ -278,7 +305,9 @@ def _decide(
     return Decision(Intent.IGNORED, status)
 
 
-def _opt_out(conv: Conversation, program: Program, keyword: str | None) -> Decision:
+def _opt_out(
+    conv: Conversation, program: Program, keyword: str | None, received_at: datetime
+) -> Decision:
     # Exactly one confirmation: a number already opted out gets silence, though the
     # request is still logged.
     reply = None if conv.status is Status.OPTED_OUT else replies.opt_out_confirmation(program)
@@ -289,6 +318,7 @@ def _opt_out(conv: Conversation, program: Program, keyword: str | None) -> Decis
         keyword,
         (ConsentKind.OPT_OUT,),
         clear_pending_name=conv.pending_name is not None,
+        closes_web_confirmation=conv.awaits_web_confirmation(received_at),
     )
 
 

@@ -186,3 +186,47 @@ def test_normalise(raw, expected):
 def test_naive_time_is_refused():
     with pytest.raises(ValueError):
         decide("JOIN", Conversation(NONE), CATALOGUE, PROGRAM, received_at=datetime(2026, 1, 1))
+
+
+# -- web double opt-in: YES/Y answers a pending confirmation text -----------------------------
+
+WINDOW_OPEN = NOW + timedelta(hours=1)
+WINDOW_CLOSED = NOW - timedelta(seconds=1)
+
+WEB_TABLE = [
+    # text, status, window ends, intent, new status, confirms, closes, events
+    ("YES", NONE, WINDOW_OPEN, Intent.WEB_CONFIRMED, SUB, True, False, ("opt_in",)),
+    (" y. ", NONE, WINDOW_OPEN, Intent.WEB_CONFIRMED, SUB, True, False, ("opt_in",)),
+    ("Yes!", SUB, WINDOW_OPEN, Intent.WEB_CONFIRMED, SUB, True, False, ("opt_in",)),
+    ("YES", NONE, WINDOW_CLOSED, Intent.IGNORED, NONE, False, False, ()),  # too late
+    ("Y", NONE, WINDOW_CLOSED, Intent.IGNORED, NONE, False, False, ()),
+    ("Y", NONE, None, Intent.IGNORED, NONE, False, False, ()),  # no confirmation pending
+    ("STOP", NONE, WINDOW_OPEN, Intent.OPT_OUT, OUT, False, True, ("opt_out",)),
+    ("wrong number", NONE, WINDOW_OPEN, Intent.OPT_OUT, OUT, False, True, ("opt_out",)),
+    ("STOP", NONE, WINDOW_CLOSED, Intent.OPT_OUT, OUT, False, False, ("opt_out",)),
+    ("HELP", NONE, WINDOW_OPEN, Intent.HELP, NONE, False, False, ("help",)),
+    ("yes please", NONE, WINDOW_OPEN, Intent.IGNORED, NONE, False, False, ()),  # whole text only
+    ("no", NONE, WINDOW_OPEN, Intent.IGNORED, NONE, False, False, ()),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "until", "intent", "new_status", "confirms", "closes", "events"), WEB_TABLE
+)
+def test_web_confirmation_table(text, status, until, intent, new_status, confirms, closes, events):
+    conv = Conversation(status=status, web_confirmation_until=until)
+    d = decide(text, conv, CATALOGUE, PROGRAM, received_at=NOW)
+    assert d.intent is intent and d.status is new_status
+    assert d.confirms_web is confirms and d.closes_web_confirmation is closes
+    assert tuple(d.events) == tuple(ConsentKind(e) for e in events)
+
+
+def test_web_confirmation_reply_is_the_full_opt_in_disclosure():
+    conv = Conversation(status=NONE, web_confirmation_until=WINDOW_OPEN)
+    d = decide("YES", conv, CATALOGUE, PROGRAM, received_at=NOW)
+    assert all(part in d.reply for part in DISCLOSURE)
+
+
+def test_window_end_is_inclusive():
+    conv = Conversation(status=NONE, web_confirmation_until=NOW)
+    assert decide("Y", conv, CATALOGUE, PROGRAM, received_at=NOW).confirms_web
