@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     program_max_messages_per_30_days: int = 4
 
     secret_key: str = DEV_SECRET_KEY
+    session_idle_minutes: int = Field(60, ge=1, description="console sessions end after this idle")
+    ratelimit_storage_url: str | None = Field(
+        None, description="where rate limits are counted (default REDIS_URL; memory:// per process)"
+    )
     phone_simulator: bool = Field(False, description="serve /phone in production too")
 
     quiet_hours: str = "08:00-21:00"

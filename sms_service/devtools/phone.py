@@ -34,7 +34,13 @@ from sms_service.carrier.twiml import inbound_form, twiml_replies
 from sms_service.domain.phones import InvalidPhoneNumber, to_e164
 from sms_service.models import InboundMessage, OutboundMessage, Subscriber
 
-bp = Blueprint("phone", __name__, template_folder="templates")
+bp = Blueprint(
+    "phone",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/phone/static",
+)
 
 INBOUND_PATH = "/sms/inbound"
 HISTORY_LIMIT = 100

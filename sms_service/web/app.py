@@ -17,7 +17,12 @@ from sms_service.program import program_from
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the web app: settings, database engine, blueprints."""
     settings = settings or Settings()
-    app = Flask(__name__, instance_relative_config=False)
+    app = Flask(
+        __name__,
+        instance_relative_config=False,
+        template_folder="templates",
+        static_folder="static",
+    )
     app.config.update(SECRET_KEY=settings.secret_key, SETTINGS=settings)
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)  # type: ignore[method-assign]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -27,17 +32,26 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["sms_engine"] = engine
     app.extensions["sms_program"] = program_from(settings)
 
+    from sms_service.web.security import exempt_from_csrf, init_security
+
+    init_security(app, settings)
+
     from sms_service.web.views import sms
 
-    app.register_blueprint(sms.bp)
+    app.register_blueprint(exempt_from_csrf(sms.bp))  # signed by Twilio instead
 
     from sms_service.web.views import status
 
-    app.register_blueprint(status.bp)
+    app.register_blueprint(exempt_from_csrf(status.bp))
 
     from sms_service.devtools import phone
 
-    app.register_blueprint(phone.bp)
+    # A dev tool with no login (off in production): anyone who reaches it may already post.
+    app.register_blueprint(exempt_from_csrf(phone.bp))
+
+    @app.context_processor
+    def _layout_globals() -> dict[str, str]:
+        return {"program_name": settings.program_name}
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -1,0 +1,125 @@
+"""Web security for the whole app: CSRF, rate limits, session cookies, response headers.
+
+``init_security(app, settings)`` is called once by the app factory. Other blueprints use
+the two module-level extension objects:
+
+* ``csrf``: every POST/PUT/PATCH/DELETE needs a CSRF token (forms render
+  ``{{ csrf_token() }}``; JavaScript sends the ``X-CSRFToken`` header). Blueprints whose
+  callers cannot hold a token are exempted with ``exempt_from_csrf(bp)`` before they are
+  registered: the Twilio webhooks (they prove themselves with ``X-Twilio-Signature``) and
+  the bearer-token API (no cookie, so nothing for another site to ride on).
+* ``limiter``: ``@limiter.limit("5/minute", key_func=...)`` on any route. Counts live in
+  Redis (``RATELIMIT_STORAGE_URL``, else ``REDIS_URL``) so that every gunicorn worker and
+  every web host share them; only development without a Redis falls back to memory.
+
+The Content-Security-Policy allows nothing from outside the service and no inline script
+or style: templates link ``/static`` files, and charts are inline SVG drawn on the server
+with presentation attributes (``fill=``), which CSP does not govern.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import Blueprint, Flask, Response, request
+from flask_limiter import Limiter
+from flask_wtf.csrf import CSRFProtect
+
+from config import Settings
+
+log = logging.getLogger(__name__)
+
+CSP = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    # Console URLs can carry a phone number (?number=...): never hand them to another site.
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+HSTS = "max-age=31536000; includeSubDomains"
+LIMITER_KEY_PREFIX = "sms_limits"
+
+
+def client_ip() -> str:
+    """The caller's address as ProxyFix resolved it (one trusted proxy hop)."""
+    return request.remote_addr or "unknown"
+
+
+csrf = CSRFProtect()
+limiter = Limiter(client_ip, key_prefix=LIMITER_KEY_PREFIX, headers_enabled=True)
+
+
+def exempt_from_csrf(blueprint: Blueprint) -> Blueprint:
+    """Exempt ``blueprint`` from CSRF; only for callers that authenticate without cookies."""
+    csrf.exempt(blueprint)
+    return blueprint
+
+
+def limiter_storage_uri(settings: Settings) -> str:
+    """Where rate-limit counters live: shared Redis, or memory for Redis-less development.
+
+    Production always uses Redis (a per-process memory store would let an attacker multiply
+    the login limit by the number of gunicorn workers), and fails loudly if it is down.
+    """
+    if settings.ratelimit_storage_url:
+        return settings.ratelimit_storage_url
+    if settings.is_production:
+        return settings.redis_url
+    from sms_service.devtools.devserver import redis_answers
+
+    if redis_answers(settings.redis_url):
+        return settings.redis_url
+    log.warning("no Redis at the REDIS_URL: rate limits are counted per process (dev only)")
+    return "memory://"
+
+
+def init_security(app: Flask, settings: Settings) -> None:
+    """Configure cookies, CSRF, the rate limiter and the security headers on ``app``."""
+    secure = settings.is_production
+    app.config.update(
+        SESSION_COOKIE_NAME="__Host-sms_session" if secure else "sms_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure,
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_idle_minutes),
+        # Each request moves the expiry on: the lifetime is an idle timeout.
+        SESSION_REFRESH_EACH_REQUEST=True,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=secure,
+        # The token lives as long as the session; an hour-old form still submits.
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=secure,
+    )
+    storage = limiter_storage_uri(settings)
+    app.config["RATELIMIT_STORAGE_URI"] = storage
+    if storage.startswith("redis"):
+        # A Redis outage should answer 500 quickly, not hang every login for a minute.
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2, "socket_timeout": 2}
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if secure:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
+        return response

@@ -1,0 +1,46 @@
+"""Fixtures for process-level tests: ``sms-service dev`` as a new user runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import answers, free_port, wait_for
+
+BIN = Path(sys.executable).parent
+
+
+def wait_until_it_answers(url: str, timeout: float = 40.0) -> None:
+    """Wait for a GET of ``url`` to succeed (a server starting)."""
+    wait_for(lambda: answers(url), timeout=timeout, interval=0.1, what=url)
+
+
+@pytest.fixture
+def dev_server(tmp_path):
+    port, sim_port, dead_redis = free_port(), free_port(), free_port()
+    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{dead_redis}/0", "QUIET_HOURS": "off"}
+    for name in ("DATABASE_URL", "TWILIO_API_BASE_URL", "PUBLIC_BASE_URL", "TWILIO_AUTH_TOKEN"):
+        env.pop(name, None)
+    log = open(tmp_path / "dev.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [str(BIN / "sms-service"), "dev", "--port", str(port), "--sim-port", str(sim_port)],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_until_it_answers(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        wait_until_it_answers(f"http://127.0.0.1:{sim_port}/sim/health", timeout=30)
+        yield {"web": f"http://127.0.0.1:{port}", "sim": f"http://127.0.0.1:{sim_port}",
+               "cwd": tmp_path, "env": env}  # fmt: skip
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
