@@ -6,14 +6,27 @@ data helpers never commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# PostgreSQL errors that mean "another transaction got there first; run again and you will
+# see what it did": serialization failure, deadlock, unique violation.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "23505"})
+TRANSACTION_ATTEMPTS = 5
 
 
 def make_engine(database_url: str, **kwargs) -> Engine:
@@ -59,3 +72,35 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def is_transient_conflict(exc: DBAPIError) -> bool:
+    """True when ``exc`` is a conflict with a concurrent transaction that a fresh attempt
+    resolves (PostgreSQL serialization failure, deadlock or unique violation; SQLite busy
+    or unique violation), not an error in the statement itself."""
+    state = getattr(exc.orig, "sqlstate", None)
+    if state is not None:
+        return state in RETRYABLE_SQLSTATES
+    message = str(exc.orig).lower()
+    return "database is locked" in message or "unique constraint failed" in message
+
+
+def run_transaction(
+    engine: Engine, work: Callable[[Session], T], *, attempts: int = TRANSACTION_ATTEMPTS
+) -> T:
+    """Run ``work(session)`` in one :func:`session_scope`, again from the start (bounded)
+    when it loses a race with a concurrent transaction; other errors propagate at once.
+
+    ``work`` must be safe to repeat: everything it did is rolled back before it runs again.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with session_scope(engine) as session:
+                return work(session)
+        except DBAPIError as exc:
+            if attempt == attempts or not is_transient_conflict(exc):
+                raise
+            log.info("transaction conflict (attempt %d of %d), retrying", attempt, attempts)
+            # A short, jittered pause so two losers do not collide again in lockstep.
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises

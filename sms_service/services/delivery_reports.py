@@ -164,10 +164,23 @@ def apply_carrier_verdict(
 
 
 def _subscriber_for_update(session: Session, phone: str, when: datetime) -> Subscriber:
-    subscriber = session.execute(
-        select(Subscriber).where(Subscriber.phone == phone).with_for_update()
-    ).scalar_one_or_none()
-    return subscriber or Subscriber(phone=phone, created_at=when, updated_at=when)
+    """The number's row, created if missing, locked until the transaction ends.
+
+    ``ON CONFLICT DO NOTHING`` rather than a plain insert: when an inbound text from the same
+    number is creating the row right now, this waits for it and then locks what it
+    committed, so the verdict is applied after the text, on its result (commit order).
+    """
+    session.execute(
+        dialect_insert(session)(Subscriber)
+        .values(phone=phone, status=SubscriberStatus.NONE.value, created_at=when, updated_at=when)
+        .on_conflict_do_nothing(index_elements=["phone"])
+    )
+    return session.execute(
+        select(Subscriber)
+        .where(Subscriber.phone == phone)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
 
 
 def apply_carrier_opt_out(

@@ -3,6 +3,24 @@
 Receiving (the webhook view), deciding (:mod:`sms_service.domain.keywords`) and storing
 (this module) are separate parts. Nothing here commits: the caller's transaction holds the
 inbound message, the status change, the signature and the consent events together.
+
+Races are settled by the database, in this order:
+
+1. The message is *claimed* first: ``INSERT … ON CONFLICT (message_sid) DO NOTHING``. A
+   Twilio retry racing the first delivery waits on that row until the first transaction
+   ends, then finds it and answers with the stored reply; nothing is applied twice. (On
+   SQLite this first write also takes the database's single write lock, so the rest of the
+   transaction runs alone.)
+2. The sender's subscriber row is locked (``SELECT … FOR UPDATE``), so two texts from one
+   number are decided one after the other, each on what the other committed: the final
+   status follows commit order.
+3. A brand-new number has no row to lock. If the decision needs one, it is created with
+   ``INSERT … ON CONFLICT (phone) DO NOTHING``; when a concurrent text (or a status callback)
+   created it first, that insert waits for it to commit, and the text is decided again on
+   the row it left.
+
+Whatever still conflicts (a unique violation elsewhere, a deadlock) aborts the transaction,
+which the caller runs again (:func:`sms_service.db.run_transaction`).
 """
 
 from __future__ import annotations
@@ -10,9 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
+from sms_service.db import dialect_insert
 from sms_service.domain import keywords
 from sms_service.domain.keywords import ConsentKind, Decision, Status
 from sms_service.domain.replies import Program
@@ -42,6 +61,11 @@ class InboundResult:
     duplicate: bool = False
 
 
+# The intent a claimed message holds until its decision is stored, in the same transaction:
+# no other transaction ever reads it.
+CLAIMED = "received"
+
+
 def find_processed(session: Session, message_sid: str) -> InboundResult | None:
     """The stored outcome of a MessageSid already handled (a Twilio retry), if any."""
     row = session.execute(
@@ -50,6 +74,30 @@ def find_processed(session: Session, message_sid: str) -> InboundResult | None:
     if row is None:
         return None
     return InboundResult(reply=row.reply, intent=row.intent, duplicate=True)
+
+
+def claim_message(session: Session, sms: InboundSms) -> int | None:
+    """Insert the inbound message unless its MessageSid is known; its id, or None for a retry.
+
+    Waits, in PostgreSQL, for a concurrent transaction holding the same MessageSid.
+    """
+    statement = (
+        dialect_insert(session)(InboundMessage)
+        .values(
+            message_sid=sms.message_sid,
+            account_sid=sms.account_sid,
+            from_number=sms.from_number,
+            to_number=sms.to_number,
+            body=sms.body,
+            num_media=sms.num_media,
+            opt_out_type=sms.opt_out_type,
+            intent=CLAIMED,
+            received_at=sms.received_at,
+        )
+        .on_conflict_do_nothing(index_elements=["message_sid"])
+        .returning(InboundMessage.id)
+    )
+    return session.execute(statement).scalar_one_or_none()
 
 
 def load_catalogue(session: Session) -> keywords.Catalogue:
@@ -102,51 +150,79 @@ def signature_count(session: Session, campaign_id: int) -> int:
 
 
 def handle_inbound(session: Session, sms: InboundSms, program: Program) -> InboundResult:
-    """Decide and store one inbound text; idempotent on MessageSid. Does not commit."""
-    done = find_processed(session, sms.message_sid)
-    if done is not None:
-        return done
-    subscriber = session.execute(
-        select(Subscriber).where(Subscriber.phone == sms.from_number).with_for_update()
-    ).scalar_one_or_none()
-    decision = keywords.decide(
-        sms.body,
-        load_conversation(session, subscriber),
-        load_catalogue(session),
-        program,
-        received_at=sms.received_at,
-        carrier_opt_out_type=sms.opt_out_type,
-    )
-    subscriber = _apply_status(session, subscriber, sms, decision)
+    """Decide and store one inbound text; idempotent on MessageSid. Does not commit.
+
+    Safe to run again from the start after a rollback (see the module docstring).
+    """
+    message_id = claim_message(session, sms)
+    if message_id is None:
+        done = find_processed(session, sms.message_sid)
+        # The row we conflicted with is committed by now (ON CONFLICT waited for it).
+        return done or InboundResult(reply=None, intent=CLAIMED, duplicate=True)
+    catalogue = load_catalogue(session)
+    for _ in range(3):
+        subscriber = _lock_subscriber(session, sms.from_number)
+        decision = keywords.decide(
+            sms.body,
+            load_conversation(session, subscriber),
+            catalogue,
+            program,
+            received_at=sms.received_at,
+            carrier_opt_out_type=sms.opt_out_type,
+        )
+        # Only an opt-out, opt-in or signature creates a row: "hi" from a stranger leaves none.
+        if subscriber is not None or not decision.events:
+            break
+        subscriber = _insert_subscriber(session, sms)
+        if subscriber is not None:
+            break
+        # Another transaction created this number's row first and has committed it:
+        # decide again on what it left (a second pass finds the row).
+    else:
+        raise RuntimeError("the subscriber row conflicts but cannot be found")
     if subscriber is not None:
+        _apply_status(session, subscriber, sms, decision)
         _apply_signature(session, subscriber, sms, decision)
     _append_events(session, sms, decision, program)
-    session.add(
-        InboundMessage(
-            message_sid=sms.message_sid,
-            account_sid=sms.account_sid,
-            from_number=sms.from_number,
-            to_number=sms.to_number,
-            body=sms.body,
-            num_media=sms.num_media,
-            opt_out_type=sms.opt_out_type,
-            intent=decision.intent,
-            reply=decision.reply,
-            received_at=sms.received_at,
-        )
+    session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id == message_id)
+        .values(intent=decision.intent, reply=decision.reply)
+        .execution_options(synchronize_session=False)
     )
     session.flush()
     return InboundResult(reply=decision.reply, intent=decision.intent)
 
 
+def _lock_subscriber(session: Session, phone: str) -> Subscriber | None:
+    # populate_existing: a second pass must see the row as the other transaction left it.
+    return session.execute(
+        select(Subscriber)
+        .where(Subscriber.phone == phone)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def _insert_subscriber(session: Session, sms: InboundSms) -> Subscriber | None:
+    """Create the sender's row; None when a concurrent transaction created it first."""
+    new_id = session.execute(
+        dialect_insert(session)(Subscriber)
+        .values(
+            phone=sms.from_number,
+            status=Status.NONE.value,
+            created_at=sms.received_at,
+            updated_at=sms.received_at,
+        )
+        .on_conflict_do_nothing(index_elements=["phone"])
+        .returning(Subscriber.id)
+    ).scalar_one_or_none()
+    return session.get(Subscriber, new_id) if new_id is not None else None
+
+
 def _apply_status(
-    session: Session, subscriber: Subscriber | None, sms: InboundSms, decision: Decision
-) -> Subscriber | None:
-    # Only an opt-out, opt-in or signature creates a row: "hi" from a stranger leaves none.
-    if subscriber is None and not decision.events:
-        return None
-    if subscriber is None:
-        subscriber = Subscriber(phone=sms.from_number, created_at=sms.received_at)
+    session: Session, subscriber: Subscriber, sms: InboundSms, decision: Decision
+) -> None:
     previous = subscriber.status
     if decision.status is not Status.NONE and decision.status != previous:
         subscriber.status = decision.status
@@ -165,7 +241,6 @@ def _apply_status(
     subscriber.updated_at = sms.received_at
     session.add(subscriber)
     session.flush()
-    return subscriber
 
 
 def _apply_signature(

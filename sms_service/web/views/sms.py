@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, abort, current_app, request
-from sqlalchemy.exc import IntegrityError
 from twilio.twiml.messaging_response import MessagingResponse
 
-from sms_service.db import session_scope
+from sms_service.db import run_transaction
 from sms_service.domain.phones import InvalidPhoneNumber, mask, normalise_address, to_e164
 from sms_service.models import utcnow
-from sms_service.services.inbound import InboundSms, find_processed, handle_inbound
+from sms_service.services.inbound import InboundSms, handle_inbound
 from sms_service.web.signature import is_valid_twilio_request
 
 log = logging.getLogger(__name__)
@@ -70,16 +69,9 @@ def inbound() -> Response:
     sms = parse_inbound(request.form)
     engine = current_app.extensions["sms_engine"]
     program = current_app.extensions["sms_program"]
-    try:
-        with session_scope(engine) as session:
-            result = handle_inbound(session, sms, program)
-    except IntegrityError:
-        # Twilio retried while the first delivery was still being handled: the first one
-        # committed, so answer with what it stored.
-        with session_scope(engine) as session:
-            result = find_processed(session, sms.message_sid)
-        if result is None:
-            raise
+    # Concurrent texts from one number, Twilio retries and status callbacks are settled
+    # inside the transaction; what still conflicts is run again, never answered with a 500.
+    result = run_transaction(engine, lambda session: handle_inbound(session, sms, program))
     log.info(
         "inbound %s from %s: %s%s",
         sms.message_sid,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, abort, current_app, request
-from sqlalchemy.exc import IntegrityError
 
-from sms_service.db import session_scope
+from sms_service.db import run_transaction
 from sms_service.domain.delivery import parse_error_code
 from sms_service.domain.phones import InvalidPhoneNumber, to_e164
 from sms_service.models import utcnow
@@ -45,13 +44,9 @@ def status() -> Response:
     report = parse_status(request.form)
     engine = current_app.extensions["sms_engine"]
     program = current_app.config["SETTINGS"].program_name
-    try:
-        with session_scope(engine) as session:
-            result = record_status(session, report, program=program)
-    except IntegrityError:
-        # A concurrent callback created the same subscriber row first; this time it exists.
-        with session_scope(engine) as session:
-            result = record_status(session, report, program=program)
+    result = run_transaction(
+        engine, lambda session: record_status(session, report, program=program)
+    )
     log.info(
         "status %s %s%s%s",
         report.sid,
