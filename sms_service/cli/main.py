@@ -99,6 +99,12 @@ def campaign_list() -> None:
 
 def _export_options(func):  # noqa: ANN001, ANN202 - click decorator stack
     func = click.option(
+        "--raw",
+        is_flag=True,
+        help="Exact stored text. Default: cells starting with = + - @ tab or CR get a leading "
+        "' so a spreadsheet shows them as text instead of running them as formulas.",
+    )(func)
+    func = click.option(
         "-o", "--output", type=click.Path(dir_okay=False), help="CSV file; default stdout"
     )(func)
     func = click.option("--phone", help="Only this number (E.164).")(func)
@@ -107,7 +113,7 @@ def _export_options(func):  # noqa: ANN001, ANN202 - click decorator stack
     return func
 
 
-def _run_export(kind: str, since, until, phone, output, campaign_key=None) -> None:  # noqa: ANN001
+def _run_export(kind: str, since, until, phone, output, raw, campaign_key=None) -> None:  # noqa: ANN001
     from sms_service.services.exports import ExportFilter, write_consent, write_signatures
 
     try:
@@ -116,12 +122,13 @@ def _run_export(kind: str, since, until, phone, output, campaign_key=None) -> No
     except (InvalidPhoneNumber, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     engine = make_engine(load_settings().database_url)
-    out = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
+    out = open(output, "wb") if output else sys.stdout.buffer
     try:
         if kind == "signatures":
-            count = write_signatures(engine, out, flt, campaign=campaign_key)
+            count = write_signatures(engine, out, flt, campaign=campaign_key, raw=raw)
         else:
-            count = write_consent(engine, out, flt, opt_outs_only=kind == "optouts")
+            count = write_consent(engine, out, flt, opt_outs_only=kind == "optouts", raw=raw)
+        out.flush()
     finally:
         if output:
             out.close()
@@ -136,24 +143,24 @@ def export() -> None:
 
 @export.command("consent")
 @_export_options
-def export_consent(since, until, phone, output) -> None:  # noqa: ANN001
+def export_consent(since, until, phone, output, raw) -> None:  # noqa: ANN001
     """Every consent event (opt-ins, opt-outs, help, signatures, possible opt-outs)."""
-    _run_export("consent", since, until, phone, output)
+    _run_export("consent", since, until, phone, output, raw)
 
 
 @export.command("optouts")
 @_export_options
-def export_optouts(since, until, phone, output) -> None:  # noqa: ANN001
+def export_optouts(since, until, phone, output, raw) -> None:  # noqa: ANN001
     """Opt-out events only."""
-    _run_export("optouts", since, until, phone, output)
+    _run_export("optouts", since, until, phone, output, raw)
 
 
 @export.command("signatures")
 @_export_options
 @click.option("--campaign", "campaign_key", help="Only this campaign's keyword.")
-def export_signatures(since, until, phone, output, campaign_key) -> None:  # noqa: ANN001
+def export_signatures(since, until, phone, output, raw, campaign_key) -> None:  # noqa: ANN001
     """Petition signatures."""
-    _run_export("signatures", since, until, phone, output, campaign_key)
+    _run_export("signatures", since, until, phone, output, raw, campaign_key)
 
 
 @main.group()

@@ -1,30 +1,63 @@
 """CSV exports for compliance staff: consent events, opt-outs and signatures.
 
-Rows are streamed from a server-side cursor (``yield_per``) straight into the CSV writer,
-so memory stays flat whether the export holds ten rows or ten million.
+Each export is described once, as an :class:`Export`: its columns (header, expression, kind)
+and how its query is shaped (joins, filters, order). Two writers read that one description,
+so they cannot drift:
+
+* **PostgreSQL**: the cells are formatted and neutralised in SQL and the query runs inside
+  ``COPY (SELECT …) TO STDOUT WITH (FORMAT csv)`` through psycopg's copy; the server's CSV
+  goes to the output with no Python per cell (compliance asks for tens of millions of rows).
+* **SQLite** (and any other database): rows stream from a server-side cursor (``yield_per``)
+  and are formatted, neutralised and written by :mod:`csv` in Python.
+
+Both write the same bytes (a test holds them to it): a header row; timestamps in UTC as
+Python's ``isoformat`` writes them (``2026-01-01T09:30:00+00:00``, microseconds only when
+there are some); dates ``YYYY-MM-DD``; NULL and empty text as an empty, unquoted cell; a
+cell quoted only when it holds a comma, a double quote or a line break; rows ended by CRLF.
+
+Cells are spreadsheet-safe by default (:mod:`sms_service.domain.spreadsheet`: a leading
+``=``, ``+``, ``-``, ``@``, tab or CR gets a single quote in front, plain numbers excepted);
+``raw=True`` (the CLI's ``--raw``) keeps the exact stored text for machine use.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import io
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TextIO
+from datetime import date, datetime
+from typing import IO, Literal
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    not_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.engine import Engine
 
+from sms_service.domain.spreadsheet import (
+    FORMULA_STARTS,
+    NEUTRALISER,
+    PLAIN_NUMBER,
+    spreadsheet_safe,
+)
 from sms_service.models import Campaign, ConsentEvent, Signature, Subscriber
 
-BATCH = 2000
-
-CONSENT_HEADER = [
-    "occurred_at", "phone_number", "event", "keyword", "message_body", "message_sid",
-    "source", "program", "disclosure", "campaign", "review_by", "note",
-]  # fmt: skip
-SIGNATURE_HEADER = ["signed_at", "phone_number", "name", "campaign", "campaign_title", "source"]
+BATCH = 2000  # rows per fetch (SQLite path) and per write
+FLUSH_BYTES = 1 << 20  # the COPY path writes in chunks of about this size
 OPT_OUT_EVENTS = ("opt_out",)
+
+Kind = Literal["text", "time", "date"]
 
 
 @dataclass(frozen=True)
@@ -53,40 +86,207 @@ class ExportFilter:
         return query
 
 
-def _iso(value: datetime | None) -> str:
+@dataclass(frozen=True)
+class Column:
+    """One CSV column: its header, the stored value, and how the value is written."""
+
+    header: str
+    expr: ColumnElement
+    kind: Kind = "text"
+
+
+@dataclass(frozen=True)
+class Export:
+    """An export: its columns, and ``shape`` adding FROM/JOIN, WHERE and ORDER BY to the
+    SELECT of the (rendered) columns."""
+
+    columns: tuple[Column, ...]
+    shape: Callable[[Select], Select]
+
+    @property
+    def header(self) -> list[str]:
+        """The header row."""
+        return [c.header for c in self.columns]
+
+    def query(self, render: Callable[[Column], ColumnElement]) -> Select:
+        """The export's query, each column rendered by ``render``."""
+        return self.shape(select(*(render(c).label(c.header) for c in self.columns)))
+
+
+def consent_export(flt: ExportFilter, *, opt_outs_only: bool = False) -> Export:
+    """Consent events (or only opt-outs) in the order they happened."""
+    e = ConsentEvent
+    columns = (
+        Column("occurred_at", e.occurred_at, "time"), Column("phone_number", e.phone),
+        Column("event", e.event), Column("keyword", e.keyword),
+        Column("message_body", e.message_body), Column("message_sid", e.message_sid),
+        Column("source", e.source), Column("program", e.program),
+        Column("disclosure", e.disclosure), Column("campaign", Campaign.keyword),
+        Column("review_by", e.review_by, "date"), Column("note", e.note),
+    )  # fmt: skip
+
+    def shape(query: Select) -> Select:
+        query = query.select_from(e).outerjoin(Campaign, Campaign.id == e.campaign_id)
+        if opt_outs_only:
+            query = query.where(e.event.in_(OPT_OUT_EVENTS))
+        return flt.apply(query, e.occurred_at, e.phone).order_by(e.occurred_at, e.id)
+
+    return Export(columns, shape)
+
+
+def signature_export(flt: ExportFilter, *, campaign: str | None = None) -> Export:
+    """Petition signatures (of one campaign's keyword, or all) in the order they came."""
+    columns = (
+        Column("signed_at", Signature.signed_at, "time"), Column("phone_number", Subscriber.phone),
+        Column("name", Signature.name), Column("campaign", Campaign.keyword),
+        Column("campaign_title", Campaign.title), Column("source", Signature.source),
+    )  # fmt: skip
+
+    def shape(query: Select) -> Select:
+        query = (
+            query.select_from(Signature)
+            .join(Subscriber, Subscriber.id == Signature.subscriber_id)
+            .join(Campaign, Campaign.id == Signature.campaign_id)
+        )
+        if campaign:
+            query = query.where(Campaign.keyword == campaign.upper())
+        query = flt.apply(query, Signature.signed_at, Subscriber.phone)
+        return query.order_by(Signature.signed_at, Signature.id)
+
+    return Export(columns, shape)
+
+
+def write_consent(
+    engine: Engine,
+    out: IO,
+    flt: ExportFilter,
+    *,
+    opt_outs_only: bool = False,
+    raw: bool = False,
+) -> int:
+    """Write consent events (or only opt-outs) as CSV; returns the number of rows."""
+    return write_export(engine, out, consent_export(flt, opt_outs_only=opt_outs_only), raw=raw)
+
+
+def write_signatures(
+    engine: Engine, out: IO, flt: ExportFilter, *, campaign: str | None = None, raw: bool = False
+) -> int:
+    """Write signatures as CSV; returns the number of rows."""
+    return write_export(engine, out, signature_export(flt, campaign=campaign), raw=raw)
+
+
+def write_export(
+    engine: Engine, out: IO, export: Export, *, raw: bool = False, use_copy: bool | None = None
+) -> int:
+    """Write ``export`` as CSV to ``out`` (a binary or text stream; UTF-8 either way) and
+    return the number of data rows. ``use_copy`` picks the writer (default: COPY on
+    PostgreSQL, the row stream elsewhere); both give the same bytes."""
+    write = _byte_writer(out)
+    write(_csv_line(export.header))
+    if use_copy is None:
+        use_copy = engine.dialect.name == "postgresql"
+    if use_copy:
+        return _write_with_copy(engine, write, export, raw)
+    return _write_rows(engine, write, export, raw)
+
+
+# --- PostgreSQL: COPY ---------------------------------------------------------------------
+
+
+def _sql_cell(column: Column, *, raw: bool) -> ColumnElement:
+    """The column as the CSV cell's text, formatted (and neutralised) by PostgreSQL."""
+    expr = column.expr
+    if column.kind == "time":
+        utc = func.timezone("UTC", expr)
+        iso = case(
+            (func.date_trunc("second", utc) == utc, func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS')),
+            else_=func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+        )
+        return type_coerce(iso, Text) + literal("+00:00", Text)
+    if column.kind == "date":
+        return func.to_char(expr, "YYYY-MM-DD")
+    text = expr if expr.type._type_affinity is String else cast(expr, Text)
+    if not raw:
+        starts = func.left(text, 1).in_([_sql_char(c) for c in FORMULA_STARTS])
+        formula = and_(starts, not_(text.regexp_match(PLAIN_NUMBER)))
+        text = case((formula, literal(NEUTRALISER, Text) + text), else_=text)
+    # COPY writes an empty string as "" and NULL as nothing; csv.writer writes both as nothing.
+    return func.nullif(text, "")
+
+
+def _sql_char(char: str) -> ColumnElement:
+    # Control characters as chr(n): the SQL stays printable (psql's \copy takes one line).
+    return literal(char, Text) if char.isprintable() else func.chr(ord(char))
+
+
+def copy_query(export: Export, *, raw: bool = False) -> Select:
+    """The SELECT the COPY path runs: every cell already CSV-ready text."""
+    return export.query(lambda column: _sql_cell(column, raw=raw))
+
+
+def _write_with_copy(
+    engine: Engine, write: Callable[[bytes], object], export: Export, raw: bool
+) -> int:
+    query = copy_query(export, raw=raw)
+    compiled = query.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
+    statement = f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)"
+    count = 0
+    chunk = bytearray()
+    with engine.connect() as conn:
+        dbapi = conn.connection.dbapi_connection
+        with dbapi.cursor() as cursor:
+            cursor.execute("SET LOCAL client_encoding TO 'UTF8'")
+            # psycopg merges the parameters client-side (COPY takes none server-side).
+            with cursor.copy(statement, compiled.params) as copy:
+                # libpq hands COPY data over one whole row at a time, each ending in "\n";
+                # csv.writer (and RFC 4180) end rows with CRLF, inside quotes "\n" stays.
+                for row in copy:
+                    chunk += row[:-1]
+                    chunk += b"\r\n"
+                    count += 1
+                    if len(chunk) >= FLUSH_BYTES:
+                        write(bytes(chunk))
+                        chunk.clear()
+        dbapi.rollback()  # read only; nothing to keep
+    if chunk:
+        write(bytes(chunk))
+    return count
+
+
+# --- Other databases: rows through csv.writer -----------------------------------------------
+
+
+def _text_cell(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _safe_cell(value: object) -> str:
+    return "" if value is None else spreadsheet_safe(str(value))
+
+
+def _time_cell(value: datetime | None) -> str:
     return value.isoformat() if value is not None else ""
 
 
-def _consent_query(flt: ExportFilter, events: tuple[str, ...] | None) -> Select:
-    query = select(
-        ConsentEvent.occurred_at, ConsentEvent.phone, ConsentEvent.event, ConsentEvent.keyword,
-        ConsentEvent.message_body, ConsentEvent.message_sid, ConsentEvent.source,
-        ConsentEvent.program, ConsentEvent.disclosure, Campaign.keyword, ConsentEvent.review_by,
-        ConsentEvent.note,
-    ).outerjoin(Campaign, Campaign.id == ConsentEvent.campaign_id)  # fmt: skip
-    if events:
-        query = query.where(ConsentEvent.event.in_(events))
-    query = flt.apply(query, ConsentEvent.occurred_at, ConsentEvent.phone)
-    return query.order_by(ConsentEvent.occurred_at, ConsentEvent.id)
+def _date_cell(value: date | None) -> str:
+    return value.isoformat() if value is not None else ""
 
 
-def _signature_query(flt: ExportFilter, campaign: str | None) -> Select:
-    query = (
-        select(
-            Signature.signed_at,
-            Subscriber.phone,
-            Signature.name,
-            Campaign.keyword,
-            Campaign.title,
-            Signature.source,
-        )  # fmt: skip
-        .join(Subscriber, Subscriber.id == Signature.subscriber_id)
-        .join(Campaign, Campaign.id == Signature.campaign_id)
-    )
-    if campaign:
-        query = query.where(Campaign.keyword == campaign.upper())
-    query = flt.apply(query, Signature.signed_at, Subscriber.phone)
-    return query.order_by(Signature.signed_at, Signature.id)
+def _write_rows(engine: Engine, write: Callable[[bytes], object], export: Export, raw: bool) -> int:
+    text = _text_cell if raw else _safe_cell
+    cells = [{"time": _time_cell, "date": _date_cell}.get(c.kind, text) for c in export.columns]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    count = 0
+    for row in _stream(engine, export.query(lambda column: column.expr)):
+        writer.writerow([cell(value) for cell, value in zip(cells, row, strict=True)])
+        count += 1
+        if count % BATCH == 0:
+            write(buffer.getvalue().encode("utf-8"))
+            buffer.seek(0)
+            buffer.truncate()
+    write(buffer.getvalue().encode("utf-8"))
+    return count
 
 
 def _stream(engine: Engine, query: Select) -> Iterator[tuple]:
@@ -96,29 +296,19 @@ def _stream(engine: Engine, query: Select) -> Iterator[tuple]:
             yield from partition
 
 
-def write_consent(
-    engine: Engine, out: TextIO, flt: ExportFilter, *, opt_outs_only: bool = False
-) -> int:
-    """Write consent events (or only opt-outs) as CSV; returns the number of rows."""
-    writer = csv.writer(out)
-    writer.writerow(CONSENT_HEADER)
-    count = 0
-    query = _consent_query(flt, OPT_OUT_EVENTS if opt_outs_only else None)
-    for row in _stream(engine, query):
-        occurred, *middle, review_by, note = row
-        writer.writerow([_iso(occurred), *middle, review_by or "", note or ""])
-        count += 1
-    return count
+def _csv_line(cells: list[str]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(cells)
+    return buffer.getvalue().encode("utf-8")
 
 
-def write_signatures(
-    engine: Engine, out: TextIO, flt: ExportFilter, *, campaign: str | None = None
-) -> int:
-    """Write signatures as CSV; returns the number of rows."""
-    writer = csv.writer(out)
-    writer.writerow(SIGNATURE_HEADER)
-    count = 0
-    for signed_at, *rest in _stream(engine, _signature_query(flt, campaign)):
-        writer.writerow([_iso(signed_at), *rest])
-        count += 1
-    return count
+def _byte_writer(out: IO) -> Callable[[bytes], object]:
+    """A function writing UTF-8 bytes to ``out``: a binary stream, a text stream with a
+    binary buffer (a file, stdout) or an in-memory text stream."""
+    if isinstance(out, io.TextIOBase):
+        buffer = getattr(out, "buffer", None)
+        if buffer is None:
+            return lambda data: out.write(data.decode("utf-8"))
+        out.flush()
+        return buffer.write
+    return out.write
