@@ -174,13 +174,24 @@ def run_wrk(wrk: str, port: int, texts: Path, args: argparse.Namespace, seconds:
     raise SystemExit(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
 
 
-def measure(name: str, wrk: str, port: int, files: tuple[Path, Path], args) -> dict:  # noqa: ANN001
-    """Warm up, then the timed run; prints and returns the timed summary."""
+def measure(
+    name: str,
+    wrk: str,
+    port: int,
+    files: tuple[Path, Path],
+    args,
+    database_url: str | None = None,  # noqa: ANN001
+) -> dict:
+    """Warm up, then the timed run; prints and returns the timed summary. With
+    ``database_url``, also counts the texts the timed run stored (``stored``)."""
     warm, timed = files
     run_wrk(wrk, port, warm, args, 2)
+    before = stored_texts(database_url) if database_url else 0
     load_before = os.getloadavg()[0]
     result = run_wrk(wrk, port, timed, args, args.seconds)
     result["load"] = load_before
+    if database_url:
+        result["stored"] = stored_texts(database_url) - before
     print(
         f"  {name:8} {result['rate']:8,.0f} texts/s  p50 {result['p50_us'] / 1000:6.1f} ms  "
         f"p99 {result['p99_us'] / 1000:6.1f} ms  max {result['max_us'] / 1000:7.1f} ms  "
@@ -253,9 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             baseline = measure("baseline", wrk, port, (files["warm"], files["timed"]), args)
         with contextlib.ExitStack() as server:
             start_server(server, command, env, work / "service.log")
-            before = stored_texts(url)
-            service = measure("service", wrk, port, (files["warm"], files["timed"]), args)
-            stored = stored_texts(url) - before
+            service = measure("service", wrk, port, (files["warm"], files["timed"]), args, url)
+        stored = service["stored"]
         answered = service["requests"] - service["errors"]
         if service["wraps"]:
             print(f"  WARNING: {service['wraps']} wraps, some texts were sent twice: raise --texts")
