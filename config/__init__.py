@@ -7,6 +7,7 @@ Tests build their own ``Settings(...)`` and pass it to ``create_app``.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,11 @@ DEV_SECRET_KEY = "dev-insecure-secret-key"
 DEV_ACCOUNT_SID = "AC00000000000000000000000000000000"
 DEV_AUTH_TOKEN = "dev-auth-token"
 PLACEHOLDERS = frozenset({DEV_SECRET_KEY, DEV_AUTH_TOKEN, "changeme", "change-me", ""})
+APP_ENVS = ("development", "test", "production")
+# Production minimums. Twilio auth tokens are 32 hex digits; a session-signing key should
+# carry at least as much entropy.
+MIN_SECRET_KEY_LENGTH = 32
+MIN_AUTH_TOKEN_LENGTH = 32
 
 
 def default_database_url() -> str:
@@ -42,7 +48,15 @@ class Settings(BaseSettings):
     twilio_from: str = "21333"
     twilio_messaging_service_sid: str | None = None
     twilio_api_base_url: str | None = None
-    public_base_url: str | None = None
+    public_base_url: str | None = Field(
+        None, description="the external base URL Twilio signs; required in production"
+    )
+    trusted_proxies: int = Field(
+        0, ge=0, le=10, description="reverse proxies whose X-Forwarded-* headers are believed"
+    )
+    max_content_length: int = Field(
+        1024 * 1024, ge=1024, description="largest request body accepted, in bytes (else 413)"
+    )
 
     program_name: str = "Rights Alerts"
     program_help_contact: str = "help@example.org"
@@ -55,12 +69,35 @@ class Settings(BaseSettings):
     ratelimit_storage_url: str | None = Field(
         None, description="where rate limits are counted (default REDIS_URL; memory:// per process)"
     )
-    phone_simulator: bool = Field(False, description="serve /phone in production too")
 
     quiet_hours: str = "08:00-21:00"
     sender_mps: float = 100.0
     cost_per_segment: float = 0.0083
     default_timezone: str = "America/New_York"
+
+    @field_validator("app_env", mode="before")
+    @classmethod
+    def _known_app_env(cls, value: object) -> str:
+        # "PRODUCTION", "Production" and "production " must not start as development.
+        text = str(value).strip().lower()
+        if text not in APP_ENVS:
+            raise ValueError(f"APP_ENV must be one of {', '.join(APP_ENVS)}, not {value!r}")
+        return text
+
+    @field_validator("public_base_url", mode="before")
+    @classmethod
+    def _absolute_base_url(cls, value: object) -> str | None:
+        text = str(value).strip() if value is not None else ""
+        if not text:
+            return None
+        parts = urlsplit(text)
+        absolute = parts.scheme in ("http", "https") and bool(parts.netloc)
+        if not absolute or parts.query or parts.fragment:
+            raise ValueError(
+                f"PUBLIC_BASE_URL must be an absolute http(s) URL such as "
+                f"https://sms.example.org, not {text!r}"
+            )
+        return text.rstrip("/")
 
     @field_validator("quiet_hours")
     @classmethod
@@ -81,19 +118,37 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.app_env == "production":
-            bad = [
-                name
-                for name in ("secret_key", "twilio_auth_token")
-                if getattr(self, name) in PLACEHOLDERS
-            ]
-            if self.twilio_account_sid == DEV_ACCOUNT_SID:
-                bad.append("twilio_account_sid")
-            if bad:
-                names = ", ".join(n.upper() for n in bad)
-                raise ConfigError(f"refusing to start in production with placeholder {names}")
+            problems = production_problems(self)
+            if problems:
+                raise ConfigError("refusing to start in production: " + "; ".join(problems))
         return self
 
     @property
     def is_production(self) -> bool:
         """True when running for real (placeholders refused, no dev shortcuts)."""
         return self.app_env == "production"
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """What stops ``settings`` from running in production, one phrase each ([] when none)."""
+    problems = []
+    placeholders = [
+        name.upper()
+        for name in ("secret_key", "twilio_auth_token")
+        if getattr(settings, name) in PLACEHOLDERS
+    ]
+    if settings.twilio_account_sid == DEV_ACCOUNT_SID:
+        placeholders.append("TWILIO_ACCOUNT_SID")
+    if placeholders:
+        problems.append("placeholder " + ", ".join(placeholders))
+    for name, minimum in (
+        ("secret_key", MIN_SECRET_KEY_LENGTH),
+        ("twilio_auth_token", MIN_AUTH_TOKEN_LENGTH),
+    ):
+        value = getattr(settings, name)
+        if value not in PLACEHOLDERS and len(value) < minimum:
+            problems.append(f"{name.upper()} shorter than {minimum} characters")
+    if not settings.public_base_url:
+        # Without it the signed URL would come from the Host header, which anyone can forge.
+        problems.append("PUBLIC_BASE_URL unset (the URL Twilio signs webhooks for)")
+    return problems

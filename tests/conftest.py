@@ -35,7 +35,7 @@ def pytest_unconfigure(config) -> None:  # noqa: ANN001, ARG001
 PG_ADMIN_URL = os.environ.get(
     "TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-TEST_AUTH_TOKEN = "test-auth-token-" + uuid.uuid4().hex[:8]
+TEST_AUTH_TOKEN = "test-auth-token-" + uuid.uuid4().hex[:16]  # 32 characters, like Twilio's
 TEST_ACCOUNT_SID = "AC" + "1" * 32
 
 

@@ -258,6 +258,9 @@ def dev(host: str, port: int, sim_port: int, latency_ms: float) -> None:
     """Everything at once on the embedded defaults: web, worker, scheduler, carrier simulator."""
     from sms_service.devtools.devserver import run_dev
 
+    if load_settings().is_production:
+        raise click.ClickException("`sms-service dev` is a development tool: APP_ENV=production")
+
     run_dev(host=host, port=port, sim_port=sim_port, latency_ms=latency_ms)
 
 

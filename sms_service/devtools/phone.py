@@ -4,8 +4,9 @@ An organiser types as a supporter's phone. The text goes through the real inboun
 webhook: the request is signed with the app's auth token for the URL the webhook checks
 and dispatched to ``/sms/inbound`` through the app's own WSGI stack, so the signature
 check, the keyword engine and the consent log all run exactly as for Twilio. Nothing is
-sent to a real phone. Off in production unless PHONE_SIMULATOR is set, since it lets
-whoever can reach it speak for any number.
+sent to a real phone. Never in production (the app factory does not register it there),
+since it lets whoever can reach it speak for any number. Its form carries a CSRF token, so
+another site open in the developer's browser cannot text through it.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Bubble:
 @bp.before_request
 def _only_where_enabled() -> None:
     settings = current_app.config["SETTINGS"]
-    if settings.is_production and not settings.phone_simulator:
+    if settings.is_production:  # a second lock: the blueprint is not even registered
         abort(404)
 
 

@@ -149,6 +149,12 @@ def verdict_of_refusal(kind: Outcome) -> CarrierVerdict:
 
 
 def parse_error_code(raw: object) -> int | None:
-    """Twilio's ErrorCode as an int; None for missing, empty or non-numeric values."""
+    """Twilio's ErrorCode as an int; None for missing, empty, non-numeric or absurd values.
+
+    Only ASCII digits count ("²" passes ``isdigit`` but not ``int``), and at most six of
+    them: Twilio's codes have five, and a longer one would not fit the column.
+    """
     text = str(raw if raw is not None else "").strip()
-    return int(text) if text.isdigit() else None
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > 6:
+        return None
+    return int(text)

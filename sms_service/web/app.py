@@ -23,8 +23,17 @@ def create_app(settings: Settings | None = None) -> Flask:
         template_folder="templates",
         static_folder="static",
     )
-    app.config.update(SECRET_KEY=settings.secret_key, SETTINGS=settings)
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)  # type: ignore[method-assign]
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SETTINGS=settings,
+        # Werkzeug answers 413 from Content-Length alone, before reading the body.
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+    )
+    if settings.trusted_proxies:
+        # X-Forwarded-* are believed only from as many hops as the operator says exist;
+        # otherwise anyone could claim any client address, scheme or host.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log_masking.install()  # request lines (werkzeug, gunicorn) carry numbers in query strings
 
@@ -44,10 +53,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(exempt_from_csrf(status.bp))
 
-    from sms_service.devtools import phone
+    if not settings.is_production:
+        # A dev tool that speaks for any number: it does not exist in production.
+        from sms_service.devtools import phone
 
-    # A dev tool with no login (off in production): anyone who reaches it may already post.
-    app.register_blueprint(exempt_from_csrf(phone.bp))
+        app.register_blueprint(phone.bp)
 
     @app.context_processor
     def _layout_globals() -> dict[str, str]:

@@ -1,4 +1,13 @@
-"""Verifying that a webhook request really comes from Twilio (``X-Twilio-Signature``)."""
+"""Verifying that a webhook request really comes from Twilio (``X-Twilio-Signature``).
+
+Twilio signs the URL it was configured with plus every posted field. Which URL we check
+against decides what a signature proves: with PUBLIC_BASE_URL (required in production) it
+is that fixed address, so a signature Twilio made for some other webhook of the account
+(``https://other.example/sms/inbound``) never matches here, whatever ``Host`` or
+``X-Forwarded-Host`` the request claims. Without it (development and tests only) the URL
+the request reached, which ProxyFix rebuilds from X-Forwarded-* headers only when
+TRUSTED_PROXIES says proxies are in front.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +16,10 @@ from twilio.request_validator import RequestValidator
 
 
 def signed_url(request: Request, public_base_url: str | None) -> str:
-    """The URL Twilio signed: PUBLIC_BASE_URL + path when set, else the request URL.
-
-    Behind a proxy the request URL is rebuilt by ProxyFix from X-Forwarded-* headers.
-    """
+    """The URL Twilio signed: PUBLIC_BASE_URL + path (+ query) when set, else the request URL."""
     if public_base_url:
         url = public_base_url.rstrip("/") + request.path
-        query = request.query_string.decode()
+        query = request.query_string.decode("latin-1")
         return f"{url}?{query}" if query else url
     return request.url
 
@@ -22,11 +28,12 @@ def is_valid_twilio_request(request: Request, auth_token: str, public_base_url: 
     """True when the signature matches the URL and *all* posted form fields.
 
     Twilio adds parameters without notice, so every posted field is included, never a
-    fixed list.
+    fixed list. A key posted more than once counts with each of its values, as Twilio
+    signs it (the validator reads the MultiDict's lists): a value added to a signed request
+    breaks the signature instead of being ignored.
     """
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature:
         return False
     validator = RequestValidator(auth_token)
-    params = request.form.to_dict(flat=True)
-    return validator.validate(signed_url(request, public_base_url), params, signature)
+    return validator.validate(signed_url(request, public_base_url), request.form, signature)

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+
 from sqlalchemy import select
 from sqlmodel import Session
 
 from sms_service import create_app
 from sms_service.models import ConsentEvent, InboundMessage, OutboundMessage, Subscriber
-from tests.conftest import make_settings
+from tests.conftest import TEST_AUTH_TOKEN, make_settings
 
 PHONE = "+12025550123"
+
+
+def token(client) -> str:  # noqa: ANN001
+    """The CSRF token the page hands its form and script."""
+    page = client.get("/phone").get_data(as_text=True)
+    [meta] = re.findall(r'<meta name="csrf-token" content="([^"]+)">', page)
+    [field] = re.findall(r'name="csrf_token" value="([^"]+)"', page)
+    assert meta == field
+    return meta
+
+
+def send(client, **json):  # noqa: ANN001
+    """What the page's script posts."""
+    return client.post("/phone/send", json=json, headers={"X-CSRFToken": token(client)})
 
 
 def subscriber(app) -> Subscriber | None:  # noqa: ANN001
@@ -26,7 +41,7 @@ def test_page_renders_with_the_no_real_phone_note(client):
 
 
 def test_join_goes_through_the_webhook_and_subscribes(client, app):
-    response = client.post("/phone/send", json={"number": "(202) 555-0123", "body": "JOIN"})
+    response = send(client, number="(202) 555-0123", body="JOIN")
     assert response.status_code == 200
     data = response.get_json()
     assert data["webhook_status"] == 200
@@ -46,7 +61,7 @@ def test_join_goes_through_the_webhook_and_subscribes(client, app):
 
 
 def test_conversation_shows_sent_messages_and_survives_a_reload(client, app):
-    client.post("/phone/send", json={"number": PHONE, "body": "JOIN"})
+    send(client, number=PHONE, body="JOIN")
     with Session(app.extensions["sms_engine"]) as s:
         s.add(OutboundMessage(to_number=PHONE, body="Rally at noon <b>today</b>", kind="broadcast"))
         s.commit()
@@ -56,14 +71,15 @@ def test_conversation_shows_sent_messages_and_survives_a_reload(client, app):
 
 
 def test_plain_form_post_redirects_back_to_the_conversation(client, app):
-    response = client.post("/phone/send", data={"number": PHONE, "body": "STOP"})
+    form = {"number": PHONE, "body": "STOP", "csrf_token": token(client)}
+    response = client.post("/phone/send", data=form)
     assert response.status_code == 302
     assert "number=%2B12025550123" in response.headers["Location"]
     assert subscriber(app).status == "opted_out"
 
 
 def test_bad_number_is_400(client):
-    response = client.post("/phone/send", json={"number": "12", "body": "JOIN"})
+    response = send(client, number="12", body="JOIN")
     assert response.status_code == 400
     assert "phone number" in response.get_json()["error"]
 
@@ -71,24 +87,34 @@ def test_bad_number_is_400(client):
 def test_without_public_base_url_the_request_url_is_signed(sqlite_url):
     app = create_app(make_settings(sqlite_url, public_base_url=None))
     try:
-        response = app.test_client().post("/phone/send", json={"number": PHONE, "body": "JOIN"})
+        response = send(app.test_client(), number=PHONE, body="JOIN")
         assert response.get_json()["webhook_status"] == 200
         assert subscriber(app).status == "subscribed"
     finally:
         app.extensions["sms_engine"].dispose()
 
 
-@pytest.mark.parametrize(("enabled", "expected"), [(False, 404), (True, 200)])
-def test_production_needs_phone_simulator_on(sqlite_url, enabled, expected):
+def test_a_post_without_the_csrf_token_is_refused_and_texts_nothing(client, app):
+    assert client.post("/phone/send", json={"number": PHONE, "body": "STOP"}).status_code == 400
+    form = {"number": PHONE, "body": "STOP", "csrf_token": "forged"}
+    assert client.post("/phone/send", data=form).status_code == 400
+    assert subscriber(app) is None
+
+
+def test_there_is_no_phone_page_in_production(sqlite_url, monkeypatch):
+    monkeypatch.setenv("PHONE_SIMULATOR", "1")  # the old way to turn it on does nothing
     settings = make_settings(
         sqlite_url,
         app_env="production",
         twilio_account_sid="AC" + "2" * 32,
-        secret_key="a-real-secret",
-        phone_simulator=enabled,
+        twilio_auth_token=TEST_AUTH_TOKEN,
+        secret_key="s" * 40,
     )
     app = create_app(settings)
     try:
-        assert app.test_client().get("/phone").status_code == expected
+        client = app.test_client()
+        assert client.get("/phone").status_code == 404
+        assert client.post("/phone/send", json={"number": PHONE, "body": "STOP"}).status_code == 404
+        assert "phone.phone" not in app.view_functions
     finally:
         app.extensions["sms_engine"].dispose()

@@ -32,14 +32,81 @@ def test_production_refuses_placeholders(monkeypatch):
         Settings(app_env="production")
 
 
+REAL = dict(
+    secret_key="a" * 40,
+    twilio_auth_token="b" * 32,
+    twilio_account_sid="AC" + "c" * 32,
+    public_base_url="https://sms.example.org",
+)
+
+
 def test_production_accepts_real_secrets():
-    s = Settings(
-        app_env="production",
-        secret_key="a" * 40,
-        twilio_auth_token="b" * 32,
-        twilio_account_sid="AC" + "c" * 32,
+    assert Settings(app_env="production", **REAL).is_production
+
+
+@pytest.mark.parametrize("value", ["PRODUCTION", "Production", "production ", " production\n"])
+def test_app_env_is_read_whatever_its_case_and_spaces(monkeypatch, value):
+    for name, setting in REAL.items():
+        monkeypatch.setenv(name.upper(), setting)
+    monkeypatch.setenv("APP_ENV", value)
+    s = Settings()
+    assert s.app_env == "production" and s.is_production
+    # ...so the placeholders are refused, not accepted as in development.
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN")
+    with pytest.raises(ValidationError, match="placeholder TWILIO_AUTH_TOKEN"):
+        Settings()
+
+
+@pytest.mark.parametrize("value", ["prod", "staging", "", "production-eu"])
+def test_an_unknown_app_env_is_refused(value):
+    with pytest.raises(
+        ValidationError, match="APP_ENV must be one of development, test, production"
+    ):
+        Settings(app_env=value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("secret_key", "x"), ("secret_key", "s" * 31), ("twilio_auth_token", "t" * 31)],
+)
+def test_production_refuses_short_secrets(name, value):
+    with pytest.raises(ValidationError, match=f"{name.upper()} shorter than 32 characters"):
+        Settings(app_env="production", **{**REAL, name: value})
+
+
+def test_short_secrets_are_fine_in_development():
+    assert Settings(secret_key="x", twilio_auth_token="y").secret_key == "x"
+
+
+def test_production_refuses_to_start_without_public_base_url(monkeypatch):
+    monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
+    with pytest.raises(ValidationError, match="PUBLIC_BASE_URL unset"):
+        Settings(app_env="production", **{**REAL, "public_base_url": None})
+    with pytest.raises(ValidationError, match="PUBLIC_BASE_URL unset"):
+        Settings(app_env="production", **{**REAL, "public_base_url": "  "})
+
+
+@pytest.mark.parametrize(
+    "bad", ["sms.example.org", "ftp://sms.example.org", "https://", "https://x.org/?a=1", "/sms"]
+)
+def test_public_base_url_must_be_an_absolute_http_url(bad):
+    with pytest.raises(ValidationError, match="PUBLIC_BASE_URL must be an absolute http"):
+        Settings(public_base_url=bad)
+
+
+def test_public_base_url_loses_its_trailing_slash():
+    assert Settings(public_base_url="https://sms.example.org/").public_base_url == (
+        "https://sms.example.org"
     )
-    assert s.is_production
+
+
+def test_proxies_are_not_trusted_unless_configured(monkeypatch):
+    monkeypatch.delenv("TRUSTED_PROXIES", raising=False)
+    assert Settings().trusted_proxies == 0
+    monkeypatch.setenv("TRUSTED_PROXIES", "2")
+    assert Settings().trusted_proxies == 2
+    with pytest.raises(ValidationError, match="trusted_proxies"):
+        Settings(trusted_proxies=-1)
 
 
 @pytest.mark.parametrize("bad", ["25:00-21:00", "21:00-08:00", "soon"])

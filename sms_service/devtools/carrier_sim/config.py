@@ -66,7 +66,16 @@ class SimConfig:
     def from_settings(cls, settings: Settings, **overrides: Any) -> SimConfig:
         """Credentials, short code and webhook (``PUBLIC_BASE_URL/sms/inbound``, the URL
         the service checks signatures against) from the service's settings; the rest, and
-        anything to change, from ``overrides``."""
+        anything to change, from ``overrides``.
+
+        Refuses production settings: the simulator holds the real auth token and would sign
+        texts from any number.
+        """
+        if settings.is_production:
+            raise ValueError(
+                "the carrier simulator is a development tool: it does not run with "
+                "APP_ENV=production"
+            )
         public = settings.public_base_url
         base = cls(
             account_sid=settings.twilio_account_sid,

@@ -35,7 +35,10 @@
     try {
       const response = await fetch(form.action, {
         method: "POST",
-        headers: {"Content-Type": "application/json"},
+        headers: {
+          "Content-Type": "application/json",
+          "X-CSRFToken": document.querySelector('meta[name="csrf-token"]').content,
+        },
         body: JSON.stringify({number: number.value, body: body.value}),
       });
       const data = await response.json();

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
@@ -12,16 +13,24 @@ from sms_service.domain.phones import InvalidPhoneNumber, mask, normalise_addres
 from sms_service.models import utcnow
 from sms_service.services.inbound import InboundSms, handle_inbound
 from sms_service.web.signature import is_valid_twilio_request
+from sms_service.web.webhook_input import bounded_int, clean_text, identifier, short_text
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sms", __name__, url_prefix="/sms")
+
+# Twilio accepts at most 10 media per message; OptOutType is STOP, START or HELP.
+MAX_MEDIA = 10
+OPT_OUT_TYPE_MAX = 16
+# Characters XML 1.0 cannot carry at all, even escaped (most C0 controls, lone surrogates,
+# U+FFFE/U+FFFF): a reply quoting a stored name or title must still parse.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def twiml(reply: str | None) -> Response:
     """A TwiML answer: one <Message>, or an empty <Response/> when nothing is to be said."""
     response = MessagingResponse()
     if reply:
-        response.message(reply)
+        response.message(_NOT_XML.sub("", reply))
     return Response(str(response), mimetype="application/xml")
 
 
@@ -34,31 +43,30 @@ def require_twilio_signature() -> None:
 
 
 def parse_inbound(form) -> InboundSms:  # noqa: ANN001 - werkzeug MultiDict
-    """Twilio's inbound form into an :class:`InboundSms`; 400 on what cannot be stored."""
-    message_sid = (form.get("MessageSid") or form.get("SmsMessageSid") or "").strip()
-    if not message_sid:
-        abort(400, description="MessageSid is missing")
+    """Twilio's inbound form into an :class:`InboundSms`; 400 on what cannot be stored.
+
+    Control characters are dropped from the text (``STOP\\x00`` is kept, as ``STOP``).
+    """
+    message_sid = identifier(form, "MessageSid", "SmsMessageSid")
+    account_sid = identifier(form, "AccountSid", required=False)
     try:
-        from_number = to_e164(form.get("From"))
+        from_number = to_e164(clean_text(form.get("From")))
     except InvalidPhoneNumber as exc:
         abort(400, description=f"From is missing or not a phone number ({exc})")
+    to_raw = clean_text(form.get("To"))
     try:
-        to_number = normalise_address(form.get("To"))
+        to_number = normalise_address(to_raw)
     except InvalidPhoneNumber:
-        to_number = (form.get("To") or "").strip()[:16]
-    try:
-        num_media = int(form.get("NumMedia") or 0)
-    except ValueError:
-        num_media = 0
+        to_number = to_raw.strip()[:16]
     return InboundSms(
         message_sid=message_sid,
         from_number=from_number,
         to_number=to_number,
-        body=form.get("Body") or "",
+        body=clean_text(form.get("Body")),
         received_at=utcnow(),
-        account_sid=form.get("AccountSid"),
-        num_media=num_media,
-        opt_out_type=(form.get("OptOutType") or "").strip().upper() or None,
+        account_sid=account_sid,
+        num_media=bounded_int(form.get("NumMedia"), low=0, high=MAX_MEDIA, default=0),
+        opt_out_type=short_text(form.get("OptOutType"), OPT_OUT_TYPE_MAX).upper() or None,
     )
 
 

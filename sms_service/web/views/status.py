@@ -12,23 +12,31 @@ from sms_service.domain.phones import InvalidPhoneNumber, to_e164
 from sms_service.models import utcnow
 from sms_service.services.delivery_reports import StatusReport, record_status
 from sms_service.web.views.sms import require_twilio_signature
+from sms_service.web.webhook_input import clean_text, identifier, short_text
 
 log = logging.getLogger(__name__)
 bp = Blueprint("status", __name__, url_prefix="/sms")
 
+# Twilio's longest status is "partially_delivered"; anything longer is not one of them.
+STATUS_MAX = 32
+
 
 def parse_status(form) -> StatusReport:  # noqa: ANN001 - werkzeug MultiDict
-    """Twilio's status callback form into a :class:`StatusReport`; 400 without sid/status."""
-    sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
-    status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
-    if not sid or not status:
+    """Twilio's status callback form into a :class:`StatusReport`; 400 without sid/status
+    or with a sid we could not store (see :mod:`sms_service.web.webhook_input`)."""
+    if not (form.get("MessageSid") or form.get("SmsSid")):
+        abort(400, description="MessageSid and MessageStatus are required")
+    sid = identifier(form, "MessageSid", "SmsSid")
+    raw_status = form.get("MessageStatus") or form.get("SmsStatus")
+    status = short_text(raw_status, STATUS_MAX).lower()
+    if not status:
         abort(400, description="MessageSid and MessageStatus are required")
     try:
-        to_number = to_e164(form.get("To"))
+        to_number = to_e164(clean_text(form.get("To")))
     except InvalidPhoneNumber:
         to_number = None
     return StatusReport(
-        sid=sid[:64],
+        sid=sid,
         status=status,
         error_code=parse_error_code(form.get("ErrorCode")),
         to_number=to_number,

@@ -1,0 +1,29 @@
+"""The development tools refuse to run under production settings, with one clear line."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from sms_service.cli.main import main
+
+PRODUCTION = {
+    "APP_ENV": "Production ",  # read case- and space-insensitively
+    "SECRET_KEY": "k" * 40,
+    "TWILIO_AUTH_TOKEN": "t" * 32,
+    "TWILIO_ACCOUNT_SID": "AC" + "3" * 32,
+    "PUBLIC_BASE_URL": "https://sms.example.org",
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["carrier-sim", "--port", "0"], "the carrier simulator is a development tool"),
+        (["dev", "--port", "0", "--sim-port", "0"], "`sms-service dev` is a development tool"),
+    ],
+)
+def test_dev_tools_refuse_production(command, message):
+    result = CliRunner().invoke(main, command, env=PRODUCTION)
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
