@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     program_name: str = "Rights Alerts"
     program_help_contact: str = "help@example.org"
     program_frequency: str = "Up to 4 msgs/mo"
+    # Spanish replies' frequency text; empty: read from PROGRAM_FREQUENCY ("Up to N msgs/mo").
+    program_frequency_es: str | None = None
     program_terms_url: str | None = None
     program_max_messages_per_30_days: int = 4
 

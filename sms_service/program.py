@@ -13,4 +13,5 @@ def program_from(settings: Settings) -> Program:
         help_contact=settings.program_help_contact,
         frequency=settings.program_frequency,
         terms_url=settings.program_terms_url,
+        frequency_es=settings.program_frequency_es,
     )

@@ -87,7 +87,9 @@ class Recoverer:
         with self.engine.begin() as conn:
             if self.sqlite:
                 conn.execute(update(R).where(R.c.id == run_id).values(status=R.c.status))
-            run = conn.execute(select(R.c.status, R.c.body).where(R.c.id == run_id)).first()
+            run = conn.execute(
+                select(R.c.status, R.c.body, R.c.body_es).where(R.c.id == run_id)
+            ).first()
             if run is None:
                 return 0, failures
             query = (
@@ -117,6 +119,7 @@ class Recoverer:
                     body=run.body or "",
                     since=row.attempt_started_at,
                     exclude=exclude.get(row.subscriber_id, ()),
+                    other_bodies=(run.body_es,) if run.body_es else (),
                 ),
                 stale,
             )

@@ -194,6 +194,7 @@ def begin_run(*, session: Session, run_id: int, now: datetime | None = None) -> 
         return StartedRun(run.id, broadcast.id, 0, next_run, True)
     run.status = RunStatus.SENDING
     run.body = broadcast.body
+    run.body_es = broadcast.body_es
     run.started_at = now
     session.add(run)
     session.flush()

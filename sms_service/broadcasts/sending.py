@@ -5,7 +5,8 @@ Exactly once is kept by the database, in three transactions per batch:
 1. **Claim** (committed before any call): up to ``chunk`` pending deliveries move to
    ``sending`` with an attempt id and time (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
    senders never wait for each other). In the same transaction each is checked
-   (:mod:`sms_service.domain.broadcast_gate`): skipped (consent, frequency cap) or
+   (:mod:`sms_service.domain.broadcast_gate`): skipped (consent, a possible opt-out
+   under review, frequency cap) or
    deferred (quiet hours) rows are settled at once; the rest go on.
 2. **Send**: the run's advisory lock is taken shared (a cancel, which takes it
    exclusively, waits for us, and we see a committed cancel), our delivery rows are locked
@@ -46,6 +47,7 @@ from sms_service.broadcasts.clients import ClientPool
 from sms_service.broadcasts.ledger import settle, write_outcomes
 from sms_service.broadcasts.recovery import Recoverer
 from sms_service.broadcasts.runs import finish_run, lock_run
+from sms_service.broadcasts.texts import RunTexts
 from sms_service.broadcasts.tuning import Tuning
 from sms_service.carrier import sender
 from sms_service.carrier.throttle import Throttle
@@ -53,7 +55,6 @@ from sms_service.db import session_scope
 from sms_service.domain import broadcast_gate as gate
 from sms_service.domain.delivery import CarrierVerdict, Outcome, verdict_of_refusal
 from sms_service.domain.phones import mask
-from sms_service.domain.segments import count_segments
 from sms_service.models import (
     BroadcastDelivery,
     BroadcastRun,
@@ -63,6 +64,7 @@ from sms_service.models import (
     utcnow,
 )
 from sms_service.services.delivery_reports import apply_carrier_verdict
+from sms_service.services.reviews import subscribers_under_review
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,7 @@ class LaneReport:
 class _Target:
     subscriber_id: int
     phone: str
+    body: str  # the run's text in the recipient's language
 
 
 class RunSender:
@@ -171,16 +174,16 @@ class RunSender:
         report.wake_at = self.recovery.next_wake(run_id)
         return report
 
-    def _pipeline(self, run_id: int, body: str, deadline: float, report: LaneReport) -> None:
+    def _pipeline(self, run_id: int, body: RunTexts, deadline: float, report: LaneReport) -> None:
         """Claim and send batch after batch, in subscriber order from a cursor of its own."""
-        segments = max(count_segments(body).segments, 1)
+        segments = body.segments
         cursor = 0
         while True:
             if time.monotonic() > deadline:
                 report.out_of_time = True
                 return
             attempt = uuid.uuid4().hex
-            claimed, targets = self._claim(run_id, cursor, attempt, segments, report)
+            claimed, targets = self._claim(run_id, cursor, attempt, segments, body, report)
             if not claimed:
                 if cursor == 0:
                     return
@@ -188,14 +191,16 @@ class RunSender:
                 continue
             cursor = claimed[-1]
             if targets:
-                self._send(run_id, body, attempt, targets, segments, report)
+                self._send(run_id, attempt, targets, segments, report)
 
-    def _body(self, run_id: int) -> str | None:
+    def _body(self, run_id: int) -> RunTexts | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(R.c.status, R.c.body).where(R.c.id == run_id)).first()
+            row = conn.execute(
+                select(R.c.status, R.c.body, R.c.body_es).where(R.c.id == run_id)
+            ).first()
         if row is None or row.status != RunStatus.SENDING or not row.body:
             return None
-        return row.body
+        return RunTexts(row.body, row.body_es or None)
 
     def _chunk(self, segments: int) -> int:
         # Under a throttle a batch holds its locks for about size / rate seconds.
@@ -207,8 +212,9 @@ class RunSender:
     # -- step 1: claim and check ----------------------------------------------------------
 
     def _claim(
-        self, run_id: int, after: int, attempt: str, segments: int, report: LaneReport
-    ) -> tuple[list[int], list[_Target]]:
+        self, run_id: int, after: int, attempt: str, segments: int, body: RunTexts,
+        report: LaneReport,
+    ) -> tuple[list[int], list[_Target]]:  # fmt: skip
         """Claim the next batch after ``after`` (committed), check it, return the ids
         claimed and the targets still to send to."""
         now = self.clock()
@@ -246,13 +252,13 @@ class RunSender:
                 return [], []
             report.batches += 1
             report.claimed += len(claimed)
-            targets = self._screen(conn, run_id, attempt, claimed, now, report)
+            targets = self._screen(conn, run_id, attempt, claimed, now, body, report)
         return claimed, targets
 
-    def _screen(self, conn, run_id, attempt, ids, now, report) -> list[_Target]:  # noqa: ANN001
+    def _screen(self, conn, run_id, attempt, ids, now, body, report) -> list[_Target]:  # noqa: ANN001
         """Check the claimed rows; settle skips and deferrals in the claim's transaction."""
         people = conn.execute(
-            select(S.c.id, S.c.phone, S.c.status, S.c.timezone).where(S.c.id.in_(ids))
+            select(S.c.id, S.c.phone, S.c.status, S.c.timezone, S.c.language).where(S.c.id.in_(ids))
         ).all()
         since = now - gate.CAP_WINDOW
         recent = dict(
@@ -263,14 +269,16 @@ class RunSender:
                 .group_by(D.c.subscriber_id)
             ).all()
         )
+        held = subscribers_under_review(conn, ids)
         recipients = [
-            gate.Recipient(p.phone, p.status, p.timezone, recent.get(p.id, 0)) for p in people
+            gate.Recipient(p.phone, p.status, p.timezone, recent.get(p.id, 0), p.id in held)
+            for p in people
         ]
         verdicts = gate.decide_batch(recipients, now, self.rules)
         settled, targets = [], []
         for person, verdict in zip(people, verdicts, strict=True):
             if verdict.action == "send":
-                targets.append(_Target(person.id, person.phone))
+                targets.append(_Target(person.id, person.phone, body.for_language(person.language)))
             elif verdict.action == "defer":
                 settled.append(
                     settle(
@@ -295,14 +303,14 @@ class RunSender:
 
     # -- step 2: send under locks ---------------------------------------------------------
 
-    def _send(self, run_id, body, attempt, targets, segments, report) -> None:  # noqa: ANN001
+    def _send(self, run_id, attempt, targets, segments, report) -> None:  # noqa: ANN001
         wait = self.throttle.reserve(segments * len(targets))
         if wait > 0:
             time.sleep(wait)  # outside any transaction: no lock is held while waiting
-        verdicts = self._send_locked(run_id, body, attempt, targets, segments, report)
+        verdicts = self._send_locked(run_id, attempt, targets, segments, report)
         self._apply_carrier_verdicts(verdicts)
 
-    def _send_locked(self, run_id, body, attempt, targets, segments, report) -> list:  # noqa: ANN001
+    def _send_locked(self, run_id, attempt, targets, segments, report) -> list:  # noqa: ANN001
         carrier_verdicts = []
         with self.engine.begin() as conn:
             if self.sqlite:
@@ -333,20 +341,22 @@ class RunSender:
                     .with_for_update(read=True)
                 ).all()
             )
+            # A possible opt-out texted in commits under the subscriber's row lock, as a
+            # STOP does, so one committed before this batch holds it.
+            held = subscribers_under_review(conn, status)
             rows, go = [], []
             for target in targets:
                 if target.subscriber_id not in mine:
                     continue  # settled by someone else meanwhile (a recoverer): not ours
-                verdict = gate.consent_verdict(status.get(target.subscriber_id, "none"))
+                sid = target.subscriber_id
+                verdict = gate.consent_verdict(status.get(sid, "none"), sid in held)
                 if verdict.action == "send":
                     go.append(target)
                 else:
-                    rows.append(
-                        settle(target.subscriber_id, DeliveryStatus.SKIPPED, verdict.reason, now)
-                    )
+                    rows.append(settle(sid, DeliveryStatus.SKIPPED, verdict.reason, now))
                     report.skipped += 1
             due = self._pace(len(go), segments)
-            results = self.pool.map(lambda client, t: self._call(client, t, body), go, due)
+            results = self.pool.map(self._call, go, due)
             now = self.clock()
             for target, (outcome, error) in zip(go, results, strict=True):
                 if error is not None:  # not an API answer: the call may have gone out
@@ -367,11 +377,11 @@ class RunSender:
         step = segments / self.throttle.rate
         return [start + i * step for i in range(count)]
 
-    def _call(self, client: Client, target: _Target, body: str) -> sender.SendOutcome:
+    def _call(self, client: Client, target: _Target) -> sender.SendOutcome:
         return sender.send_sms(
             client,
             to=target.phone,
-            body=body,
+            body=target.body,
             from_=self.settings.twilio_from,
             messaging_service_sid=self.settings.twilio_messaging_service_sid,
             status_callback=self.status_callback,

@@ -101,6 +101,7 @@ def create_broadcast(
     body: str,
     audience: AudienceSpec,
     timezone: str,
+    body_es: str | None = None,
     send_at: datetime | None = None,
     recurrence: str = "none",
     numbers: NumberList | None = None,
@@ -111,13 +112,17 @@ def create_broadcast(
 
     ``send_at`` (aware; None = now) is the first occurrence. ``audience`` ``file:...``
     needs ``numbers``: every line is kept, valid numbers in E.164 and invalid ones with
-    the reason, so nothing is dropped without a record.
+    the reason, so nothing is dropped without a record. ``body_es`` (optional) is sent
+    instead of ``body`` to subscribers whose language is Spanish.
     """
     now = now or utcnow()
     if not body or not body.strip():
         raise BadRequest("a broadcast needs a body")
-    if len(body) > MAX_BODY_CHARS:
-        raise BadRequest(f"the body is {len(body)} characters; the most a text takes is 1600")
+    if body_es is not None and not body_es.strip():
+        raise BadRequest("the Spanish body is empty; leave it out to send the body to everyone")
+    for name, text in (("body", body), ("Spanish body", body_es or "")):
+        if len(text) > MAX_BODY_CHARS:
+            raise BadRequest(f"the {name} is {len(text)} characters; the most a text takes is 1600")
     zone(timezone)
     try:
         rule = parse_rule(recurrence)
@@ -130,6 +135,7 @@ def create_broadcast(
     info = seg.count_segments(body)
     broadcast = Broadcast(
         body=body,
+        body_es=body_es,
         audience_kind=kind,
         audience_value=value,
         audience_campaign_id=campaign_id,

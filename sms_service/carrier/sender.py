@@ -168,6 +168,7 @@ def reconcile_outcome(
     body: str,
     since: datetime,
     exclude: Collection[str] = (),
+    other_bodies: Collection[str] = (),
 ) -> SendOutcome | None:
     """The accepted outcome of a message to ``to`` with ``body`` created at or after
     ``since`` (less a little clock skew), if the carrier has one; else None.
@@ -176,10 +177,11 @@ def reconcile_outcome(
     number are never taken for each other. The body also matches as Twilio's Smart
     Encoding may have rewritten it (curly quotes made straight). Twilio's DateSent filter
     is by day, so candidates are checked here by creation time. A failure to ask raises:
-    the caller retries later rather than resending blind.
+    the caller retries later rather than resending blind. ``other_bodies`` also match (a
+    broadcast's Spanish version: whichever the number was sent counts).
     """
     since = since.astimezone(UTC) - RECONCILE_SKEW
-    bodies = {body, make_gsm_safe(body)}
+    bodies = {text for b in (body, *other_bodies) for text in (b, make_gsm_safe(b))}
     # First by To and DateSent, the cheap and usual case. Twilio leaves DateSent empty
     # while a message is still queued, so a miss is checked again by To alone (newest
     # first), filtering on creation time here: a queued message must never look unsent.

@@ -42,12 +42,15 @@ def _redis(settings, *, quiet: bool = False):  # noqa: ANN001, ANN202 - Settings
 
 @broadcast.command("create")
 @click.option("--body", required=True, help="The text to send.")
+@click.option(
+    "--body-es", help="Its Spanish version, sent to subscribers whose language is Spanish."
+)
 @click.option("--audience", required=True, help="all | campaign:KEYWORD | tag:TAG | file:PATH")
 @click.option("--at", "at_", help="First send, ISO date-time in --tz (default: now).")
 @click.option("--every", type=click.Choice(["daily", "weekly", "monthly"]), help="Repeat.")
 @click.option("--tz", help="The organiser's time zone (default: DEFAULT_TIMEZONE).")
 @click.option("--gsm-safe", is_flag=True, help="Apply the GSM-7 replacements offered.")
-def create(body, audience, at_, every, tz, gsm_safe) -> None:  # noqa: ANN001
+def create(body, body_es, audience, at_, every, tz, gsm_safe) -> None:  # noqa: ANN001
     """Create and schedule a broadcast; print its id and what it will cost."""
     from sms_service import broadcasts as svc
     from sms_service.domain.audience import parse_audience, read_number_list
@@ -61,6 +64,8 @@ def create(body, audience, at_, every, tz, gsm_safe) -> None:  # noqa: ANN001
         if spec.kind == "file":
             numbers = read_number_list(Path(spec.value).read_text(encoding="utf-8"))
         body = make_gsm_safe(body) if gsm_safe else body
+        if body_es is not None and gsm_safe:
+            body_es = make_gsm_safe(body_es)
         send_at = svc.local_to_utc(at_, tz) if at_ else None
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from exc
@@ -68,7 +73,8 @@ def create(body, audience, at_, every, tz, gsm_safe) -> None:  # noqa: ANN001
     try:
         with session_scope(engine) as session:
             created = svc.create_broadcast(
-                session=session, body=body, audience=spec, timezone=tz, send_at=send_at,
+                session=session, body=body, body_es=body_es, audience=spec, timezone=tz,
+                send_at=send_at,
                 recurrence=every or "none", numbers=numbers,
             )  # fmt: skip
             run = svc.schedule_broadcast(session=session, broadcast_id=created.id)
@@ -82,6 +88,11 @@ def create(body, audience, at_, every, tz, gsm_safe) -> None:  # noqa: ANN001
     repeat = f", then {every}" if every else ""
     click.echo(f"broadcast {created.id} scheduled for {local:%Y-%m-%d %H:%M %Z}{repeat}")
     _echo_estimate(svc.estimate_body(body, recipients, settings.cost_per_segment))
+    if body_es is not None:  # the Spanish speakers among the recipients get this one
+        spanish = svc.estimate_body(body_es, recipients, settings.cost_per_segment)
+        click.echo(f"Spanish version: {spanish.segments} {spanish.encoding} segment(s) each")
+        if spanish.ucs2_warning:
+            click.echo(f"warning (Spanish version): {spanish.ucs2_warning}", err=True)
     if numbers is not None:
         for line, raw, reason in report.invalid:
             click.echo(f"  line {line}: {raw!r} left out: {reason}", err=True)

@@ -4,7 +4,8 @@ Pure: no Flask, ORM, Twilio or Redis. The sender asks this for every recipient o
 just before the API calls, with the subscriber's status and stored zone and how many
 broadcast texts the number got in the last 30 days (one query per batch gives those).
 
-The order matters: consent first (an opted-out number is skipped whatever the time), then
+The order matters: consent first (an opted-out number, or one whose possible opt-out
+staff have not decided yet, is skipped whatever the time), then
 the frequency cap (waiting would not help within the window), then quiet hours (the text
 waits for the recipient's morning). Keyword replies never come here: the program answers
 a supporter's own text at any hour, however many texts they had.
@@ -26,6 +27,7 @@ INVALID_NUMBER = "invalid_number"
 NOT_SUBSCRIBED = "not_subscribed"
 FREQUENCY_CAP = "frequency_cap"
 QUIET_HOURS = "quiet_hours"
+OPT_OUT_REVIEW = "opt_out_review"  # a possible opt-out waits for staff: hold everything
 
 _STATUS_REASONS = {"opted_out": OPTED_OUT, "invalid": INVALID_NUMBER}
 
@@ -58,6 +60,7 @@ class Recipient:
     status: str
     timezone: str | None = None
     sent_recently: int = 0  # broadcast texts accepted for this number in the last 30 days
+    under_review: bool = False  # a possible opt-out from this number waits for staff
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,11 @@ class Verdict:
 SEND = Verdict("send")
 
 
-def consent_verdict(status: str) -> Verdict:
-    """Send only to ``subscribed``; skip everyone else with the reason."""
+def consent_verdict(status: str, under_review: bool = False) -> Verdict:
+    """Send only to ``subscribed`` with no possible opt-out under review; skip everyone
+    else with the reason."""
     if status == "subscribed":
-        return SEND
+        return Verdict("skip", OPT_OUT_REVIEW) if under_review else SEND
     return Verdict("skip", _STATUS_REASONS.get(status, NOT_SUBSCRIBED))
 
 
@@ -92,7 +96,7 @@ def decide(
     (at most nine, the longest prefix in phonenumbers' zone data), and working them out
     is most of the cost of a verdict.
     """
-    verdict = consent_verdict(recipient.status)
+    verdict = consent_verdict(recipient.status, recipient.under_review)
     if verdict.action != "send":
         return verdict
     if rules.cap and recipient.sent_recently >= rules.cap:

@@ -14,6 +14,13 @@ Subscriber status lifecycle::
 HELP never changes the status. Anything unrecognised never changes it either: "hi" does
 not re-subscribe anyone.
 
+STOP in any reasonable wording is read by :mod:`sms_service.domain.opt_out` before any
+keyword: a clear opt-out acts at once; a possible one (misspelt, spaced out, look-alike
+letters, "leave me alone", a sentence using an opt-out word) changes nothing but is logged
+for staff review, answered once with how to stop, and holds broadcasts until staff decide
+(``Conversation.under_review``). Replies follow the number's remembered language
+(``Conversation.language``); a keyword written in English or Spanish sets it.
+
 Web double opt-in: a supporter who ticked the SMS box on the petition page is sent one text
 asking them to reply YES. Until the caller's window closes
 (``Conversation.web_confirmation_until``), YES or Y from that number confirms: the outcome
@@ -24,53 +31,42 @@ text leaves it open, and a window that passed with no YES subscribes nobody.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from sms_service.domain import replies
+from sms_service.domain import opt_out, replies
+from sms_service.domain.names import clean_name
+from sms_service.domain.opt_out import Reading
 from sms_service.domain.replies import Program
 
 OPT_OUT_KEYWORDS = frozenset(
     {
         "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
-        "OPT OUT", "OPT-OUT", "ALTO", "PARAR", "CANCELAR",
+        "OPT OUT", "OPT-OUT", "UNSUB", "ALTO", "PARAR", "CANCELAR", "BAJA",
     }
 )  # fmt: skip
 HELP_KEYWORDS = frozenset({"HELP", "INFO", "AYUDA"})
-JOIN_KEYWORDS = frozenset({"JOIN"})
+# UNIRSE ("to join") is the Spanish JOIN and START: it opts in from any state, as START does.
+JOIN_KEYWORDS = frozenset({"JOIN", "UNIRSE", "UNIRME"})
 RESUBSCRIBE_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
-SIGN_KEYWORDS = frozenset({"SIGN"})
+SIGN_KEYWORDS = frozenset({"SIGN", "FIRMAR"})
 # Answers to a web sign-up's confirmation text; "Y" means yes only while one is pending.
 WEB_CONFIRM_KEYWORDS = frozenset({"YES", "Y"})
 RESERVED_KEYWORDS = (
     OPT_OUT_KEYWORDS | HELP_KEYWORDS | JOIN_KEYWORDS | RESUBSCRIBE_KEYWORDS | SIGN_KEYWORDS
 )
-
-# Plain-language requests to stop: each phrase must appear as whole words.
-OPT_OUT_PHRASES = (
-    "please stop texting me", "stop texting me", "stop texting", "stop messaging me",
-    "stop sending me", "stop sending", "remove me", "take me off", "wrong number",
-    "leave me alone", "unsubscribe me", "dont text me", "do not text me", "dont message me",
-    "do not message me", "no more texts", "no more messages",
-)  # fmt: skip
-
-# Words that, inside a longer message, might mean "stop" and need a human to decide.
-OPT_OUT_WORDS = frozenset(
-    {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "alto",
-     "parar", "cancelar"}
-)  # fmt: skip
+# The language a keyword is written in becomes the subscriber's language; STOP, INFO,
+# YES and campaign keywords are shared by both, and leave it as it was.
+KEYWORD_LANGUAGE = {
+    "JOIN": "en", "START": "en", "HELP": "en", "SIGN": "en",
+    "AYUDA": "es", "UNIRSE": "es", "UNIRME": "es", "FIRMAR": "es",
+}  # fmt: skip
 
 NAME_WINDOW = timedelta(hours=24)
 REVIEW_BUSINESS_DAYS = 10  # FCC: revocations honoured within 10 business days
-MAX_NAME_LENGTH = 100
-
-_TRAILING_PUNCTUATION = ".!?,;:¡¿\"'“”‘’)( "
-_SPACES = re.compile(r"\s+")
-_WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
 
 
 class Status(StrEnum):
@@ -119,13 +115,20 @@ class Campaign:
 
 @dataclass(frozen=True)
 class Conversation:
-    """What the engine needs to know about the sender, loaded by the caller."""
+    """What the engine needs to know about the sender, loaded by the caller.
+
+    ``language`` is the one remembered for the number ("en" or "es"). ``under_review`` is
+    true while a possible opt-out from this number waits for staff: the number then gets
+    no broadcasts, and the engine sends no fallback and no second how-to-stop reply.
+    """
 
     status: Status
     signed: Mapping[int, bool] = field(default_factory=dict)  # campaign id -> has a name
     pending_name: Campaign | None = None
     pending_name_asked_at: datetime | None = None
     pending_signature_count: int = 0
+    language: str = "en"
+    under_review: bool = False
     # Set while a web sign-up's confirmation text awaits YES: the end of its window.
     web_confirmation_until: datetime | None = None
 
@@ -144,7 +147,11 @@ class Catalogue:
 
 @dataclass(frozen=True)
 class Decision:
-    """The outcome of one inbound text, to be applied in one transaction."""
+    """The outcome of one inbound text, to be applied in one transaction.
+
+    ``language`` is the language to remember for the number (None: keep the stored one);
+    ``note`` says why a text was taken as a possible opt-out, for the staff reviewing it.
+    """
 
     intent: Intent
     status: Status
@@ -156,6 +163,8 @@ class Decision:
     name: str | None = None
     clear_pending_name: bool = False
     review_by: date | None = None
+    language: str | None = None
+    note: str | None = None
     # The pending web confirmation is answered (YES) or closed (STOP): the caller records
     # the opt-in with source ``web`` and the page's disclosure instead of an SMS opt-in.
     confirms_web: bool = False
@@ -168,35 +177,19 @@ class Decision:
 
 
 def normalise(body: str) -> str:
-    """Upper-case, collapse spaces, drop surrounding whitespace and trailing punctuation."""
-    text = unicodedata.normalize("NFKC", body or "")
-    text = _SPACES.sub(" ", text).strip().strip(_TRAILING_PUNCTUATION).strip()
-    return text.upper()
-
-
-def _words(body: str) -> list[str]:
-    text = unicodedata.normalize("NFKC", body or "").lower()
-    text = text.replace("’", "").replace("'", "")
-    return _WORD.findall(text)
-
-
-def _contains_phrase(words: list[str], phrase: str) -> bool:
-    target = phrase.split()
-    n = len(target)
-    return any(words[i : i + n] == target for i in range(len(words) - n + 1))
-
-
-def is_plain_language_opt_out(body: str) -> bool:
-    """True for "please stop texting me", "wrong number", "remove me" and the like."""
-    words = _words(body)
-    return any(_contains_phrase(words, phrase) for phrase in OPT_OUT_PHRASES)
-
-
-def mentions_opt_out_word(body: str) -> bool:
-    """True when an opt-out word appears inside a longer message ("STOP this bill!")."""
-    words = _words(body)
-    joined = set(words) | {w.replace("-", "") for w in words}
-    return bool(joined & OPT_OUT_WORDS) or _contains_phrase(words, "opt out")
+    """The text as a keyword: cleaned (:func:`opt_out.clean`), without accents, without
+    punctuation, symbols or emoji at either end, spaces collapsed, upper-cased."""
+    text = opt_out.clean(body)
+    decomposed = unicodedata.normalize("NFD", text)
+    text = unicodedata.normalize(
+        "NFC", "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+    )
+    start, end = 0, len(text)
+    while start < end and not text[start].isalnum():
+        start += 1
+    while end > start and not text[end - 1].isalnum():
+        end -= 1
+    return text[start:end].upper()
 
 
 def add_business_days(start: date, days: int) -> date:
@@ -208,13 +201,6 @@ def add_business_days(start: date, days: int) -> date:
         if current.weekday() < 5:
             remaining -= 1
     return current
-
-
-def _clean_name(body: str) -> str | None:
-    name = _SPACES.sub(" ", unicodedata.normalize("NFKC", body or "")).strip().strip(".!")
-    if not name or len(name) > MAX_NAME_LENGTH or not any(ch.isalpha() for ch in name):
-        return None
-    return name
 
 
 def decide(
@@ -235,6 +221,12 @@ def decide(
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
     decision = _decide(body, conversation, catalogue, program, received_at)
+    carrier_stop = (carrier_opt_out_type or "").strip().upper() == "STOP"
+    if carrier_stop and decision.intent is not Intent.OPT_OUT:
+        # Twilio opted the number out already (a word of its own list): so do we.
+        keyword = normalise(body)[:32] or None
+        reading = opt_out.OptOutReading(Reading.CLEAR, "carrier opt-out", keyword)
+        decision = _opt_out(conversation, program, reading, received_at)
     if carrier_opt_out_type:
         return replace(decision, reply=None)
     return decision
@@ -247,16 +239,19 @@ def _decide(
     program: Program,
     received_at: datetime,
 ) -> Decision:
+    reading = opt_out.read(body)
+    if reading.reading is Reading.CLEAR:
+        return _opt_out(conv, program, reading, received_at)
     key = normalise(body)
     status = conv.status
+    language = KEYWORD_LANGUAGE.get(key)
+    lang = language or conv.language
 
-    if key in OPT_OUT_KEYWORDS or is_plain_language_opt_out(body):
-        return _opt_out(conv, program, key if key in OPT_OUT_KEYWORDS else None, received_at)
     if key in HELP_KEYWORDS:
-        reply = replies.help_reply(program)
-        return Decision(Intent.HELP, status, reply, key, (ConsentKind.HELP,))
+        reply = replies.help_reply(program, lang, opted_out=status is Status.OPTED_OUT)
+        return Decision(Intent.HELP, status, reply, key, (ConsentKind.HELP,), language=language)
     if key in WEB_CONFIRM_KEYWORDS and conv.awaits_web_confirmation(received_at):
-        reply = replies.opt_in_confirmation(program)
+        reply = replies.opt_in_confirmation(program, lang)
         return Decision(
             Intent.WEB_CONFIRMED, Status.SUBSCRIBED, reply, key, (ConsentKind.OPT_IN,),
             confirms_web=True,
@@ -265,15 +260,19 @@ def _decide(
         key in RESUBSCRIBE_KEYWORDS and (status is Status.OPTED_OUT or key == "START")
     ):
         if status is Status.SUBSCRIBED:
-            reply = replies.already_subscribed(program)
-            return Decision(Intent.ALREADY_SUBSCRIBED, status, reply, key)
-        reply = replies.opt_in_confirmation(program)
-        return Decision(Intent.OPT_IN, Status.SUBSCRIBED, reply, key, (ConsentKind.OPT_IN,))
+            reply = replies.already_subscribed(program, lang)
+            return Decision(Intent.ALREADY_SUBSCRIBED, status, reply, key, language=language)
+        reply = replies.opt_in_confirmation(program, lang)
+        return Decision(
+            Intent.OPT_IN, Status.SUBSCRIBED, reply, key, (ConsentKind.OPT_IN,), language=language
+        )
     if key in RESUBSCRIBE_KEYWORDS and status is Status.SUBSCRIBED:
-        return Decision(Intent.ALREADY_SUBSCRIBED, status, replies.already_subscribed(program), key)
+        reply = replies.already_subscribed(program, lang)
+        return Decision(Intent.ALREADY_SUBSCRIBED, status, reply, key, language=language)
     campaign = catalogue.by_keyword.get(key)
     if key in SIGN_KEYWORDS or campaign is not None:
-        return _sign(campaign or catalogue.default, key, conv, program)
+        decision = _sign(campaign or catalogue.default, key, conv, program, lang)
+        return replace(decision, language=language)
 
     pending = conv.pending_name
     asked = conv.pending_name_asked_at
@@ -281,58 +280,75 @@ def _decide(
         pending is not None
         and asked is not None
         and received_at - asked <= NAME_WINDOW
-        and not mentions_opt_out_word(body)
-        and (name := _clean_name(body)) is not None
+        and reading.reading is Reading.NONE
+        and (name := clean_name(body)) is not None
     ):
-        reply = replies.name_thanks(program, name, pending.title, conv.pending_signature_count)
+        count = conv.pending_signature_count
+        reply = replies.name_thanks(program, name, pending.title, count, conv.language)
         return Decision(
             Intent.NAME, status, reply, None, name=name, sign=pending, clear_pending_name=True
         )
 
-    if mentions_opt_out_word(body):
-        review_by = add_business_days(received_at.date(), REVIEW_BUSINESS_DAYS)
-        reply = replies.fallback(program) if status is Status.SUBSCRIBED else None
-        return Decision(
-            Intent.POSSIBLE_OPT_OUT,
-            status,
-            reply,
-            None,
-            (ConsentKind.POSSIBLE_OPT_OUT,),
-            review_by=review_by,
-        )
-    if status is Status.SUBSCRIBED:
-        return Decision(Intent.FALLBACK, status, replies.fallback(program))
+    if reading.reading is Reading.POSSIBLE:
+        return _possible_opt_out(conv, program, reading, received_at)
+    # While staff review a possible opt-out the number is not told it was misunderstood:
+    # it already had the one how-to-stop reply.
+    if status is Status.SUBSCRIBED and not conv.under_review:
+        return Decision(Intent.FALLBACK, status, replies.fallback(program, conv.language))
     return Decision(Intent.IGNORED, status)
 
 
 def _opt_out(
-    conv: Conversation, program: Program, keyword: str | None, received_at: datetime
+    conv: Conversation, program: Program, reading: opt_out.OptOutReading, received_at: datetime
 ) -> Decision:
     # Exactly one confirmation: a number already opted out gets silence, though the
     # request is still logged.
-    reply = None if conv.status is Status.OPTED_OUT else replies.opt_out_confirmation(program)
+    lang = reading.language or conv.language
+    reply = None if conv.status is Status.OPTED_OUT else replies.opt_out_confirmation(program, lang)
     return Decision(
         Intent.OPT_OUT,
         Status.OPTED_OUT,
         reply,
-        keyword,
+        reading.keyword,
         (ConsentKind.OPT_OUT,),
         clear_pending_name=conv.pending_name is not None,
         closes_web_confirmation=conv.awaits_web_confirmation(received_at),
+        language=reading.language,
     )
 
 
-def _sign(campaign: Campaign | None, key: str, conv: Conversation, program: Program) -> Decision:
+def _possible_opt_out(
+    conv: Conversation, program: Program, reading: opt_out.OptOutReading, received_at: datetime
+) -> Decision:
+    """Held for staff: status unchanged, broadcasts held meanwhile (the caller's audience
+    code sees the open review), and at most one short reply saying how to stop."""
+    lang = reading.language or conv.language
+    answer = conv.status is Status.SUBSCRIBED and not conv.under_review
+    return Decision(
+        Intent.POSSIBLE_OPT_OUT,
+        conv.status,
+        replies.how_to_stop(program, lang) if answer else None,
+        None,
+        (ConsentKind.POSSIBLE_OPT_OUT,),
+        review_by=add_business_days(received_at.date(), REVIEW_BUSINESS_DAYS),
+        note=f"possible opt-out: {reading.why}",
+    )
+
+
+def _sign(
+    campaign: Campaign | None, key: str, conv: Conversation, program: Program, lang: str
+) -> Decision:
     if campaign is None:
-        return Decision(Intent.NO_PETITION, conv.status, replies.no_open_petition(program), key)
+        reply = replies.no_open_petition(program, lang)
+        return Decision(Intent.NO_PETITION, conv.status, reply, key)
     subscribing = conv.status is not Status.SUBSCRIBED
     opt_in = (ConsentKind.OPT_IN,) if subscribing else ()
     if campaign.id in conv.signed:
         has_name = conv.signed[campaign.id]
         reply = (
-            replies.signed_before_and_resubscribed(program, campaign.title, not has_name)
+            replies.signed_before_and_resubscribed(program, campaign.title, not has_name, lang)
             if subscribing
-            else replies.already_signed(program, campaign.title, ask_name=not has_name)
+            else replies.already_signed(program, campaign.title, not has_name, lang)
         )
         return Decision(
             Intent.ALREADY_SIGNED if not subscribing else Intent.OPT_IN,
@@ -342,7 +358,7 @@ def _sign(campaign: Campaign | None, key: str, conv: Conversation, program: Prog
             opt_in,
             ask_name=None if has_name else campaign,
         )
-    reply = replies.signed_and_subscribed(program, campaign.title)
+    reply = replies.signed_and_subscribed(program, campaign.title, lang)
     return Decision(
         Intent.SIGN,
         Status.SUBSCRIBED,

@@ -93,6 +93,8 @@ class Broadcast(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     body: str = Field(sa_column=Column(Text, nullable=False))
+    # The Spanish version, sent instead of ``body`` to subscribers whose language is "es".
+    body_es: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     audience_kind: str = Field(max_length=16)
     audience_value: str | None = Field(default=None, max_length=200)
     audience_campaign_id: int | None = Field(default=None, foreign_key="campaigns.id")
@@ -136,8 +138,8 @@ class BroadcastNumber(SQLModel, table=True):
 class BroadcastRun(SQLModel, table=True):
     """One occurrence of a broadcast; inserting the same occurrence twice does nothing.
 
-    ``body`` is copied when the run starts, so the text sent (and matched when asking the
-    carrier about a lost answer) is fixed for the run.
+    ``body`` and ``body_es`` are copied when the run starts, so the text sent (and matched
+    when asking the carrier about a lost answer) is fixed for the run.
     """
 
     __tablename__ = "broadcast_runs"
@@ -148,6 +150,7 @@ class BroadcastRun(SQLModel, table=True):
     occurrence_at: datetime = Field(index=True)
     status: str = Field(default=RunStatus.SCHEDULED, max_length=16, index=True)
     body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    body_es: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     planned: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None

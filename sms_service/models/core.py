@@ -41,6 +41,7 @@ class Subscriber(SQLModel, table=True):
     status: str = Field(default=SubscriberStatus.NONE, max_length=16, index=True)
     name: str | None = Field(default=None, max_length=100)
     timezone: str | None = Field(default=None, max_length=64)
+    language: str | None = Field(default=None, max_length=8)  # "es"; None: English
     opted_in_at: datetime | None = None
     opted_out_at: datetime | None = None
     pending_name_campaign_id: int | None = Field(default=None, foreign_key="campaigns.id")

@@ -36,6 +36,7 @@ from sms_service.domain import keywords
 from sms_service.domain.keywords import ConsentKind, Decision, Status
 from sms_service.domain.replies import Program
 from sms_service.models import Campaign, ConsentEvent, InboundMessage, Signature, Subscriber
+from sms_service.services.reviews import is_under_review
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,8 @@ def load_conversation(session: Session, subscriber: Subscriber | None) -> keywor
         pending_name=pending,
         pending_name_asked_at=subscriber.pending_name_asked_at,
         pending_signature_count=count,
+        language=subscriber.language or "en",
+        under_review=is_under_review(session, subscriber.phone),
     )
 
 
@@ -238,6 +241,8 @@ def _apply_status(
         subscriber.pending_name_asked_at = sms.received_at
     if decision.name is not None:
         subscriber.name = decision.name
+    if decision.language is not None:
+        subscriber.language = decision.language
     subscriber.updated_at = sms.received_at
     session.add(subscriber)
     session.flush()
@@ -269,7 +274,8 @@ def _apply_signature(
 def _append_events(session: Session, sms: InboundSms, decision: Decision, program: Program) -> None:
     # With Advanced Opt-Out, Twilio answered the keyword itself; we record the request
     # the same way and note that the reply wording was the carrier's, not ours.
-    note = f"answered by Twilio Advanced Opt-Out ({sms.opt_out_type})" if sms.opt_out_type else None
+    carrier = sms.opt_out_type and f"answered by Twilio Advanced Opt-Out ({sms.opt_out_type})"
+    note = "; ".join(n for n in (decision.note, carrier) if n) or None
     for kind in decision.events:
         # The disclosure recorded is exactly what this number was sent in reply: the
         # opt-in wording for opt_in/signature, the confirmation for opt_out, none when the

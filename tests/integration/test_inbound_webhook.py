@@ -174,10 +174,45 @@ def test_advanced_opt_out_records_but_does_not_reply(client, app, settings):
 def test_possible_opt_out_is_recorded_for_review(client, app, settings):
     text_in(client, settings, PHONE, "JOIN")
     [reply] = replies(text_in(client, settings, PHONE, "We've got to STOP this bill!"))
-    assert "Reply HELP" in reply
+    assert reply == "Rights Alerts: Reply STOP to stop all texts."
     assert rows(app, Subscriber)[0].status == "subscribed"
     last = rows(app, ConsentEvent)[-1]
     assert last.event == "possible_opt_out" and last.review_by is not None
+    assert last.note == "possible opt-out: uses an opt-out word"
+    # While staff decide: no "Sorry, we didn't get that", no second how-to-stop reply.
+    assert replies(text_in(client, settings, PHONE, "hi")) == []
+    assert replies(text_in(client, settings, PHONE, "stpo")) == []
+    events = [e.event for e in rows(app, ConsentEvent)]
+    assert events[-2:] == ["possible_opt_out", "possible_opt_out"]  # recorded, not answered
+    [help_reply] = replies(text_in(client, settings, PHONE, "HELP"))
+    assert "help@" in help_reply
+
+
+@pytest.mark.parametrize(
+    "text", ["Stop please", "STOP STOP", "*STOP*", "Please remove my number", "S\u200bTOP",
+             "no me envíen más mensajes"],
+)  # fmt: skip
+def test_reasonable_wording_opts_out_at_once(client, app, settings, text):
+    text_in(client, settings, PHONE, "JOIN")
+    [reply] = replies(text_in(client, settings, PHONE, text))
+    assert "no more messages" in reply or "no recibirá más mensajes" in reply
+    assert rows(app, Subscriber)[0].status == "opted_out"
+    assert rows(app, ConsentEvent)[-1].event == "opt_out"
+
+
+def test_spanish_keywords_get_spanish_replies_and_the_language_is_remembered(client, app, settings):
+    [joined] = replies(text_in(client, settings, PHONE, "UNIRSE"))
+    assert "Pueden aplicarse tarifas de mensajes y datos" in joined and "AYUDA" in joined
+    assert rows(app, Subscriber)[0].language == "es"
+    [fallback] = replies(text_in(client, settings, PHONE, "hola"))  # remembered
+    assert "no entendimos" in fallback
+    [stopped] = replies(text_in(client, settings, PHONE, "STOP"))
+    assert "no recibirá más mensajes" in stopped and "UNIRSE" in stopped
+    [helped] = replies(text_in(client, settings, PHONE, "AYUDA"))
+    assert "UNIRSE" in helped and "ALTO" not in helped  # opted out: how to rejoin
+    [english] = replies(text_in(client, settings, PHONE, "HELP"))
+    assert "Reply START to resubscribe" in english and "STOP" not in english
+    assert rows(app, Subscriber)[0].language == "en"
 
 
 def test_consent_log_refuses_update_and_delete_in_the_database(app, client, settings):

@@ -1,0 +1,182 @@
+"""Broadcasts and the supporter's side of consent, on PostgreSQL and SQLite against the
+carrier simulator: a number with a possible opt-out under review gets nothing until staff
+decide; Spanish speakers get a broadcast's Spanish body."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import redis
+from click.testing import CliRunner
+from sqlalchemy import select, update
+
+from sms_service import broadcasts as svc
+from sms_service.broadcasts.clients import ClientPool
+from sms_service.broadcasts.sending import RunSender
+from sms_service.broadcasts.tuning import Tuning
+from sms_service.carrier.client import make_twilio_client
+from sms_service.carrier.throttle import Throttle
+from sms_service.cli.main import main
+from sms_service.db import make_engine, session_scope
+from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
+from sms_service.domain.broadcast_gate import OPT_OUT_REVIEW
+from sms_service.errors import BadRequest
+from sms_service.models import Broadcast, Subscriber
+from sms_service.program import program_from
+from sms_service.services.consent import resolve_review
+from sms_service.services.inbound import InboundSms, handle_inbound
+from sms_service.services.reviews import phones_under_review
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, make_settings
+from tests.redis_db import redis_url
+
+from .broadcast_support import (
+    add_subscribers,
+    clear_sim,
+    delivery_counts,
+    phone,
+    runs_of,
+    schedule_broadcast,
+    sim_messages,
+)
+
+REDIS_URL = redis_url()
+
+
+@pytest.fixture(scope="module")
+def sim():
+    handle = run_in_thread(
+        SimConfig(
+            port=0,
+            latency_ms=5,
+            callbacks="none",
+            account_sid=TEST_ACCOUNT_SID,
+            auth_token=TEST_AUTH_TOKEN,
+        )  # fmt: skip
+    )
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url, sim):
+    return make_settings(
+        database_url, twilio_api_base_url=sim.url, quiet_hours="off", sender_mps=0,
+        public_base_url=None, redis_url=REDIS_URL,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def send(engine, settings, sim):
+    """Start the broadcast's latest run (unless ``started``) and send it all; the run id."""
+    tuning = Tuning(chunk=25, concurrency=4)
+    pool = ClientPool(lambda: make_twilio_client(settings, timeout=10), tuning.concurrency)
+    connection = redis.Redis.from_url(REDIS_URL)
+    throttle = Throttle(connection, rate=0, key="test:review:throttle")
+    sender = RunSender(engine=engine, settings=settings, pool=pool, throttle=throttle,
+                       tuning=tuning)  # fmt: skip
+
+    def run(broadcast_id: int, *, started: bool = False) -> int:
+        clear_sim(sim.url)  # what the simulator then holds is this run's texts
+        run_id = runs_of(engine, broadcast_id)[-1].id
+        if not started:
+            with session_scope(engine) as session:
+                svc.begin_run(session=session, run_id=run_id)
+        assert sender.send_run(run_id).finished
+        return run_id
+
+    yield run
+    pool.close()
+    connection.close()
+
+
+def text_in(engine, settings, number: str, body: str, sid: str) -> str | None:
+    """A text from ``number`` through the inbound service, as the webhook applies it."""
+    sms = InboundSms(sid, number, "+12025550100", body, datetime.now(UTC))
+    with session_scope(engine) as session:
+        return handle_inbound(session, sms, program_from(settings)).reply
+
+
+def received(sim_url: str) -> dict[str, str]:
+    return {m["to"]: m["body"] for m in sim_messages(sim_url)}
+
+
+def test_a_number_under_review_gets_no_broadcast_until_staff_decide(engine, settings, send, sim):
+    add_subscribers(engine, 3)
+    reply = text_in(engine, settings, phone(1), "stpo", "SMreview1")
+    assert reply == "Rights Alerts: Reply STOP to stop all texts."
+    with session_scope(engine) as session:
+        assert phones_under_review(session, [phone(0), phone(1)]) == {phone(1)}
+
+    run_id = send(schedule_broadcast(engine, body="Rally at 6")[0])
+    assert delivery_counts(engine, run_id) == {("sent", None): 2, ("skipped", OPT_OUT_REVIEW): 1}
+    assert set(received(sim.url)) == {phone(0), phone(2)}
+
+    with session_scope(engine) as session:  # staff: it was not an opt-out
+        resolve_review(session=session, message_sid="SMreview1", opt_out=False, reviewer="amy",
+                       program="Rights Alerts")  # fmt: skip
+    run_id = send(schedule_broadcast(engine, body="Rally at 7")[0])
+    assert delivery_counts(engine, run_id) == {("sent", None): 3}
+    assert set(received(sim.url)) == {phone(0), phone(1), phone(2)}
+
+
+def test_a_review_opened_after_planning_still_holds_the_text(engine, settings, send, sim):
+    add_subscribers(engine, 2)
+    broadcast_id = schedule_broadcast(engine, body="Rally at 6")[0]
+    run_id = runs_of(engine, broadcast_id)[-1].id
+    with session_scope(engine) as session:
+        svc.begin_run(session=session, run_id=run_id)  # planned: both numbers
+    text_in(engine, settings, phone(0), "S T O P", "SMreview2")
+    assert send(broadcast_id, started=True) == run_id
+    assert delivery_counts(engine, run_id) == {("sent", None): 1, ("skipped", OPT_OUT_REVIEW): 1}
+    assert set(received(sim.url)) == {phone(1)}
+
+
+def test_spanish_speakers_get_the_spanish_body(engine, settings, send, sim):
+    ids = add_subscribers(engine, 3)
+    assert text_in(engine, settings, phone(2), "AYUDA", "SMayuda").startswith(
+        "Rights Alerts: Ayuda en"
+    )
+    with session_scope(engine) as session:
+        assert session.get(Subscriber, ids[2]).language == "es"
+    with engine.begin() as conn:  # and one set by an earlier Spanish keyword
+        conn.execute(update(Subscriber.__table__).where(Subscriber.id == ids[1])
+                     .values(language="es"))  # fmt: skip
+
+    bilingual = schedule_broadcast(engine, body="Rally at 6", body_es="Marcha a las 6")[0]
+    send(bilingual)
+    assert received(sim.url) == {
+        phone(0): "Rally at 6", phone(1): "Marcha a las 6", phone(2): "Marcha a las 6",
+    }  # fmt: skip
+    send(schedule_broadcast(engine, body="English only")[0])  # no Spanish version: the body
+    assert set(received(sim.url).values()) == {"English only"}
+
+
+def test_bad_spanish_body_is_refused(engine):
+    with pytest.raises(BadRequest) as caught:
+        schedule_broadcast(engine, body="Rally", body_es="   ")
+    assert "Spanish body" in str(caught.value)
+    with pytest.raises(BadRequest) as caught:
+        schedule_broadcast(engine, body="Rally", body_es="x" * 1601)
+    assert "Spanish body is 1601 characters" in str(caught.value)
+
+
+def test_cli_create_takes_a_spanish_body(engine, database_url):
+    add_subscribers(engine, 2)
+    env = {"DATABASE_URL": database_url, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = CliRunner().invoke(
+        main, ["broadcast", "create", "--body", "Rally at 6", "--body-es", "Marcha a las 6",
+               "--audience", "all", "--at", "2030-01-15T09:30"], env=env,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Spanish version: 1 GSM-7 segment(s) each" in result.output
+    with session_scope(engine) as session:
+        stored = session.execute(select(Broadcast)).scalar_one()
+    assert (stored.body, stored.body_es) == ("Rally at 6", "Marcha a las 6")
