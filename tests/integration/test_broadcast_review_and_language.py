@@ -4,7 +4,7 @@ decide; Spanish speakers get a broadcast's Spanish body."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -15,14 +15,14 @@ from sms_service import broadcasts as svc
 from sms_service.broadcasts.clients import ClientPool
 from sms_service.broadcasts.sending import RunSender
 from sms_service.broadcasts.tuning import Tuning
-from sms_service.carrier.client import make_twilio_client
+from sms_service.carrier.client import close_twilio_client, make_twilio_client
 from sms_service.carrier.throttle import Throttle
 from sms_service.cli.main import main
 from sms_service.db import make_engine, session_scope
 from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 from sms_service.domain.broadcast_gate import OPT_OUT_REVIEW
 from sms_service.errors import BadRequest
-from sms_service.models import Broadcast, Subscriber
+from sms_service.models import Broadcast, BroadcastDelivery, Subscriber
 from sms_service.program import program_from
 from sms_service.services.consent import resolve_review
 from sms_service.services.inbound import InboundSms, handle_inbound
@@ -157,6 +157,49 @@ def test_spanish_speakers_get_the_spanish_body(engine, settings, send, sim):
     }  # fmt: skip
     send(schedule_broadcast(engine, body="English only")[0])  # no Spanish version: the body
     assert set(received(sim.url).values()) == {"English only"}
+
+
+def test_a_lost_spanish_attempt_is_found_at_the_carrier_not_resent(engine, settings, send, sim):
+    ids = add_subscribers(engine, 2)
+    with engine.begin() as conn:
+        conn.execute(update(Subscriber.__table__).where(Subscriber.id == ids[0])
+                     .values(language="es"))  # fmt: skip
+    broadcast_id = schedule_broadcast(engine, body="Rally at 6", body_es="Marcha a las 6")[0]
+    run_id = runs_of(engine, broadcast_id)[-1].id
+    with session_scope(engine) as session:
+        svc.begin_run(session=session, run_id=run_id)
+    clear_sim(sim.url)
+    d = BroadcastDelivery.__table__
+    with engine.begin() as conn:  # a worker claimed both and died after one call went out
+        conn.execute(
+            update(d).where(d.c.run_id == run_id)
+            .values(status="sending", attempt_id="dead", attempts=1,
+                    attempt_started_at=datetime.now(UTC) - timedelta(minutes=5))
+        )  # fmt: skip
+    client = make_twilio_client(settings)
+    try:
+        client.messages.create(to=phone(0), from_="21333", body="Marcha a las 6")
+    finally:
+        close_twilio_client(client)
+    with engine.begin() as conn:  # and the number switched to English meanwhile
+        conn.execute(update(Subscriber.__table__).where(Subscriber.id == ids[0])
+                     .values(language="en"))  # fmt: skip
+    tuning = Tuning(chunk=25, concurrency=2, lease=timedelta(seconds=60), client_timeout=5)
+    pool = ClientPool(lambda: make_twilio_client(settings, timeout=5), tuning.concurrency)
+    connection = redis.Redis.from_url(REDIS_URL)
+    try:
+        throttle = Throttle(connection, rate=0, key="test:review:lost")
+        sender = RunSender(
+            engine=engine, settings=settings, pool=pool, tuning=tuning, throttle=throttle
+        )
+        report = sender.send_run(run_id)
+    finally:
+        pool.close()
+        connection.close()
+    assert report.recovered == 2 and report.finished
+    bodies = [(m["to"], m["body"]) for m in sim_messages(sim.url)]
+    assert sorted(bodies) == [(phone(0), "Marcha a las 6"), (phone(1), "Rally at 6")]
+    assert delivery_counts(engine, run_id) == {("sent", None): 2}
 
 
 def test_bad_spanish_body_is_refused(engine):

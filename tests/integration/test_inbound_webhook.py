@@ -190,7 +190,7 @@ def test_possible_opt_out_is_recorded_for_review(client, app, settings):
 
 @pytest.mark.parametrize(
     "text", ["Stop please", "STOP STOP", "*STOP*", "Please remove my number", "S\u200bTOP",
-             "no me envíen más mensajes"],
+             "no me envíen más mensajes", "STOP\x00", "S\u00adTOP\u200d"],
 )  # fmt: skip
 def test_reasonable_wording_opts_out_at_once(client, app, settings, text):
     text_in(client, settings, PHONE, "JOIN")
