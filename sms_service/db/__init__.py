@@ -30,8 +30,13 @@ TRANSACTION_ATTEMPTS = 5
 
 
 def make_engine(database_url: str, **kwargs) -> Engine:
-    """Create an engine; for SQLite also create the folder and turn on WAL and foreign keys."""
+    """Create an engine; for SQLite also create the folder and turn on WAL and foreign keys.
+
+    SQL parameters are left out of exception texts (``hide_parameters``): they are phone
+    numbers and message bodies, and exceptions end up in logs and tracebacks.
+    """
     url = make_url(database_url)
+    kwargs.setdefault("hide_parameters", True)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
