@@ -78,10 +78,10 @@ _FROM_LIST = (
 
 # Plain-language requests: opt out at once. Matched per clause, with guards.
 CLEAR_PATTERNS: tuple[tuple[str, str, str], ...] = (
-    ("en", "stop texting me", rf"\bstop (?:{_SEND_VERBS}|bothering|bugging|pestering|harassing"
-                              rf"|text|message|contact) {_SUBJECT}\b"),
-    ("en", "stop texting", rf"\bstop {_SEND}(?: (?:me|us|these|those|this|them|stuff|all"
-                           rf"|the|any|more|anything|{_NOUN}))*$"),
+    ("en", "stop texting me", rf"\b(?:stop|quit) (?:{_SEND_VERBS}|bothering|bugging|pestering"
+                              rf"|harassing|text|message|contact) {_SUBJECT}\b"),
+    ("en", "stop texting", rf"\b(?:stop|quit) {_SEND}(?: (?:me|us|these|those|this|them|stuff"
+                           rf"|all|the|any|more|anything|{_NOUN}))*$"),
     ("en", "stop the texts", rf"\b(?:stop|end|cancel|quit) (?:(?:all|the|these|those|this|your"
                              rf"|ur|ya|my|any|of|more|future|receiving|getting) )*{_NOUN}\b"),
     ("en", "don't text me", rf"\b(?:dont|do not|never|no longer) (?:ever )?(?:text|txt|message"
@@ -151,14 +151,18 @@ POSSIBLE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("en", "wrong number, in a sentence", r"\bwrong (?:number|num|person|phone)\b"),
     ("en", "not interested", r"\b(?:not|no longer|not really) interested\b"),
     ("en", "go away", r"\b(?:go away|(?:fuck|f|piss|bugger|sod) off)\b"),
-    ("en", "enough", r"^(?:enough|enough already|no more|spam|this is spam)$"),
+    ("en", "enough", r"^(?:enough|enough already|no more|spam|this is spam|remove|delete|erase"
+                     r"|stahp|staph|stawp)$"),
+    ("en", "don't want these", r"\b(?:dont|do not) want (?:these|this|them|it|any more"
+                               r"|anymore)$"),
     ("en", "never signed up", r"\b(?:didnt|never|did not) (?:sign up|signed up|subscribe"
                               r"|subscribed|opt in|opted in|agree|agreed|ask|asked)\b"),
     ("en", "who has my number", r"\b(?:how did you get|who gave you|where did you get) my "
                                 r"(?:number|phone|cell)\b"),
     ("es", "déjame en paz", r"\bdej(?:a|en|e|ad)(?:me|nos) en paz\b"),
     ("es", "no me interesa", r"\b(?:no me interesa|no estoy interesad[oa]|ya no me interesa)\b"),
-    ("es", "basta", r"^(?:basta|ya basta|no mas|ya no quiero)$"),
+    ("es", "basta", r"^(?:basta|ya basta|no mas|ya no quiero|pare|paren|para|parale|parenle"
+                    r"|detente|detenganse)$"),
 )  # fmt: skip
 
 # Characters that look like the letters of a keyword ("5TOP", "ST0P", Cyrillic "ЅТОР").

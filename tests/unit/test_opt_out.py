@@ -64,7 +64,8 @@ PLAIN_REQUESTS = [
     "dejen de enviarme mensajes", "Deja de escribirme", "no quiero recibir más mensajes",
     "No quiero mas mensajes", "ya no quiero recibir mensajes", "quiero darme de baja",
     "Denme de baja", "cancelar mi suscripción", "no me escriban más", "no me contacten",
-    "no más mensajes", "Quiero que me borren de la lista",
+    "no más mensajes", "Quiero que me borren de la lista", "quit texting me",
+    "Quit sending me these",
 ]  # fmt: skip
 MUST_OPT_OUT = KEYWORD_FORMS + PLAIN_REQUESTS
 
@@ -80,6 +81,7 @@ MUST_HOLD = [
     "How do I unsubscribe?", "can i opt out?", "No STOP", "I texted the wrong number",
     "Remove me as a speaker at the rally", "Don't text me the address, email it",
     "We've got to STOP this bill!", "When does the rally end?", "Stop the war",
+    "Remove", "Delete", "Stahp", "PARE", "paren", "I don't want these", "I'm done, unsubscribe",
 ]  # fmt: skip
 
 # Sentences that must never opt anyone out (some are held for review, which is allowed).
