@@ -53,6 +53,7 @@ from workers.broadcast import (
     lanes_key,
     start_key,
 )
+from workers.lifetime import ChildrenDieWithWorker
 
 log = logging.getLogger(__name__)
 
@@ -243,8 +244,10 @@ class _Sweeping:
             log.exception("broadcast sweep failed")
 
 
-class BroadcastWorker(_Sweeping, Worker):
-    """RQ's forking worker, plus the broadcast sweeper."""
+class BroadcastWorker(_Sweeping, ChildrenDieWithWorker, Worker):
+    """RQ's forking worker, plus the broadcast sweeper; its scheduler and work horses end
+    with it, and it becomes the scheduler when the one before it is gone
+    (:mod:`workers.lifetime`)."""
 
 
 class SimpleBroadcastWorker(_Sweeping, SimpleWorker):
