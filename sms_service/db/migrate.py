@@ -23,9 +23,37 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
+# Any constant shared by every process of the service: the key of the advisory lock that
+# makes concurrent upgrades (the web and worker of Procfile.dev starting together) take turns.
+_UPGRADE_LOCK = 0x5353_0001
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database at ``database_url`` up to ``revision``."""
-    command.upgrade(alembic_config(database_url), revision)
+    """Bring the database at ``database_url`` up to ``revision``.
+
+    On PostgreSQL two processes may upgrade at once: they take turns on an advisory lock,
+    and the second finds the schema already there. (SQLite serialises writers itself.)
+    """
+    from sms_service.db import make_engine
+
+    cfg = alembic_config(database_url)
+    engine = make_engine(database_url)
+    try:
+        if engine.dialect.name != "postgresql":
+            command.upgrade(cfg, revision)
+            return
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _UPGRADE_LOCK})
+            conn.commit()  # the lock is the session's; alembic runs its own transaction
+            try:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                conn.commit()
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _UPGRADE_LOCK})
+                conn.commit()
+    finally:
+        engine.dispose()
 
 
 @contextlib.contextmanager
