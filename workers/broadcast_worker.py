@@ -240,6 +240,8 @@ class _Sweeping:
                 self._sweep_engine = make_engine(context.settings().database_url)
             queue = Queue(QUEUE_BROADCASTS, connection=self.connection)
             sweep(engine=self._sweep_engine, queue=queue)
+        except StopRequested:
+            raise  # SIGTERM arrived mid-sweep: RQ's shutdown, not a failed sweep
         except Exception:  # noqa: BLE001 - maintenance, not a job: log, try next time
             log.exception("broadcast sweep failed")
 

@@ -26,6 +26,7 @@ import os
 import signal
 import time
 
+from rq.exceptions import StopRequested
 from rq.scheduler import RQScheduler
 
 log = logging.getLogger(__name__)
@@ -144,5 +145,7 @@ class ChildrenDieWithWorker:
         self._next_scheduler_try = time.monotonic() + self.scheduler_retry_seconds
         try:
             self.scheduler.acquire_locks(auto_start=True)
+        except StopRequested:
+            raise  # SIGTERM arrived meanwhile: RQ's shutdown
         except Exception:  # noqa: BLE001 - maintenance: log and try next time
             log.exception("taking the scheduler lock failed")

@@ -114,7 +114,7 @@ def test_a_worker_stopped_normally_releases_the_lock_for_the_next(start_worker, 
     wait_for(lambda: lock_owner(redis_connection), timeout=30, what="the first scheduler")
     [scheduler] = wait_for(lambda: descendants(first.pid), timeout=10, what="its scheduler")
     first.send_signal(signal.SIGTERM)
-    first.wait(timeout=20)
+    first.wait(timeout=60)
     wait_for(lambda: not running(scheduler), timeout=5, what="the scheduler to end")
     assert lock_owner(redis_connection) is None
     start_worker()
