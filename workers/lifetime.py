@@ -15,7 +15,8 @@ became the scheduler; the horse finished its job unwatched. Here:
   :data:`SCHEDULER_RETRY_SECONDS` while idle (RQ retries every 10 minutes). A
   replacement worker thus schedules within ``SCHEDULER_TICK + SCHEDULER_RETRY_SECONDS``
   (about 11 s) of the old worker's death, or at the end of the job it is running; if the
-  old scheduler could not release its lock, within the lock's time to live (61 s) more.
+  old scheduler could not release its lock, within the lock's time to live (61 s) more;
+* a SIGTERM stops an idle worker even when it lands in the middle of maintenance.
 """
 
 from __future__ import annotations
@@ -121,11 +122,24 @@ class ChildrenDieWithWorker:
             return super().dequeue_timeout
         return max(1, min(super().dequeue_timeout, int(self.scheduler_retry_seconds)))
 
+    def _shutdown(self) -> None:
+        # RQ raises StopRequested from the signal handler when idle, wherever the main
+        # thread is: inside a sweep or a registry clean-up, a library's ``except`` can
+        # swallow it, and the worker ran on. The flag makes the next maintenance call stop.
+        self._stop_requested = True
+        super()._shutdown()
+
     @property
     def should_run_maintenance_tasks(self) -> bool:  # noqa: D102 - RQ's API
-        return super().should_run_maintenance_tasks or self.scheduler_retry_due()
+        return (
+            self._stop_requested
+            or super().should_run_maintenance_tasks
+            or self.scheduler_retry_due()
+        )
 
     def run_maintenance_tasks(self) -> None:  # noqa: D102 - RQ's API
+        if self._stop_requested:
+            raise StopRequested()
         if super().should_run_maintenance_tasks:
             super().run_maintenance_tasks()
         if self.scheduler_retry_due():
