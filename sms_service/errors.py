@@ -11,6 +11,10 @@ class ConsentLogIsAppendOnly(SmsServiceError, RuntimeError):
     """Code tried to change or delete a consent event."""
 
 
+class AuditLogIsAppendOnly(SmsServiceError, RuntimeError):
+    """Code tried to change or delete a console audit entry."""
+
+
 class BadRequest(SmsServiceError, ValueError):
     """Input that cannot be accepted; the message says why."""
 

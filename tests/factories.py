@@ -39,3 +39,37 @@ def post_signed(client, settings: Settings, path: str, form: dict[str, str]):  #
 def text_in(client, settings: Settings, from_: str, body: str, **extra: str):  # noqa: ANN001
     """A supporter texts ``body`` from ``from_``; returns the Flask response."""
     return post_signed(client, settings, "/sms/inbound", inbound_form(from_, body, **extra))
+
+
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+def make_staff(app, role: str, email: str | None = None, **fields):  # noqa: ANN001, ANN201
+    """A console account with ``role`` (password :data:`STAFF_PASSWORD`)."""
+    from sms_service.db import session_scope
+    from sms_service.services import staff
+
+    with session_scope(app.extensions["sms_engine"]) as session:
+        user = staff.create_user(
+            session=session, email=email or f"{role}@rights.example", role=role,
+            password=STAFF_PASSWORD,
+        )  # fmt: skip
+        for name, value in fields.items():
+            setattr(user, name, value)
+        session.add(user)
+    return user
+
+
+def csrf_token_from(html: str) -> str:
+    """The CSRF token a console page carries (in its <meta name="csrf-token">)."""
+    import re
+
+    return re.search(r'<meta name="csrf-token" content="([^"]+)"', html).group(1)
+
+
+def log_in(client, email: str, password: str = STAFF_PASSWORD):  # noqa: ANN001, ANN201
+    """Sign in through /login like a browser: fetch the form for its token, then post."""
+    token = csrf_token_from(client.get("/login").text)
+    return client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": token}
+    )

@@ -277,5 +277,9 @@ from sms_service.cli.broadcasts import broadcast  # noqa: E402 - registers on ma
 
 main.add_command(broadcast)
 
+from sms_service.cli.users import user  # noqa: E402 - registers on main
+
+main.add_command(user)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

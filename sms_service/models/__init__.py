@@ -21,9 +21,11 @@ from sms_service.models.core import (
     utcnow,
 )
 from sms_service.models.outbound import MessageStatusEvent, OutboundMessage
+from sms_service.models.staff import AuditEntry, StaffRole, StaffUser
 
 __all__ = [
     "AudienceKind",
+    "AuditEntry",
     "Broadcast",
     "BroadcastDelivery",
     "BroadcastNumber",
@@ -37,6 +39,8 @@ __all__ = [
     "OutboundMessage",
     "RunStatus",
     "Signature",
+    "StaffRole",
+    "StaffUser",
     "Subscriber",
     "SubscriberStatus",
     "SubscriberTag",

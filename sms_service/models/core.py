@@ -71,6 +71,9 @@ class Campaign(SQLModel, table=True):
     title: str = Field(max_length=200)
     petition_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     active: bool = Field(default=True, index=True)
+    # The one campaign a plain SIGN signs (chosen in the console); otherwise the newest
+    # active campaign. At most one row is true (a partial unique index).
+    sign_default: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utcnow)
 
 

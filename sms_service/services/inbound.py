@@ -102,9 +102,12 @@ def claim_message(session: Session, sms: InboundSms) -> int | None:
 
 
 def load_catalogue(session: Session) -> keywords.Catalogue:
-    """Active campaigns by keyword; SIGN signs the most recently created active one."""
+    """Active campaigns by keyword; SIGN signs the one chosen as default (``sign_default``),
+    else the most recently created active one."""
     rows = session.execute(
-        select(Campaign).where(Campaign.active.is_(True)).order_by(Campaign.created_at.desc())
+        select(Campaign)
+        .where(Campaign.active.is_(True))
+        .order_by(Campaign.sign_default.desc(), Campaign.created_at.desc())
     ).scalars()
     campaigns = [keywords.Campaign(c.id, c.keyword, c.title) for c in rows]
     return keywords.Catalogue(

@@ -53,6 +53,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(exempt_from_csrf(status.bp))
 
+    from sms_service.web.console import init_console
+
+    init_console(app)
+
     if not settings.is_production:
         # A dev tool that speaks for any number: it does not exist in production.
         from sms_service.devtools import phone

@@ -1,0 +1,270 @@
+"""``/console/broadcasts``: compose (live segments, cost, GSM-7 warnings, audience size and
+forecast), save a draft or schedule, test-send to a staff phone, follow progress, cancel.
+
+Views call the broadcast service (:mod:`sms_service.broadcasts`) exactly as the CLI does;
+scheduling enqueues the start job after the commit, and when no Redis answers the
+worker's sweeper starts the run from the database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from sms_service import broadcasts as svc
+from sms_service.broadcasts.forecast import forecast
+from sms_service.broadcasts.outcomes import opt_outs_after
+from sms_service.broadcasts.progress import broadcast_progress
+from sms_service.broadcasts.service import MAX_BODY_CHARS
+from sms_service.domain import broadcast_gate as gate
+from sms_service.domain.audience import AudienceSpec, parse_audience
+from sms_service.domain.phones import InvalidPhoneNumber, mask, to_e164
+from sms_service.errors import BadRequest, NotFound
+from sms_service.models import AudienceKind, Broadcast, Campaign, SubscriberTag
+from sms_service.web.console.auth import requires
+from sms_service.web.console.common import local, log_action, settings, transaction, user_zone
+from sms_service.web.console.jobs import enqueue_broadcast_start, enqueue_text
+from sms_service.web.security import limiter
+
+bp = Blueprint("broadcasts", __name__, url_prefix="/broadcasts")
+PAST_GRACE = timedelta(minutes=1)  # "now" typed a few seconds ago is not the past
+TEST_SEND_LIMIT = "10 per hour"
+
+
+def _user_key() -> str:
+    return f"user:{current_user.id}"
+
+
+@bp.get("/")
+@requires("broadcasts.read")
+def index() -> str:
+    """Broadcasts, newest first."""
+    with transaction() as session:
+        rows = svc.list_broadcasts(session=session, limit=100)
+    return render_template("console/broadcasts.html", broadcasts=rows)
+
+
+@bp.get("/new")
+@requires("broadcasts.write")
+def new() -> str:
+    """The composer."""
+    with transaction() as session:
+        campaigns = list(session.execute(select(Campaign).order_by(Campaign.keyword)).scalars())
+        tags = list(
+            session.execute(select(SubscriberTag.tag).distinct().order_by(SubscriberTag.tag)
+                            .limit(200)).scalars()
+        )  # fmt: skip
+    zone = user_zone()
+    return render_template(
+        "console/compose.html", campaigns=campaigns, tags=tags, zone=zone.key,
+        now_local=datetime.now(zone).strftime("%Y-%m-%dT%H:%M"),
+    )  # fmt: skip
+
+
+def _audience(form) -> AudienceSpec:  # noqa: ANN001 - form or JSON mapping
+    kind = form.get("audience") or "all"
+    value = form.get("campaign") if kind == "campaign" else form.get("tag")
+    if kind not in ("all", "campaign", "tag"):
+        raise BadRequest("choose everyone, a campaign's signers or a tag")
+    try:
+        return parse_audience("all" if kind == "all" else f"{kind}:{value or ''}")
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _send_at(form) -> datetime:  # noqa: ANN001
+    text = (form.get("send_at") or "").strip()
+    now = datetime.now(UTC)
+    if not text:
+        return now
+    when = svc.local_to_utc(text, user_zone().key)
+    if when < now - PAST_GRACE:
+        raise BadRequest(f"{local(when)} is in the past: choose a later time")
+    return max(when, now)
+
+
+def _transient(session, body: str, spec: AudienceSpec) -> Broadcast:  # noqa: ANN001
+    """An unsaved broadcast with the audience columns the service would store."""
+    kind, value, campaign_id = AudienceKind(spec.kind), spec.value, None
+    if spec.kind == "campaign":
+        campaign = session.execute(
+            select(Campaign).where(Campaign.keyword == (spec.value or "").upper())
+        ).scalar_one_or_none()
+        if campaign is None:
+            raise NotFound(f"no campaign with keyword {spec.value}")
+        campaign_id, value = campaign.id, campaign.keyword
+    return Broadcast(
+        body=body, audience_kind=kind, audience_value=value, audience_campaign_id=campaign_id,
+        send_at=datetime.now(UTC), timezone=user_zone().key,
+    )  # fmt: skip
+
+
+@bp.post("/estimate")
+@requires("broadcasts.write")
+def estimate():  # noqa: ANN201
+    """JSON for the composer: segments and cost, GSM-7 warning, audience size, forecast."""
+    data = request.get_json(silent=True) or {}
+    body = str(data.get("body") or "")
+    try:
+        spec = _audience(data)
+        send_at = _send_at(data)
+        with transaction() as session:
+            plan = forecast(
+                session=session, broadcast=_transient(session, body or " ", spec),
+                send_at=send_at, rules=gate.Rules.from_settings(settings()),
+                cost_per_segment=settings().cost_per_segment,
+                segments_per_second=settings().sender_mps,
+            )  # fmt: skip
+    except (BadRequest, NotFound) as exc:
+        return jsonify(error=str(exc)), 400
+    est = svc.estimate_body(body, plan.audience, settings().cost_per_segment)
+    return jsonify(
+        chars=len(body), segments=est.segments, encoding=est.encoding,
+        warning=est.ucs2_warning, gsm_safe_body=est.gsm_safe_body,
+        gsm_safe_segments=est.gsm_safe_segments, too_long=len(body) > MAX_BODY_CHARS,
+        audience=plan.audience, capped=plan.capped, unplaceable=plan.unplaceable,
+        deferred=plan.deferred, deferred_until=local(plan.deferred_until) or None,
+        sends=plan.sends, cost=f"{plan.cost:.2f}", send_at=local(plan.send_at),
+        minutes=round(plan.seconds / 60, 1),
+    )  # fmt: skip
+
+
+@bp.post("/")
+@requires("broadcasts.write")
+def create():  # noqa: ANN201
+    """Save the composed broadcast as a draft (``action=draft``) or schedule it."""
+    form = request.form
+    schedule = form.get("action") != "draft"
+    try:
+        spec = _audience(form)
+        send_at = _send_at(form)
+        with transaction() as session:
+            created = svc.create_broadcast(
+                session=session, body=form.get("body", ""), audience=spec,
+                timezone=user_zone().key, send_at=send_at,
+                recurrence=form.get("recurrence") or "none", created_by=current_user.email,
+            )  # fmt: skip
+            run = (
+                svc.schedule_broadcast(session=session, broadcast_id=created.id)
+                if schedule
+                else None
+            )
+            log_action(
+                session, "broadcast.schedule" if schedule else "broadcast.draft",
+                str(created.id), audience=created.audience, send_at=created.send_at,
+                recurrence=created.recurrence,
+            )  # fmt: skip
+    except (BadRequest, NotFound) as exc:
+        flash(str(exc), "error")
+        return redirect(url_for(".new"))
+    if run is not None:
+        _enqueue(run)
+    return redirect(url_for(".show", broadcast_id=created.id))
+
+
+def _enqueue(run) -> None:  # noqa: ANN001 - BroadcastRun
+    if enqueue_broadcast_start(run):
+        flash(f"Broadcast {run.broadcast_id} scheduled.", "ok")
+    else:
+        flash(f"Broadcast {run.broadcast_id} scheduled; no queue answered, so the next "
+              "worker to start picks it up.", "ok")  # fmt: skip
+
+
+@bp.post("/<int:broadcast_id>/schedule")
+@requires("broadcasts.write")
+def schedule(broadcast_id: int):  # noqa: ANN201
+    """Schedule a draft (refused when its time has passed: edit means a new draft)."""
+    try:
+        with transaction() as session:
+            broadcast = session.get(Broadcast, broadcast_id)
+            if broadcast is None:
+                abort(404)
+            if broadcast.send_at.astimezone(UTC) < datetime.now(UTC) - PAST_GRACE:
+                raise BadRequest(f"{local(broadcast.send_at)} is in the past: compose it again")
+            run = svc.schedule_broadcast(session=session, broadcast_id=broadcast_id)
+            log_action(session, "broadcast.schedule", str(broadcast_id))
+    except BadRequest as exc:
+        flash(str(exc), "error")
+        return redirect(url_for(".show", broadcast_id=broadcast_id))
+    _enqueue(run)
+    return redirect(url_for(".show", broadcast_id=broadcast_id))
+
+
+@bp.post("/<int:broadcast_id>/cancel")
+@requires("broadcasts.write")
+def cancel(broadcast_id: int):  # noqa: ANN201
+    """Stop the broadcast: nothing is sent after this commits."""
+    try:
+        with transaction() as session:
+            result = svc.cancel_broadcast(session=session, broadcast_id=broadcast_id)
+            log_action(session, "broadcast.cancel", str(broadcast_id), skipped=result.skipped)
+    except NotFound:
+        abort(404)
+    except BadRequest as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"Broadcast {broadcast_id} cancelled; {result.skipped} texts will not be sent.", "ok")
+    return redirect(url_for(".show", broadcast_id=broadcast_id))
+
+
+@bp.post("/test")
+@requires("broadcasts.write")
+@limiter.limit(TEST_SEND_LIMIT, key_func=_user_key)
+def test_send():  # noqa: ANN201
+    """Send the composed text once to a staff phone (not to the audience)."""
+    body = request.form.get("body", "")
+    try:
+        phone = to_e164(request.form.get("test_phone"))
+        if not body.strip() or len(body) > MAX_BODY_CHARS:
+            raise BadRequest("the test text is empty or longer than 1600 characters")
+    except (InvalidPhoneNumber, BadRequest) as exc:
+        return jsonify(error=str(exc)), 400
+    message_id = enqueue_text(phone, body, kind="test", audit_target=mask(phone))
+    return jsonify(queued=message_id is not None, to=mask(phone))
+
+
+@bp.get("/<int:broadcast_id>")
+@requires("broadcasts.read")
+def show(broadcast_id: int) -> str:
+    """Progress: counts per state, skips by reason, deferrals, ETA; cancel while open."""
+    data = _progress(broadcast_id)
+    return render_template("console/broadcast.html", p=data)
+
+
+@bp.get("/<int:broadcast_id>/progress.json")
+@requires("broadcasts.read")
+def progress_json(broadcast_id: int):  # noqa: ANN201
+    """The same figures as the page, for its live refresh."""
+    return jsonify(_progress(broadcast_id))
+
+
+def _progress(broadcast_id: int) -> dict:
+    with transaction() as session:
+        try:
+            progress = broadcast_progress(session=session, broadcast_id=broadcast_id)
+        except NotFound:
+            abort(404)
+        current = progress.current or (progress.runs[0] if progress.runs else None)
+        sent, opted = opt_outs_after(session=session, run_id=current.run_id) if current else (0, 0)
+    mps = settings().sender_mps
+    counts = current.counts if current else {}
+    open_now = current.open if current else 0
+    return dict(
+        id=progress.broadcast_id, status=progress.status, body=progress.body,
+        audience=progress.audience, recurrence=progress.recurrence,
+        send_at=local(progress.send_at), segments=progress.segments,
+        encoding=progress.encoding, done=progress.done,
+        run=None if current is None else dict(
+            id=current.run_id, status=current.status, planned=current.planned,
+            counts=counts, skipped=current.skipped, failed=current.failed,
+            deferred_until=local(current.deferred_until) or None,
+            delivered=current.delivered, undelivered=current.undelivered,
+            eta_seconds=round(open_now * progress.segments / mps) if mps and open_now else 0,
+        ),
+        opt_outs=opted, opt_out_rate=f"{100 * opted / sent:.1f}%" if sent else "–",
+        can_cancel=progress.status in ("draft", "scheduled", "sending"),
+        can_schedule=progress.status == "draft",
+    )  # fmt: skip

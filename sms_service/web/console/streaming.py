@@ -1,0 +1,65 @@
+"""Stream a file that a service writes to a text stream, as a download, in bounded memory.
+
+The export writers take a ``TextIO`` and loop over a server-side cursor. Here the writer
+runs in a thread writing into a small bounded queue, and the response reads from it, so a
+ten-million-row export goes out as it is read, never held whole in memory.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import TextIO
+
+CHUNK = 64 * 1024
+_END = object()
+
+
+class _QueueWriter:
+    """A write-only text stream that hands chunks of about ``CHUNK`` to a queue."""
+
+    def __init__(self, out: queue.Queue) -> None:
+        self._out = out
+        self._buffer: list[str] = []
+        self._size = 0
+
+    def write(self, text: str) -> int:
+        self._buffer.append(text)
+        self._size += len(text)
+        if self._size >= CHUNK:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._out.put("".join(self._buffer))
+            self._buffer, self._size = [], 0
+
+
+def stream_writer(write: Callable[[TextIO], object]) -> Iterator[bytes]:
+    """Run ``write(stream)`` in a thread and yield what it writes, UTF-8 encoded.
+
+    An error in the writer is raised in the reader (the download then breaks off rather
+    than ending as if complete).
+    """
+    chunks: queue.Queue = queue.Queue(maxsize=8)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        writer = _QueueWriter(chunks)
+        try:
+            write(writer)  # type: ignore[arg-type]
+            writer.flush()
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, re-raised there
+            failure.append(exc)
+        finally:
+            chunks.put(_END)
+
+    thread = threading.Thread(target=run, name="export-stream", daemon=True)
+    thread.start()
+    while (chunk := chunks.get()) is not _END:
+        yield chunk.encode("utf-8")
+    thread.join()
+    if failure:
+        raise failure[0]
