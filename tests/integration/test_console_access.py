@@ -31,7 +31,8 @@ def console_rules(app):
 def build(rule) -> str:
     values = {}
     for name, converter in rule._converters.items():
-        values[name] = ARGS["int"] if type(converter).__name__ == "IntegerConverter" else ARGS["default"]
+        is_int = type(converter).__name__ == "IntegerConverter"
+        values[name] = ARGS["int"] if is_int else ARGS["default"]
     return rule.build(values, append_unknown=False)[1]
 
 
