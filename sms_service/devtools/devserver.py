@@ -104,6 +104,25 @@ def seed_demo_campaign(engine) -> str | None:  # noqa: ANN001 - SQLAlchemy engin
         return campaign.keyword
 
 
+DEMO_ADMIN_EMAIL = "admin@example.org"
+
+
+def seed_demo_admin(engine) -> tuple[str, str] | None:  # noqa: ANN001 - SQLAlchemy engine
+    """On a database with no console account, add an admin with a fresh random password;
+    return (email, password) to print, or None when accounts exist."""
+    import secrets
+
+    from sms_service.db import session_scope
+    from sms_service.services import staff
+
+    with session_scope(engine) as session:
+        if staff.count_users(session=session):
+            return None
+        password = secrets.token_urlsafe(12)
+        staff.create_user(session=session, email=DEMO_ADMIN_EMAIL, role="admin", password=password)
+    return DEMO_ADMIN_EMAIL, password
+
+
 def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
     """Start simulator, worker, scheduler and web app; serve until interrupted."""
     from werkzeug.serving import run_simple
@@ -123,7 +142,9 @@ def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
     upgrade(settings.database_url)
     app = create_app(settings)
     seeded = seed_demo_campaign(app.extensions["sms_engine"])
+    admin = seed_demo_admin(app.extensions["sms_engine"])
     connection, in_process = connect_queue_backend(settings.redis_url)
+    app.extensions["rq_connection"] = connection  # the console enqueues where the worker reads
     background = start_background_work(connection)
     base = f"http://{host}:{port}"
     queue = "in-process (no Redis answered)" if in_process else settings.redis_url
@@ -135,6 +156,8 @@ def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
         f"  database         {settings.database_url}\n"
         f"  queue            {queue}\n"
         + (f"  demo campaign    text SIGN or {seeded} from the phone simulator\n" if seeded else "")
+        + f"  console          {base}/console\n"
+        + (f"  console login    {admin[0]}  password {admin[1]}\n" if admin else "")
         + "\n  Ctrl-C stops everything.\n",
         flush=True,
     )

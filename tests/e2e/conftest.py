@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,12 +22,14 @@ def wait_until_it_answers(url: str, timeout: float = 40.0) -> None:
     wait_for(lambda: answers(url), timeout=timeout, interval=0.1, what=url)
 
 
-@pytest.fixture
-def dev_server(tmp_path):
+@contextmanager
+def running_dev(tmp_path: Path, **env_overrides: str) -> Iterator[dict]:
+    """``sms-service dev`` in ``tmp_path`` (SQLite there), until the block ends."""
     port, sim_port, dead_redis = free_port(), free_port(), free_port()
     env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{dead_redis}/0", "QUIET_HOURS": "off"}
     for name in ("DATABASE_URL", "TWILIO_API_BASE_URL", "PUBLIC_BASE_URL", "TWILIO_AUTH_TOKEN"):
         env.pop(name, None)
+    env.update(env_overrides)
     log = open(tmp_path / "dev.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [str(BIN / "sms-service"), "dev", "--port", str(port), "--sim-port", str(sim_port)],
@@ -35,7 +39,7 @@ def dev_server(tmp_path):
         wait_until_it_answers(f"http://127.0.0.1:{port}/healthz", timeout=30)
         wait_until_it_answers(f"http://127.0.0.1:{sim_port}/sim/health", timeout=30)
         yield {"web": f"http://127.0.0.1:{port}", "sim": f"http://127.0.0.1:{sim_port}",
-               "cwd": tmp_path, "env": env}  # fmt: skip
+               "cwd": tmp_path, "env": env, "log": tmp_path / "dev.log"}  # fmt: skip
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -44,3 +48,10 @@ def dev_server(tmp_path):
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture
+def dev_server(tmp_path):
+    """The first run as a new user makes it: no Redis, SQLite, the simulator."""
+    with running_dev(tmp_path) as server:
+        yield server

@@ -1,0 +1,174 @@
+"""The console in Chromium against ``sms-service dev`` (web app, RQ worker on a real Redis,
+the carrier simulator): sign in as each role, create a campaign, compose, forecast,
+schedule and watch a broadcast reach the phones, cancel one, decide a review."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import running_dev
+from tests.redis_db import redis_url
+from tests.support import wait_for
+
+BIN = Path(sys.executable).parent
+PASSWORD = "correct horse battery staple"
+SUPPORTERS = ("+12025550101", "+12025550102", "+12025550103")
+
+
+def sim_text(sim: str, from_: str, body: str) -> dict:
+    request = urllib.request.Request(
+        sim + "/sim/inbound", data=json.dumps({"from": from_, "body": body}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST",
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def sim_messages(sim: str, to: str) -> list[dict]:
+    with urllib.request.urlopen(f"{sim}/sim/messages?to={to.replace('+', '%2B')}") as response:
+        data = json.load(response)
+    return data["messages"] if isinstance(data, dict) else data
+
+
+@pytest.fixture
+def console(tmp_path, redis_connection):
+    """The dev server on this run's Redis, with one account per role."""
+    with running_dev(tmp_path, REDIS_URL=redis_url()) as server:
+        log = server["log"].read_text()
+        admin, password = re.search(r"console login\s+(\S+)\s+password (\S+)", log).groups()
+        server["admin"] = (admin, password)
+        for role in ("organiser", "compliance"):
+            subprocess.run(
+                [str(BIN / "sms-service"), "user", "create", f"{role}@rights.example",
+                 "--role", role, "--password-stdin"],
+                input=PASSWORD + "\n", text=True, check=True, cwd=server["cwd"],
+                env=server["env"], capture_output=True,
+            )  # fmt: skip
+        yield server
+
+
+def sign_in(page, base: str, email: str, password: str = PASSWORD) -> None:
+    page.goto(base + "/console/")
+    assert "/login" in page.url  # anonymous → the sign-in form
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/console/$"))
+
+
+def nav(page) -> list[str]:
+    return [a.inner_text() for a in page.query_selector_all(".nav a")]
+
+
+def test_each_role_signs_in_and_sees_only_its_pages(console, page):
+    base = console["web"]
+    sign_in(page, base, *console["admin"])
+    assert {"Users", "Queues", "Audit log", "Look-up"} <= set(nav(page))
+    page.goto(base + "/console/queues")
+    assert page.locator("h1").inner_text() == "Queues and workers"
+    page.click("text=Sign out")
+    page.wait_for_url(re.compile(r"/login"))
+
+    sign_in(page, base, "organiser@rights.example")
+    assert "Broadcasts" in nav(page) and "Look-up" not in nav(page) and "Users" not in nav(page)
+    assert page.goto(base + "/console/lookup").status == 403
+    page.click("text=Sign out")
+
+    sign_in(page, base, "compliance@rights.example")
+    assert {"Look-up", "Reviews", "Exports", "Audit log"} <= set(nav(page))
+    assert "Users" not in nav(page)
+    assert page.goto(base + "/console/users").status == 403
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.goto(base + "/console/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(console["cwd"] / "phone-dashboard.png"), full_page=True)
+
+
+def test_organiser_runs_a_broadcast_from_campaign_to_delivered(console, page):
+    base, sim = console["web"], console["sim"]
+    for number in SUPPORTERS:
+        sim_text(sim, number, "JOIN")
+    sign_in(page, base, "organiser@rights.example")
+
+    page.goto(base + "/console/campaigns/")
+    page.fill("#new-campaign input[name=keyword]", "CLIMATE")
+    page.fill("#new-campaign input[name=title]", "Climate justice now")
+    page.fill("#new-campaign textarea[name=text]", "We call on the minister to act.")
+    page.click("#new-campaign button[type=submit]")
+    page.wait_for_selector("text=Campaign CLIMATE created.")
+    sim_text(sim, SUPPORTERS[0], "CLIMATE")
+    page.reload()
+    assert page.inner_text("#signature-count") == "1"
+
+    page.goto(base + "/console/broadcasts/new")
+    page.fill("#body", "Thanks for standing with us \u2019 today")
+    expect(page.locator("#gsm-warning")).to_be_visible()
+    expect(page.locator("#gsm-warning")).to_contain_text("\u2019")
+    page.click("#apply-gsm")
+    expect(page.locator("#gsm-warning")).to_be_hidden()
+    expect(page.locator("#counter")).to_contain_text("GSM-7")
+    expect(page.locator("#f-audience")).to_have_text("3")
+    assert page.inner_text("#f-capped").startswith("0")
+    assert page.inner_text("#f-cost").startswith("$")
+    page.screenshot(path=str(console["cwd"] / "composer.png"), full_page=True)
+    page.click("#schedule")
+    page.wait_for_url(re.compile(r"/console/broadcasts/\d+$"))
+    expect(page.locator("#p-sent")).to_have_text("3", timeout=45_000)
+    expect(page.locator("#p-status")).to_have_text("sent", timeout=30_000)
+    for number in SUPPORTERS:
+        bodies = [m["body"] for m in sim_messages(sim, number)]
+        assert bodies.count("Thanks for standing with us ' today") == 1
+    final = page.evaluate("fetch(location.pathname + '/progress.json').then(r => r.json())")
+    assert final["run"]["counts"]["sent"] == int(page.inner_text("#p-sent")) == 3
+    page.screenshot(path=str(console["cwd"] / "progress.png"), full_page=True)
+
+
+def test_organiser_cancels_a_scheduled_broadcast_and_a_past_time_is_refused(console, page):
+    base, sim = console["web"], console["sim"]
+    sim_text(sim, SUPPORTERS[1], "JOIN")
+    sign_in(page, base, "organiser@rights.example")
+    page.goto(base + "/console/broadcasts/new")
+    page.fill("#body", "Not yet")
+    page.fill("#send_at", "2020-01-01T09:00")
+    page.click("#schedule")
+    page.wait_for_selector("text=is in the past")
+    page.fill("#body", "Tomorrow's rally is moved")
+    page.fill("#send_at", "2099-01-01T09:00")
+    page.click("#schedule")
+    page.wait_for_url(re.compile(r"/console/broadcasts/\d+$"))
+    assert page.inner_text("#p-status") == "scheduled"
+    page.click("#cancel")
+    page.wait_for_selector("text=cancelled;")
+    assert page.inner_text("#p-status") == "cancelled"
+    assert not [m for m in sim_messages(sim, SUPPORTERS[1]) if "rally" in m["body"]]
+
+
+def test_compliance_decides_a_review_and_looks_up_the_number(console, page):
+    base, sim = console["web"], console["sim"]
+    number = "+12025550177"
+    sim_text(sim, number, "JOIN")
+    sim_text(sim, number, "We've got to STOP this bill!")
+    sign_in(page, base, "compliance@rights.example")
+    page.goto(base + "/console/reviews")
+    row = page.locator("#reviews tr", has_text="STOP this bill")
+    assert "+12025550177" in row.inner_text()
+    row.locator("button[value=opt_out]").click()
+    page.wait_for_selector("text=Decision recorded.")
+    page.goto(base + "/console/lookup")
+    page.fill("input[name=number]", "202 555 0177")
+    page.click("#lookup")
+    assert page.inner_text("#number-status") == "opted_out"
+    events = page.inner_text("#consent-events")
+    assert "possible_opt_out_resolved" in events and "compliance@rights.example" in events
+    page.goto(base + "/console/audit")
+    audit = page.inner_text("#audit")
+    assert "review.decide" in audit and "number.lookup" in audit
+    page.screenshot(path=str(console["cwd"] / "lookup.png"), full_page=True)
