@@ -70,6 +70,4 @@ def csrf_token_from(html: str) -> str:
 def log_in(client, email: str, password: str = STAFF_PASSWORD):  # noqa: ANN001, ANN201
     """Sign in through /login like a browser: fetch the form for its token, then post."""
     token = csrf_token_from(client.get("/login").text)
-    return client.post(
-        "/login", data={"email": email, "password": password, "csrf_token": token}
-    )
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})

@@ -16,7 +16,6 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import running_dev
 from tests.redis_db import redis_url
-from tests.support import wait_for
 
 BIN = Path(sys.executable).parent
 PASSWORD = "correct horse battery staple"
