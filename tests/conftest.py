@@ -111,6 +111,8 @@ def make_settings(database_url: str, **overrides) -> Settings:
         secret_key="test-secret",
         # Each app counts its own limits; tests of shared counting pass a Redis URL.
         ratelimit_storage_url="memory://",
+        # Anything the app enqueues goes to this run's own Redis database, never db 0.
+        redis_url=redis_db.redis_url(),
     )
     values.update(overrides)
     return Settings(**values)

@@ -30,7 +30,11 @@ def _engine():  # noqa: ANN202 - SQLAlchemy engine
 @click.argument("email")
 @click.option("--role", required=True, type=click.Choice([r.value for r in StaffRole]))
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-def create(email: str, role: str, password_stdin: bool) -> None:
+@click.option(
+    "--tz", help="The zone the console shows and takes times in (default: DEFAULT_TIMEZONE)."
+)
+@click.option("--phone", help="The account's own phone, for test texts.")
+def create(email: str, role: str, password_stdin: bool, tz: str | None, phone: str | None) -> None:
     """Add an account; the password comes from standard input."""
     from sms_service.services import staff
 
@@ -40,7 +44,10 @@ def create(email: str, role: str, password_stdin: bool) -> None:
     engine = _engine()
     try:
         with session_scope(engine) as session:
-            created = staff.create_user(session=session, email=email, role=role, password=password)
+            created = staff.create_user(
+                session=session, email=email, role=role, password=password, timezone=tz,
+                phone=phone,
+            )  # fmt: skip
             line = f"created {created.email} ({created.role})"
     except BadRequest as exc:
         raise click.ClickException(str(exc)) from exc

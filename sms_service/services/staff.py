@@ -15,6 +15,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from sms_service.domain.phones import InvalidPhoneNumber, to_e164
+from sms_service.domain.zones import zone_named
 from sms_service.errors import BadRequest, NotFound
 from sms_service.models import StaffRole, StaffUser, utcnow
 
@@ -57,11 +59,28 @@ def new_session_token() -> str:
 
 
 def create_user(
-    *, session: Session, email: str, role: str, password: str, timezone: str | None = None
+    *,
+    session: Session,
+    email: str,
+    role: str,
+    password: str,
+    timezone: str | None = None,
+    phone: str | None = None,
 ) -> StaffUser:
-    """Add an active account; the email must be new."""
+    """Add an active account; the email must be new. ``timezone`` is the zone its pages
+    show and take times in; ``phone`` receives its test texts."""
     address = normalise_email(email)
     staff_role = check_role(role)
+    if timezone:
+        try:
+            zone_named(timezone)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+    if phone:
+        try:
+            phone = to_e164(phone)
+        except InvalidPhoneNumber as exc:
+            raise BadRequest(f"phone: {exc}") from None
     if find_user(session=session, email=address) is not None:
         raise BadRequest(f"an account for {address} already exists")
     user = StaffUser(
@@ -70,7 +89,8 @@ def create_user(
         role=staff_role,
         active=True,
         session_token=new_session_token(),
-        timezone=timezone,
+        timezone=timezone or None,
+        phone=phone or None,
     )
     session.add(user)
     session.flush()

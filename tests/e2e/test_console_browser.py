@@ -18,8 +18,15 @@ from tests.e2e.conftest import running_dev
 from tests.redis_db import redis_url
 
 BIN = Path(sys.executable).parent
+SCREENS = Path(__file__).resolve().parents[2] / ".screenshots"
 PASSWORD = "correct horse battery staple"
 SUPPORTERS = ("+12025550101", "+12025550102", "+12025550103")
+
+
+def shot(name: str) -> str:
+    """Where a test keeps its screenshot of a page (``.screenshots/``, not committed)."""
+    SCREENS.mkdir(exist_ok=True)
+    return str(SCREENS / f"console-{name}.png")
 
 
 def sim_text(sim: str, from_: str, body: str) -> dict:
@@ -69,6 +76,9 @@ def nav(page) -> list[str]:
 
 def test_each_role_signs_in_and_sees_only_its_pages(console, page):
     base = console["web"]
+    for number in SUPPORTERS:
+        sim_text(console["sim"], number, "JOIN")
+    sim_text(console["sim"], SUPPORTERS[2], "STOP")
     sign_in(page, base, *console["admin"])
     assert {"Users", "Queues", "Audit log", "Look-up"} <= set(nav(page))
     page.goto(base + "/console/queues")
@@ -87,8 +97,10 @@ def test_each_role_signs_in_and_sees_only_its_pages(console, page):
     assert page.goto(base + "/console/users").status == 403
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
     page.goto(base + "/console/")
+    assert page.inner_text("#subscribed") == "2"
+    assert "opt-ins (3)" in page.inner_text(".legend")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    page.screenshot(path=str(console["cwd"] / "phone-dashboard.png"), full_page=True)
+    page.screenshot(path=shot("phone-dashboard"), full_page=True)
 
 
 def test_organiser_runs_a_broadcast_from_campaign_to_delivered(console, page):
@@ -117,7 +129,7 @@ def test_organiser_runs_a_broadcast_from_campaign_to_delivered(console, page):
     expect(page.locator("#f-audience")).to_have_text("3")
     assert page.inner_text("#f-capped").startswith("0")
     assert page.inner_text("#f-cost").startswith("$")
-    page.screenshot(path=str(console["cwd"] / "composer.png"), full_page=True)
+    page.screenshot(path=shot("composer"), full_page=True)
     page.click("#schedule")
     page.wait_for_url(re.compile(r"/console/broadcasts/\d+$"))
     expect(page.locator("#p-sent")).to_have_text("3", timeout=45_000)
@@ -127,7 +139,7 @@ def test_organiser_runs_a_broadcast_from_campaign_to_delivered(console, page):
         assert bodies.count("Thanks for standing with us ' today") == 1
     final = page.evaluate("fetch(location.pathname + '/progress.json').then(r => r.json())")
     assert final["run"]["counts"]["sent"] == int(page.inner_text("#p-sent")) == 3
-    page.screenshot(path=str(console["cwd"] / "progress.png"), full_page=True)
+    page.screenshot(path=shot("progress"), full_page=True)
 
 
 def test_organiser_cancels_a_scheduled_broadcast_and_a_past_time_is_refused(console, page):
@@ -170,4 +182,4 @@ def test_compliance_decides_a_review_and_looks_up_the_number(console, page):
     page.goto(base + "/console/audit")
     audit = page.inner_text("#audit")
     assert "review.decide" in audit and "number.lookup" in audit
-    page.screenshot(path=str(console["cwd"] / "lookup.png"), full_page=True)
+    page.screenshot(path=shot("audit"), full_page=True)

@@ -35,6 +35,8 @@ def create_user():  # noqa: ANN201
             user = staff.create_user(
                 session=session, email=email, role=request.form.get("role", ""),
                 password=request.form.get("password", ""),
+                timezone=request.form.get("timezone") or None,
+                phone=request.form.get("phone") or None,
             )  # fmt: skip
             log_action(session, "user.create", user.email, role=user.role)
     except BadRequest as exc:

@@ -21,7 +21,7 @@ from sms_service.broadcasts.progress import broadcast_progress
 from sms_service.broadcasts.service import MAX_BODY_CHARS
 from sms_service.domain import broadcast_gate as gate
 from sms_service.domain.audience import AudienceSpec, parse_audience
-from sms_service.domain.phones import InvalidPhoneNumber, mask, to_e164
+from sms_service.domain.phones import mask
 from sms_service.errors import BadRequest, NotFound
 from sms_service.models import AudienceKind, Broadcast, Campaign, SubscriberTag
 from sms_service.web.console.auth import requires
@@ -214,14 +214,14 @@ def cancel(broadcast_id: int):  # noqa: ANN201
 @requires("broadcasts.write")
 @limiter.limit(TEST_SEND_LIMIT, key_func=_user_key)
 def test_send():  # noqa: ANN201
-    """Send the composed text once to a staff phone (not to the audience)."""
+    """Send the composed text once to the signed-in user's own phone (set by an admin), so
+    the console cannot be used to text arbitrary numbers."""
     body = request.form.get("body", "")
-    try:
-        phone = to_e164(request.form.get("test_phone"))
-        if not body.strip() or len(body) > MAX_BODY_CHARS:
-            raise BadRequest("the test text is empty or longer than 1600 characters")
-    except (InvalidPhoneNumber, BadRequest) as exc:
-        return jsonify(error=str(exc)), 400
+    phone = current_user.phone
+    if not phone:
+        return jsonify(error="your account has no phone: ask an admin to add it"), 400
+    if not body.strip() or len(body) > MAX_BODY_CHARS:
+        return jsonify(error="the test text is empty or longer than 1600 characters"), 400
     message_id = enqueue_text(phone, body, kind="test", audit_target=mask(phone))
     return jsonify(queued=message_id is not None, to=mask(phone))
 

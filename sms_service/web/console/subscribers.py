@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from sms_service.errors import BadRequest, NotFound
-from sms_service.services import subscribers as svc
+from sms_service.services import subscriber_search as svc
 from sms_service.web.console.auth import requires
 from sms_service.web.console.common import log_action, transaction
 
