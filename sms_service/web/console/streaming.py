@@ -1,6 +1,6 @@
 """Stream a file that a service writes to a text stream, as a download, in bounded memory.
 
-The export writers take a ``TextIO`` and loop over a server-side cursor. Here the writer
+The export writers take a stream and loop over a server-side cursor. Here the writer
 runs in a thread writing into a small bounded queue, and the response reads from it, so a
 ten-million-row export goes out as it is read, never held whole in memory.
 """
@@ -10,35 +10,37 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import TextIO
+from typing import IO
 
 CHUNK = 64 * 1024
 _END = object()
 
 
 class _QueueWriter:
-    """A write-only text stream that hands chunks of about ``CHUNK`` to a queue."""
+    """A write-only stream (bytes, or text written as UTF-8) that hands chunks of about
+    ``CHUNK`` bytes to a queue."""
 
     def __init__(self, out: queue.Queue) -> None:
         self._out = out
-        self._buffer: list[str] = []
+        self._buffer: list[bytes] = []
         self._size = 0
 
-    def write(self, text: str) -> int:
-        self._buffer.append(text)
-        self._size += len(text)
+    def write(self, data: bytes | str) -> int:
+        chunk = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        self._buffer.append(chunk)
+        self._size += len(chunk)
         if self._size >= CHUNK:
             self.flush()
-        return len(text)
+        return len(data)
 
     def flush(self) -> None:
         if self._buffer:
-            self._out.put("".join(self._buffer))
+            self._out.put(b"".join(self._buffer))
             self._buffer, self._size = [], 0
 
 
-def stream_writer(write: Callable[[TextIO], object]) -> Iterator[bytes]:
-    """Run ``write(stream)`` in a thread and yield what it writes, UTF-8 encoded.
+def stream_writer(write: Callable[[IO], object]) -> Iterator[bytes]:
+    """Run ``write(stream)`` in a thread and yield what it writes, as bytes.
 
     An error in the writer is raised in the reader (the download then breaks off rather
     than ending as if complete).
@@ -59,7 +61,7 @@ def stream_writer(write: Callable[[TextIO], object]) -> Iterator[bytes]:
     thread = threading.Thread(target=run, name="export-stream", daemon=True)
     thread.start()
     while (chunk := chunks.get()) is not _END:
-        yield chunk.encode("utf-8")
+        yield chunk
     thread.join()
     if failure:
         raise failure[0]
