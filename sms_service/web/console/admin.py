@@ -88,7 +88,7 @@ def queues() -> str:
     from workers import QUEUES
 
     connection = current_app.extensions.get("rq_connection")
-    rows, workers, error = [], [], None
+    rows, workers, error, backlog = [], [], None, None
     try:
         if connection is None:
             connection = redis.Redis.from_url(
@@ -110,9 +110,21 @@ def queues() -> str:
             dict(name=w.name, state=w.get_state(), queues=", ".join(w.queue_names()))
             for w in Worker.all(connection=connection)
         ]
+        backlog = _throttle_backlog(connection)
     except redis.RedisError as exc:
         error = f"Redis did not answer: {exc}"
     return render_template(
         "console/queues.html", rows=rows, workers=workers, error=error,
-        sender_mps=settings().sender_mps,
+        sender_mps=settings().sender_mps, backlog=backlog,
     )  # fmt: skip
+
+
+def _throttle_backlog(connection) -> float:  # noqa: ANN001 - redis.Redis
+    """Seconds until the send throttle's next free slot (0 when idle), on Redis' clock."""
+    from sms_service.carrier.throttle import DEFAULT_KEY
+
+    free = connection.get(DEFAULT_KEY)
+    if free is None:
+        return 0.0
+    seconds, micros = connection.time()
+    return max(0.0, (float(free) - (seconds * 1_000_000 + micros)) / 1_000_000)

@@ -48,7 +48,10 @@ def lookup() -> str:
             with transaction() as session:
                 history = number_history(session=session, phone=phone)
                 log_action(session, "number.lookup", mask(phone))
-    return render_template("console/lookup.html", number=raw, history=history, error=error)
+    return render_template(
+        "console/lookup.html", number=raw, history=history, error=error,
+        evidence_enabled="console.proof.evidence" in current_app.view_functions,
+    )  # fmt: skip
 
 
 @bp.get("/reviews")

@@ -19,6 +19,11 @@ from sms_service.web.console.common import log_action, settings, transaction
 log = logging.getLogger(__name__)
 
 
+def connection() -> redis.Redis:
+    """The queue's Redis connection (the app's in-process one in dev mode)."""
+    return _connection()
+
+
 def _connection() -> redis.Redis:
     connection = current_app.extensions.get("rq_connection")
     if connection is None:
@@ -38,6 +43,19 @@ def enqueue_broadcast_start(run) -> bool:  # noqa: ANN001 - BroadcastRun
         enqueue_start(Queue(QUEUE_BROADCASTS, connection=_connection()), run)
     except redis.RedisError as exc:
         log.warning("broadcast %s not enqueued: %s", run.broadcast_id, exc)
+        return False
+    return True
+
+
+def enqueue_message(message_id: int) -> bool:
+    """Enqueue the send of an outbound message already committed; False if no queue."""
+    from workers import QUEUE_DEFAULT
+    from workers.send import enqueue_send
+
+    try:
+        enqueue_send(Queue(QUEUE_DEFAULT, connection=_connection()), message_id)
+    except redis.RedisError as exc:
+        log.warning("outbound message %s not enqueued: %s", message_id, exc)
         return False
     return True
 

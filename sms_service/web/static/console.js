@@ -85,4 +85,19 @@
     }
     setTimeout(poll, 1000);
   }
+
+  // An import's progress: refresh the bar, reload the page once for the report.
+  const job = $("import");
+  if (job && !["finished", "failed"].includes(job.dataset.status)) {
+    async function follow() {
+      const response = await fetch(job.dataset.url, {credentials: "same-origin"});
+      if (!response.ok) return;
+      const d = await response.json();
+      $("i-status").textContent = d.status;
+      $("i-bar").max = d.total || 1; $("i-bar").value = d.done;
+      if (d.status === "finished" || d.status === "failed") { location.reload(); return; }
+      setTimeout(follow, 1000);
+    }
+    setTimeout(follow, 500);
+  }
 })();
