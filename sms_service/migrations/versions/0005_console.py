@@ -5,8 +5,8 @@ append-only triggers as the consent log. ``campaigns.sign_default`` marks the ca
 plain SIGN signs, at most one (a partial unique index, on SQLite and PostgreSQL alike).
 ``lower(name)`` is indexed for the console's name search.
 
-Revision ID: 0004_console
-Revises: 0003
+Revision ID: 0005_console
+Revises: 0004_spanish
 Create Date: 2026-12-01 22:00:00
 """
 
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0004_console"
-down_revision: str | None = "0003"
+revision: str = "0005_console"
+down_revision: str | None = "0004_spanish"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
