@@ -32,10 +32,10 @@ def _axes(days: Sequence[date], top: int) -> list[str]:
         f'fill="#5f6673">0</text>',
     ]
     if days:
-        for index in (0, len(days) // 2, len(days) - 1):
+        for index, anchor in ((0, "start"), (len(days) // 2, "middle"), (len(days) - 1, "end")):
             x = PAD_L + (index + 0.5) * (W - PAD_L) / len(days)
             parts.append(
-                f'<text x="{x:.1f}" y="{H - 6}" font-size="10" text-anchor="middle" '
+                f'<text x="{x:.1f}" y="{H - 6}" font-size="10" text-anchor="{anchor}" '
                 f'fill="#5f6673">{days[index]:%b %d}</text>'
             )
     return parts
