@@ -58,7 +58,8 @@ LIMITER_KEY_PREFIX = "sms_limits"
 
 
 def client_ip() -> str:
-    """The caller's address as ProxyFix resolved it (one trusted proxy hop)."""
+    """The caller's address: the peer's, or as ProxyFix resolved it from X-Forwarded-For
+    when TRUSTED_PROXIES says proxies stand in front."""
     return request.remote_addr or "unknown"
 
 
