@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     twilio_account_sid: str = DEV_ACCOUNT_SID
     twilio_auth_token: str = DEV_AUTH_TOKEN
     twilio_from: str = "21333"
+    short_code_countries: str = Field(
+        "US,CA", description="ISO regions a short-code TWILIO_FROM reaches (issue 11)"
+    )
     twilio_messaging_service_sid: str | None = None
     twilio_api_base_url: str | None = None
     public_base_url: str | None = Field(
@@ -100,6 +103,20 @@ class Settings(BaseSettings):
                 f"https://sms.example.org, not {text!r}"
             )
         return text.rstrip("/")
+
+    @field_validator("short_code_countries")
+    @classmethod
+    def _known_regions(cls, value: str) -> str:
+        import phonenumbers
+
+        regions = [r.strip().upper() for r in value.split(",") if r.strip()]
+        unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
+        if not regions or unknown:
+            raise ValueError(
+                f"SHORT_CODE_COUNTRIES must list ISO country codes like US,CA; "
+                f"not {', '.join(unknown) or repr(value)}"
+            )
+        return ",".join(regions)
 
     @field_validator("quiet_hours")
     @classmethod

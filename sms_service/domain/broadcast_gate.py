@@ -6,6 +6,7 @@ broadcast texts the number got in the last 30 days (one query per batch gives th
 
 The order matters: consent first (an opted-out number, or one whose possible opt-out
 staff have not decided yet, is skipped whatever the time), then
+whether the sender can reach the number at all (:mod:`sms_service.domain.reach`), then
 the frequency cap (waiting would not help within the window), then quiet hours (the text
 waits for the recipient's morning). Keyword replies never come here: the program answers
 a supporter's own text at any hour, however many texts they had.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sms_service.domain.quiet_hours import Window, next_allowed_time, parse_window
+from sms_service.domain.reach import UNREACHABLE, Reach, reach_of
 
 CAP_WINDOW = timedelta(days=30)
 PREFIX_CHARS = 10  # "+" and the nine digits phonenumbers places a number by
@@ -35,12 +37,14 @@ _STATUS_REASONS = {"opted_out": OPTED_OUT, "invalid": INVALID_NUMBER}
 @dataclass(frozen=True)
 class Rules:
     """The program's limits: house quiet hours (None = off), the 30-day cap (0 = none),
-    the zone for numbers that cannot be placed, and whether state laws apply."""
+    the zone for numbers that cannot be placed, whether state laws apply, and which numbers
+    the sender reaches (None: all)."""
 
     window: Window | None
     cap: int
     default_zone: str
     state_rules: bool = True
+    reach: Reach | None = None
 
     @classmethod
     def from_settings(cls, settings) -> Rules:  # noqa: ANN001 - config.Settings
@@ -49,6 +53,11 @@ class Rules:
             window=parse_window(settings.quiet_hours),
             cap=max(0, int(settings.program_max_messages_per_30_days)),
             default_zone=settings.default_timezone,
+            reach=reach_of(
+                settings.twilio_from,
+                messaging_service=bool(settings.twilio_messaging_service_sid),
+                short_code_regions=settings.short_code_countries,
+            ),
         )
 
 
@@ -99,6 +108,8 @@ def decide(
     verdict = consent_verdict(recipient.status, recipient.under_review)
     if verdict.action != "send":
         return verdict
+    if rules.reach is not None and not rules.reach.reaches(recipient.phone):
+        return Verdict("skip", UNREACHABLE)
     if rules.cap and recipient.sent_recently >= rules.cap:
         return Verdict("skip", FREQUENCY_CAP)
     key = (recipient.phone[:PREFIX_CHARS], recipient.timezone)

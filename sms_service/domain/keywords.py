@@ -92,6 +92,7 @@ class Intent(StrEnum):
     POSSIBLE_OPT_OUT = "possible_opt_out"
     FALLBACK = "fallback"
     IGNORED = "ignored"
+    UNREACHABLE = "unreachable"  # a sign-up the sender cannot text back (domain.reach)
 
 
 class ConsentKind(StrEnum):

@@ -34,6 +34,7 @@ from sqlmodel import Session
 from sms_service.db import dialect_insert
 from sms_service.domain import keywords
 from sms_service.domain.keywords import ConsentKind, Decision, Status
+from sms_service.domain.reach import Reach, refuse_unreachable
 from sms_service.domain.replies import Program
 from sms_service.models import Campaign, ConsentEvent, InboundMessage, Signature, Subscriber
 from sms_service.services.reviews import is_under_review
@@ -155,10 +156,13 @@ def signature_count(session: Session, campaign_id: int) -> int:
     ).scalar_one()
 
 
-def handle_inbound(session: Session, sms: InboundSms, program: Program) -> InboundResult:
+def handle_inbound(
+    session: Session, sms: InboundSms, program: Program, reach: Reach | None = None
+) -> InboundResult:
     """Decide and store one inbound text; idempotent on MessageSid. Does not commit.
 
-    Safe to run again from the start after a rollback (see the module docstring).
+    A sign-up from a number the sender cannot reach (``reach``) is refused and changes
+    nothing. Safe to run again from the start after a rollback (see the module docstring).
     """
     message_id = claim_message(session, sms)
     if message_id is None:
@@ -176,6 +180,7 @@ def handle_inbound(session: Session, sms: InboundSms, program: Program) -> Inbou
             received_at=sms.received_at,
             carrier_opt_out_type=sms.opt_out_type,
         )
+        decision = refuse_unreachable(decision, sms.from_number, reach, program)
         # Only an opt-out, opt-in or signature creates a row: "hi" from a stranger leaves none.
         if subscriber is not None or not decision.events:
             break

@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import Settings
 from sms_service import log_masking
 from sms_service.db import make_engine
-from sms_service.program import program_from
+from sms_service.program import program_from, reach_from
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     engine = make_engine(settings.database_url)
     app.extensions["sms_engine"] = engine
     app.extensions["sms_program"] = program_from(settings)
+    app.extensions["sms_reach"] = reach_from(settings)
 
     from sms_service.web.security import exempt_from_csrf, init_security
 

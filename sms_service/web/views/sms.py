@@ -77,9 +77,10 @@ def inbound() -> Response:
     sms = parse_inbound(request.form)
     engine = current_app.extensions["sms_engine"]
     program = current_app.extensions["sms_program"]
+    reach = current_app.extensions["sms_reach"]
     # Concurrent texts from one number, Twilio retries and status callbacks are settled
     # inside the transaction; what still conflicts is run again, never answered with a 500.
-    result = run_transaction(engine, lambda session: handle_inbound(session, sms, program))
+    result = run_transaction(engine, lambda session: handle_inbound(session, sms, program, reach))
     log.info(
         "inbound %s from %s: %s%s",
         sms.message_sid,
