@@ -1,11 +1,15 @@
-"""How recipients answered a broadcast: the opt-out rate after it.
+"""How recipients answered a broadcast: the opt-outs after it.
 
 An opt-out counts against a run when the number opted out after its text was sent (the
-first opt-out after a broadcast is, as a rule, an answer to it). Read through the consent
-log's phone index, once per sent delivery.
+first opt-out after a broadcast is, as a rule, an answer to it). The query starts from
+the consent log's opt-outs since the run started (its time index: a few thousand rows a
+day) and looks each up in the run's deliveries by primary key, so it costs the same for a
+run of a hundred texts or of a million.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlalchemy import and_, func, select
 from sqlmodel import Session
@@ -13,27 +17,21 @@ from sqlmodel import Session
 from sms_service.models import BroadcastDelivery, ConsentEvent, Subscriber
 
 
-def opt_outs_after(*, session: Session, run_id: int) -> tuple[int, int]:
-    """(recipients sent to, how many of them opted out after their text)."""
-    d = BroadcastDelivery.__table__
-    sent = session.execute(
-        select(func.count()).where(d.c.run_id == run_id, d.c.sent_at.is_not(None))
-    ).scalar_one()
-    if not sent:
-        return 0, 0
-    s, e = Subscriber.__table__, ConsentEvent.__table__
-    opted = session.execute(
-        select(func.count(func.distinct(d.c.subscriber_id)))
-        .select_from(d)
-        .join(s, s.c.id == d.c.subscriber_id)
-        .join(
-            e,
-            and_(
-                e.c.phone == s.c.phone,
-                e.c.event == "opt_out",
-                e.c.occurred_at >= d.c.sent_at,
-            ),
+def opt_outs_after(*, session: Session, run_id: int, since: datetime | None) -> int:
+    """How many of the run's recipients opted out after their text (``since``: when the
+    run started sending; None when it has not)."""
+    if since is None:
+        return 0
+    d, s, e = BroadcastDelivery.__table__, Subscriber.__table__, ConsentEvent.__table__
+    return session.execute(
+        select(func.count(func.distinct(s.c.id)))
+        .select_from(e)
+        .join(s, s.c.phone == e.c.phone)
+        .join(d, and_(d.c.run_id == run_id, d.c.subscriber_id == s.c.id))
+        .where(
+            e.c.event == "opt_out",
+            e.c.occurred_at >= since,
+            d.c.sent_at.is_not(None),
+            e.c.occurred_at >= d.c.sent_at,
         )
-        .where(d.c.run_id == run_id, d.c.sent_at.is_not(None))
     ).scalar_one()
-    return sent, opted

@@ -21,7 +21,7 @@ from sms_service.models.core import (
     utcnow,
 )
 from sms_service.models.outbound import MessageStatusEvent, OutboundMessage
-from sms_service.models.staff import AuditEntry, StaffRole, StaffUser
+from sms_service.models.staff import AuditEntry, DailyCount, StaffRole, StaffUser
 
 __all__ = [
     "AudienceKind",
@@ -33,6 +33,7 @@ __all__ = [
     "BroadcastStatus",
     "Campaign",
     "ConsentEvent",
+    "DailyCount",
     "DeliveryStatus",
     "InboundMessage",
     "MessageStatusEvent",

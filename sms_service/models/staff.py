@@ -11,7 +11,7 @@ database triggers refuse updates and deletes.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import Column, Text, event
@@ -70,3 +70,15 @@ def _refuse_update(mapper, connection, target) -> None:  # noqa: ANN001 - SQLAlc
 @event.listens_for(AuditEntry, "before_delete")
 def _refuse_delete(mapper, connection, target) -> None:  # noqa: ANN001 - SQLAlchemy hook
     raise AuditLogIsAppendOnly("audit entries are never deleted")
+
+
+class DailyCount(SQLModel, table=True):
+    """The dashboard's per-day figures for days that are over, so a chart over millions of
+    consent events reads thirty small rows. ``series`` is ``opt_in``, ``opt_out``,
+    ``sig:<campaign id>`` or ``_done`` (the day was counted, even if it had nothing)."""
+
+    __tablename__ = "console_daily_counts"
+
+    day: date = Field(primary_key=True)
+    series: str = Field(primary_key=True, max_length=40)
+    count: int = 0

@@ -194,3 +194,33 @@ def test_test_send_goes_only_to_the_users_own_phone_and_is_rate_limited(
         sent_to = set(conn.execute(text("SELECT to_number FROM outbound_messages")).scalars())
     assert sent_to == {"+12025550100"}  # the typed number was ignored
     assert redis_connection.llen("rq:queue:default") == 10
+
+
+def test_progress_counts_opt_outs_after_the_text(app, organiser):
+    from sms_service.models import BroadcastRun
+
+    engine = app.extensions["sms_engine"]
+    ids = add_subscribers(engine, 4)
+    created = post(organiser, "/console/broadcasts/", body="Rally", audience="all",
+                   action="draft")  # fmt: skip
+    broadcast_id = int(created.headers["Location"].rsplit("/", 1)[1])
+    earlier = datetime.now(UTC) - timedelta(hours=1)
+    with engine.begin() as conn:
+        run_id = conn.execute(
+            insert(BroadcastRun.__table__).values(
+                broadcast_id=broadcast_id, occurrence_at=earlier, status="sent", planned=4,
+                created_at=earlier, started_at=earlier,
+            ).returning(BroadcastRun.__table__.c.id)
+        ).scalar_one()  # fmt: skip
+        conn.execute(insert(BroadcastDelivery.__table__), [
+            dict(run_id=run_id, subscriber_id=s, status="sent", attempts=1, sent_at=earlier,
+                 updated_at=earlier) for s in ids
+        ])  # fmt: skip
+        conn.execute(text("UPDATE broadcasts SET status = 'sent' WHERE id = :i"),
+                     {"i": broadcast_id})  # fmt: skip
+    settings = app.config["SETTINGS"]
+    text_in(app.test_client(), settings, phone(1), "STOP")  # after the text: counts
+    text_in(app.test_client(), settings, "+12025550100", "STOP")  # not a recipient
+    data = organiser.get(f"/console/broadcasts/{broadcast_id}/progress.json").get_json()
+    assert data["run"]["counts"]["sent"] == 4
+    assert data["opt_outs"] == 1 and data["opt_out_rate"] == "25.0%"

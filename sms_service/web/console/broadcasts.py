@@ -23,7 +23,7 @@ from sms_service.domain import broadcast_gate as gate
 from sms_service.domain.audience import AudienceSpec, parse_audience
 from sms_service.domain.phones import mask
 from sms_service.errors import BadRequest, NotFound
-from sms_service.models import AudienceKind, Broadcast, Campaign, SubscriberTag
+from sms_service.models import AudienceKind, Broadcast, BroadcastRun, Campaign, SubscriberTag
 from sms_service.web.console.auth import requires
 from sms_service.web.console.common import local, log_action, settings, transaction, user_zone
 from sms_service.web.console.jobs import enqueue_broadcast_start, enqueue_text
@@ -248,7 +248,11 @@ def _progress(broadcast_id: int) -> dict:
         except NotFound:
             abort(404)
         current = progress.current or (progress.runs[0] if progress.runs else None)
-        sent, opted = opt_outs_after(session=session, run_id=current.run_id) if current else (0, 0)
+        sent = current.counts.get("sent", 0) if current else 0
+        opted = 0
+        if current and sent:
+            run = session.get(BroadcastRun, current.run_id)
+            opted = opt_outs_after(session=session, run_id=run.id, since=run.started_at)
     mps = settings().sender_mps
     counts = current.counts if current else {}
     open_now = current.open if current else 0
