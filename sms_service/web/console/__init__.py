@@ -6,7 +6,7 @@ blueprint, whose guard (:func:`.auth.guard`) runs before every nested page bluep
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, render_template
+from flask import Blueprint, Flask, render_template, request, url_for
 from flask_login import current_user
 
 from sms_service.web.console import auth
@@ -73,5 +73,12 @@ def init_console(app: Flask) -> None:
     def _console_nav() -> dict:
         if not current_user.is_authenticated:
             return {"console_nav": ()}
-        links = tuple((ep, label) for area, ep, label in NAV if allowed(current_user.role, area))
-        return {"console_nav": links}
+        links = []
+        for area, endpoint, label in NAV:
+            if allowed(current_user.role, area) and endpoint in app.view_functions:
+                url = url_for(endpoint)
+                here = request.path == url or (
+                    url != url_for("console.dashboard.home") and request.path.startswith(url)
+                )
+                links.append((url, label, here))
+        return {"console_nav": tuple(links)}
