@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     cost_per_segment: float = 0.0083
     default_timezone: str = "America/New_York"
 
+    # The web process's gunicorn (gunicorn.conf.py reads these before the app starts).
+    web_concurrency: int = Field(2, ge=1, description="gunicorn worker processes")
+    web_threads: int = Field(4, ge=1, description="threads per gunicorn worker")
+    web_access_log: bool = Field(True, description="gunicorn's access log on stdout")
+
     @field_validator("app_env", mode="before")
     @classmethod
     def _known_app_env(cls, value: object) -> str:

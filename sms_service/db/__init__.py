@@ -103,7 +103,11 @@ def run_transaction(
             with session_scope(engine) as session:
                 return work(session)
         except DBAPIError as exc:
-            if attempt == attempts or not is_transient_conflict(exc):
+            # A dropped connection (the database restarted; engines without pre-ping find
+            # out here) is transient too: the pool has discarded it, the next try gets a
+            # fresh one, and ``work`` is safe to repeat even if the commit had landed.
+            transient = exc.connection_invalidated or is_transient_conflict(exc)
+            if attempt == attempts or not transient:
                 raise
             log.info("transaction conflict (attempt %d of %d), retrying", attempt, attempts)
             # A short, jittered pause so two losers do not collide again in lockstep.

@@ -37,7 +37,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log_masking.install()  # request lines (werkzeug, gunicorn) carry numbers in query strings
 
-    engine = make_engine(settings.database_url)
+    # No pre-ping: it is a round trip before every request's transaction. A connection the
+    # database dropped fails its transaction instead, which run_transaction runs again.
+    engine = make_engine(settings.database_url, pool_pre_ping=False)
     app.extensions["sms_engine"] = engine
     app.extensions["sms_program"] = program_from(settings)
     app.extensions["sms_reach"] = reach_from(settings)

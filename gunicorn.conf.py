@@ -1,0 +1,33 @@
+"""gunicorn settings for the web process (``Procfile``: ``gunicorn -c gunicorn.conf.py …``).
+
+Sized for the 2-core machines the service runs on (``bench/README.md``, inbound_rate):
+
+* ``gthread`` workers: a webhook spends much of its time waiting for PostgreSQL, so a few
+  threads per process keep both cores busy while one waits, at a fraction of the memory of
+  more processes. ``WEB_CONCURRENCY`` processes (default 2, one per core) of ``WEB_THREADS``
+  threads each (default 4).
+* keep-alive: Twilio (and a proxy in front) can reuse connections; a sync worker closes
+  each one after its answer.
+* the access log stays on (one short line per request, numbers masked by the app's log
+  record factory); ``WEB_ACCESS_LOG=off`` behind a proxy that logs requests already.
+
+Values come from :class:`config.Settings`, like every other setting; ``PORT`` is the
+platform's.
+"""
+
+import os
+
+from config import Settings
+
+_settings = Settings()
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+workers = _settings.web_concurrency
+worker_class = "gthread"
+threads = _settings.web_threads
+keepalive = 15
+# A webhook that has not answered within Twilio's 15 s is retried by Twilio anyway.
+timeout = 30
+graceful_timeout = 20
+accesslog = "-" if _settings.web_access_log else None
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
