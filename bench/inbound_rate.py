@@ -41,20 +41,33 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from twilio.request_validator import RequestValidator
 
 from sms_service.carrier.twiml import inbound_form
 from sms_service.db import make_engine
 
 try:  # bench/ is not a package: run as a script, or imported by path
-    from _common import exit_on_sigterm, free_port, private_database, seed_subscribers, spawn
-except ImportError:  # pragma: no cover
-    from bench._common import (
+    from _common import (
+        cpu_seconds,
         exit_on_sigterm,
         free_port,
+        machine_cpu_seconds,
         private_database,
         seed_subscribers,
         spawn,
+        tree_cpu_seconds,
+    )
+except ImportError:  # pragma: no cover
+    from bench._common import (
+        cpu_seconds,
+        exit_on_sigterm,
+        free_port,
+        machine_cpu_seconds,
+        private_database,
+        seed_subscribers,
+        spawn,
+        tree_cpu_seconds,
     )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,28 +187,54 @@ def run_wrk(wrk: str, port: int, texts: Path, args: argparse.Namespace, seconds:
     raise SystemExit(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
 
 
+def postgres_cpu_seconds(database: str) -> float:
+    """CPU time of the PostgreSQL backends connected to ``database`` (their process titles
+    name it)."""
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read().decode(errors="replace")
+            if title.startswith("postgres:") and f" {database} " in title:
+                total += cpu_seconds(int(pid), children=False)
+    return total
+
+
 def measure(
     name: str,
     wrk: str,
+    server: subprocess.Popen,
     port: int,
     files: tuple[Path, Path],
-    args,
-    database_url: str | None = None,  # noqa: ANN001
+    args,  # noqa: ANN001
+    database_url: str | None = None,
 ) -> dict:
     """Warm up, then the timed run; prints and returns the timed summary. With
-    ``database_url``, also counts the texts the timed run stored (``stored``)."""
+    ``database_url``, also counts the texts the timed run stored (``stored``). CPU per
+    request of the web processes, of PostgreSQL's backends and of the whole machine."""
     warm, timed = files
     run_wrk(wrk, port, warm, args, 2)
     before = stored_texts(database_url) if database_url else 0
+    database = make_url(database_url).database if database_url else None
     load_before = os.getloadavg()[0]
+    cpu = (tree_cpu_seconds(server.pid), postgres_cpu_seconds(database) if database else 0.0,
+           machine_cpu_seconds())  # fmt: skip
     result = run_wrk(wrk, port, timed, args, args.seconds)
+    after = (tree_cpu_seconds(server.pid), postgres_cpu_seconds(database) if database else 0.0,
+             machine_cpu_seconds())  # fmt: skip
+    per = [1000 * (b - a) / max(result["requests"], 1) for a, b in zip(cpu, after, strict=True)]
     result["load"] = load_before
+    result["cpu_ms"] = {"web": per[0], "postgres": per[1], "machine": per[2]}
     if database_url:
         result["stored"] = stored_texts(database_url) - before
     print(
         f"  {name:8} {result['rate']:8,.0f} texts/s  p50 {result['p50_us'] / 1000:6.1f} ms  "
         f"p99 {result['p99_us'] / 1000:6.1f} ms  max {result['max_us'] / 1000:7.1f} ms  "
-        f"errors {result['errors']}  ({result['requests']:,} requests, load {load_before:.2f})",
+        f"errors {result['errors']}  ({result['requests']:,} requests, load {load_before:.2f})\n"
+        f"           CPU per request: web {per[0]:.2f} ms, PostgreSQL {per[1]:.2f} ms, "
+        f"whole machine {per[2]:.2f} ms",
         flush=True,
     )
     return result
@@ -259,12 +298,16 @@ def main(argv: list[str] | None = None) -> int:
         env = server_env(url, port)
         base_env = {**env, "PYTHONPATH": f"{BENCH}:{env.get('PYTHONPATH', '')}"}
         with contextlib.ExitStack() as server:
-            start_server(server, baseline_command, base_env, work / "baseline.log")
+            process = start_server(server, baseline_command, base_env, work / "baseline.log")
             # The baseline keeps nothing, so the same texts serve it first.
-            baseline = measure("baseline", wrk, port, (files["warm"], files["timed"]), args)
+            baseline = measure(
+                "baseline", wrk, process, port, (files["warm"], files["timed"]), args
+            )
         with contextlib.ExitStack() as server:
-            start_server(server, command, env, work / "service.log")
-            service = measure("service", wrk, port, (files["warm"], files["timed"]), args, url)
+            process = start_server(server, command, env, work / "service.log")
+            service = measure(
+                "service", wrk, process, port, (files["warm"], files["timed"]), args, url
+            )
         stored = service["stored"]
         answered = service["requests"] - service["errors"]
         if service["wraps"]:

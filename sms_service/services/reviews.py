@@ -49,6 +49,12 @@ def phones_under_review(db, phones: Iterable[str]) -> set[str]:  # noqa: ANN001 
     return set(db.execute(query).scalars())
 
 
+def review_open(phone):  # noqa: ANN001, ANN201 - a value or SQL expression -> EXISTS (…)
+    """A SQL condition, true while a possible opt-out from ``phone`` waits for staff (for a
+    caller that reads it in a statement of its own: the inbound hot path)."""
+    return _open_reviews().where(ConsentEvent.phone == phone).exists()
+
+
 def is_under_review(db, phone: str) -> bool:  # noqa: ANN001 - Session | Connection
     """True while a possible opt-out from ``phone`` waits for staff."""
     return bool(phones_under_review(db, [phone]))

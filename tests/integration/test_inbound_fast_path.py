@@ -67,7 +67,8 @@ def test_a_join_from_a_new_number_is_one_read_and_three_inserts(engine, client, 
 def test_a_stop_from_a_subscriber_reads_twice_and_writes_three_times(engine, client, settings):
     text_in(client, settings, A, "JOIN")
     sent = statements(engine, lambda: text_in(client, settings, A, "STOP"))
-    # lock (+ catalogue fingerprint on PostgreSQL), signatures; message, status, event.
+    # lock (+ catalogue fingerprint on PostgreSQL), signatures with the review hold;
+    # message, status, event.
     reads = 2 if engine.dialect.name == "postgresql" else 3  # + the catalogue on SQLite
     assert sent.count("SELECT") == reads
     assert sent.count("INSERT") == 2 and sent.count("UPDATE") == 1
