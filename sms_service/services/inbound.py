@@ -95,6 +95,12 @@ class InboundResult:
     duplicate: bool = False
 
 
+# The intent answered for a retry whose first delivery left no row to read (it cannot
+# happen: ON CONFLICT waits for that row's commit). No stored message ever holds it:
+# a message is inserted with its decision.
+CLAIMED = "received"
+
+
 def find_processed(session: Session, message_sid: str) -> InboundResult | None:
     """The stored outcome of a MessageSid already handled (a Twilio retry), if any."""
     row = session.connection().execute(_STORED_REPLY, {"message_sid": message_sid}).one_or_none()
@@ -213,7 +219,7 @@ def handle_inbound(
             if message_id is None:
                 done = find_processed(session, sms.message_sid)
                 # The row we conflicted with is committed by now (ON CONFLICT waited).
-                return done or InboundResult(reply=None, intent="received", duplicate=True)
+                return done or InboundResult(reply=None, intent=CLAIMED, duplicate=True)
         else:
             _record_decision(session, message_id, decision)
         # Only an opt-out, opt-in or signature creates a row: "hi" from a stranger leaves none.
