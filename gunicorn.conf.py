@@ -11,17 +11,14 @@ Sized for the 2-core machines the service runs on (``bench/README.md``, inbound_
 * the access log stays on (one short line per request, numbers masked by the app's log
   record factory); ``WEB_ACCESS_LOG=off`` behind a proxy that logs requests already.
 
-Values come from :class:`config.Settings`, like every other setting; ``PORT`` is the
-platform's.
+Values come from :class:`config.Settings`, like every other setting; the address stays on
+the Procfile line (``PORT`` is the platform's).
 """
-
-import os
 
 from config import Settings
 
 _settings = Settings()
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = _settings.web_concurrency
 worker_class = "gthread"
 threads = _settings.web_threads

@@ -91,7 +91,8 @@ def procfile_web() -> str:
     """The ``web:`` command of the Procfile."""
     for line in (ROOT / "Procfile").read_text().splitlines():
         if line.startswith("web:"):
-            return line.split(":", 1)[1].strip()
+            # Bound to loopback instead of every address.
+            return line.split(":", 1)[1].strip().replace("0.0.0.0:", "127.0.0.1:")
     raise SystemExit("the Procfile has no web: line")
 
 
