@@ -6,6 +6,7 @@ Tests build their own ``Settings(...)`` and pass it to ``create_app``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,10 +25,34 @@ MIN_SECRET_KEY_LENGTH = 32
 MIN_AUTH_TOKEN_LENGTH = 32
 
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_data_dir(project_root: Path = PROJECT_ROOT, environ=os.environ) -> Path:  # noqa: B008
+    """Where the embedded SQLite file lives: absolute, whatever the working directory.
+
+    In a source checkout (the ``pyproject.toml`` is beside the package) it is the
+    checkout's ``instance/``; in an installed copy it is the user's data directory
+    (``$XDG_DATA_HOME/sms-service``, by default ``~/.local/share/sms-service``).
+    """
+    if (project_root / "pyproject.toml").is_file():
+        return project_root / "instance"
+    base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser().resolve() / "sms-service"
+
+
 def default_database_url() -> str:
-    """SQLite file under ``instance/`` in the working directory: the embedded default."""
-    path = Path("instance").resolve() / "sms_service.db"
-    return f"sqlite:///{path}"
+    """The embedded default: ``sms_service.db`` in :func:`default_data_dir`."""
+    return f"sqlite:///{default_data_dir() / 'sms_service.db'}"
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the ``postgres://`` form most hosts hand out; SQLAlchemy knows only
+    ``postgresql://`` (which :func:`sms_service.db.make_engine` runs on psycopg 3)."""
+    url = url.strip()
+    if url.startswith("postgres://"):
+        return "postgresql://" + url[len("postgres://") :]
+    return url
 
 
 class ConfigError(ValueError):
@@ -108,6 +133,11 @@ class Settings(BaseSettings):
                 f"https://sms.example.org, not {text!r}"
             )
         return text.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, value: str) -> str:
+        return normalise_database_url(value)
 
     @field_validator("short_code_countries")
     @classmethod

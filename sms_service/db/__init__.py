@@ -35,7 +35,9 @@ def make_engine(database_url: str, **kwargs) -> Engine:
     SQL parameters are left out of exception texts (``hide_parameters``): they are phone
     numbers and message bodies, and exceptions end up in logs and tracebacks.
     """
-    url = make_url(database_url)
+    from config import normalise_database_url
+
+    url = make_url(normalise_database_url(database_url))
     kwargs.setdefault("hide_parameters", True)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -57,6 +59,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI 
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def display_url(database_url: str) -> str:
+    """The URL for people (banners, ``sms-service info``): the password hidden."""
+    from config import normalise_database_url
+
+    try:
+        return make_url(normalise_database_url(database_url)).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL is shown as given, for the error
+        return database_url
 
 
 def dialect_insert(session: Session):  # noqa: ANN201 - the dialect's insert construct

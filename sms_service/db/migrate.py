@@ -56,6 +56,35 @@ def upgrade(database_url: str, revision: str = "head") -> None:
         engine.dispose()
 
 
+def create_database(database_url: str) -> bool:
+    """Create the PostgreSQL database ``database_url`` names, connecting to the server's
+    ``postgres`` database; False when it exists already. (SQLite files are made on first
+    use, so this does nothing for them.)"""
+    from sqlalchemy.engine import make_url
+
+    from config import normalise_database_url
+    from sms_service.db import make_engine
+
+    url = make_url(normalise_database_url(database_url))
+    if url.get_backend_name() != "postgresql":
+        return False
+    name = url.database
+    admin = make_engine(url.set(database="postgres").render_as_string(hide_password=False),
+                        isolation_level="AUTOCOMMIT")  # fmt: skip
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).scalar()
+            if exists:
+                return False
+            quoted = conn.dialect.identifier_preparer.quote_identifier(name)
+            conn.execute(text(f"CREATE DATABASE {quoted}"))
+            return True
+    finally:
+        admin.dispose()
+
+
 @contextlib.contextmanager
 def private_database(admin_url: str, prefix: str) -> Iterator[str]:
     """A new PostgreSQL database beside ``admin_url``'s, migrated to head; its URL. Dropped

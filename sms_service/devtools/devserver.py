@@ -129,6 +129,7 @@ def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
 
     from config import Settings
     from sms_service import create_app
+    from sms_service.db import display_url
     from sms_service.db.migrate import upgrade
     from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 
@@ -153,7 +154,7 @@ def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
         f"  web app          {base}   (phone simulator: {base}/phone)\n"
         f"  inbound webhook  {sim.config.webhook_url}\n"
         f"  carrier sim      {sim.url}   (messages: {sim.url}/sim/messages)\n"
-        f"  database         {settings.database_url}\n"
+        f"  database         {display_url(settings.database_url)}\n"
         f"  queue            {queue}\n"
         + (f"  demo campaign    text SIGN or {seeded} from the phone simulator\n" if seeded else "")
         + f"  console          {base}/console\n"

@@ -33,7 +33,13 @@ from werkzeug.test import Client
 
 from sms_service.carrier.twiml import inbound_form, twiml_replies
 from sms_service.domain.phones import InvalidPhoneNumber, to_e164
-from sms_service.models import InboundMessage, OutboundMessage, Subscriber
+from sms_service.models import (
+    BroadcastDelivery,
+    BroadcastRun,
+    InboundMessage,
+    OutboundMessage,
+    Subscriber,
+)
 
 bp = Blueprint(
     "phone",
@@ -130,7 +136,8 @@ def dispatch_inbound(number: str, body: str) -> tuple[int, list[str]]:
 
 
 def conversation(number: str) -> list[Bubble]:
-    """The number's texts and everything it was told (TwiML replies and sent messages),
+    """The number's texts and everything it was told, as the phone would show it: keyword
+    replies (TwiML), single texts (outbound messages) and broadcasts the carrier accepted;
     oldest first, the last :data:`HISTORY_LIMIT` of each."""
     engine = current_app.extensions["sms_engine"]
     items: list[tuple[datetime, int, Bubble]] = []
@@ -155,6 +162,19 @@ def conversation(number: str) -> list[Bubble]:
         for o in outbound:
             note = f"{o.kind} · {o.status}" + (f" · error {o.error_code}" if o.error_code else "")
             items.append((o.created_at, 2, Bubble("out", o.body, _time(o.created_at), note)))
+        # A broadcast reaches the phone once the carrier accepted it (sent, with a sid);
+        # skipped and deferred deliveries never do.
+        delivered = session.execute(
+            select(BroadcastDelivery.sent_at, BroadcastRun.broadcast_id, BroadcastRun.body)
+            .join(Subscriber, Subscriber.id == BroadcastDelivery.subscriber_id)
+            .join(BroadcastRun, BroadcastRun.id == BroadcastDelivery.run_id)
+            .where(Subscriber.phone == number, BroadcastDelivery.sent_at.is_not(None))
+            .order_by(BroadcastDelivery.sent_at.desc())
+            .limit(HISTORY_LIMIT)
+        ).all()
+        for sent_at, broadcast_id, body in delivered:
+            note = f"broadcast {broadcast_id}"
+            items.append((sent_at, 3, Bubble("out", body or "", _time(sent_at), note)))
     items.sort(key=lambda item: (item[0], item[1]))
     return [bubble for _, _, bubble in items]
 

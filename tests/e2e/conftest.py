@@ -26,8 +26,11 @@ def wait_until_it_answers(url: str, timeout: float = 40.0) -> None:
 def running_dev(tmp_path: Path, **env_overrides: str) -> Iterator[dict]:
     """``sms-service dev`` in ``tmp_path`` (SQLite there), until the block ends."""
     port, sim_port, dead_redis = free_port(), free_port(), free_port()
-    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{dead_redis}/0", "QUIET_HOURS": "off"}
-    for name in ("DATABASE_URL", "TWILIO_API_BASE_URL", "PUBLIC_BASE_URL", "TWILIO_AUTH_TOKEN"):
+    # The default SQLite file is the checkout's instance/ (whatever the working directory):
+    # a test keeps its own.
+    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{dead_redis}/0", "QUIET_HOURS": "off",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.db'}"}  # fmt: skip
+    for name in ("TWILIO_API_BASE_URL", "PUBLIC_BASE_URL", "TWILIO_AUTH_TOKEN"):
         env.pop(name, None)
     env.update(env_overrides)
     log = open(tmp_path / "dev.log", "w")  # noqa: SIM115 - closed below

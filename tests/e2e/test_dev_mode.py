@@ -32,7 +32,11 @@ def test_first_run_answers_sign_through_the_simulator(dev_server):
     assert "Release the 64" in reply and "Msg & data rates may apply" in reply
     [thanks] = text(dev_server["sim"], "+12025550123", "Ada Lovelace")["replies"]
     assert "1 signature" in thanks
-    assert (dev_server["cwd"] / "instance" / "sms_service.db").exists()
+    assert (dev_server["cwd"] / "dev.db").exists()
+    assert (
+        f"database         sqlite:///{dev_server['cwd'] / 'dev.db'}"
+        in (dev_server["cwd"] / "dev.log").read_text()
+    )
     with urllib.request.urlopen(dev_server["web"] + "/phone?number=%2B12025550123") as page:
         assert page.status == 200 and "Ada Lovelace" in page.read().decode()
 
@@ -59,6 +63,24 @@ def test_broadcast_from_the_cli_reaches_the_simulated_phone(dev_server):
         cwd=dev_server["cwd"], env=dev_server["env"], capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
-    sent = wait_for(lambda: sim_messages(dev_server["sim"], to="+12025550123"), timeout=45,
-                    interval=0.5, what="the broadcast at the phone")  # fmt: skip
-    assert [m["body"] for m in sent] == ["The 64 are still detained. Call Secretary Cheng today."]
+
+    def phone_got_the_broadcast() -> list[dict]:
+        sent = sim_messages(dev_server["sim"], to="+12025550123")
+        return sent if any(m["direction"] == "outbound-api" for m in sent) else []
+
+    sent = wait_for(phone_got_the_broadcast, timeout=45, interval=0.5,
+                    what="the broadcast at the phone")  # fmt: skip
+    # What the phone was sent, newest first: the broadcast, then the reply to JOIN.
+    assert [(m["direction"], m["body"][:12]) for m in sent] == [
+        ("outbound-api", "The 64 are s"), ("outbound-reply", "Rights Alert"),
+    ]  # fmt: skip
+
+
+def test_stop_through_the_simulator_is_answered_by_the_service(dev_server):
+    """dev sends from a short code with no Messaging Service: nobody but the service
+    answers STOP, so the phone gets the service's own confirmation."""
+    text(dev_server["sim"], "+12025550177", "JOIN")
+    stopped = text(dev_server["sim"], "+12025550177", "STOP")
+    assert stopped["opt_out_type"] is None
+    [confirmation] = stopped["replies"]
+    assert "unsubscribed and will receive no more messages" in confirmation

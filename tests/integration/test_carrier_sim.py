@@ -308,7 +308,7 @@ def test_error_rate_one_answers_500(start_sim, clients):
 
 
 def test_stop_by_text_opts_out_and_start_opts_back_in(start_sim, clients, receiver):
-    sim = start_sim(webhook_url=receiver.url + "/sms/inbound")
+    sim = start_sim(webhook_url=receiver.url + "/sms/inbound", advanced_opt_out=True)
     twilio = clients(sim)
     twilio.messages.create(to=TO, from_="21333", body="before")
 
@@ -321,6 +321,33 @@ def test_stop_by_text_opts_out_and_start_opts_back_in(start_sim, clients, receiv
 
     sim_json(sim, "POST", "/sim/inbound", json={"from": TO, "body": "START"})
     assert twilio.messages.create(to=TO, from_="21333", body="welcome back").status == "queued"
+
+
+def test_a_short_codes_stop_is_posted_plain_for_the_service_to_answer(start_sim, clients,
+                                                                      receiver):  # fmt: skip
+    """Without a Messaging Service using Advanced Opt-Out nobody answers STOP but the
+    service: the webhook gets a plain text, and its reply is what the phone sees."""
+    sim = start_sim(webhook_url=receiver.url + "/sms/inbound")
+    receiver.reply = (
+        200,
+        "text/xml",
+        "<Response><Message>You are unsubscribed</Message></Response>",
+    )
+    answer = sim_json(sim, "POST", "/sim/inbound", json={"from": TO, "body": "STOP"})
+    assert answer["opt_out_type"] is None and answer["replies"] == ["You are unsubscribed"]
+    assert "OptOutType" not in receiver.wait_for(1)[0].form
+    error = refused(lambda: clients(sim).messages.create(to=TO, from_="21333", body="after"))
+    assert error.code == 21610  # Twilio's own list still blocks later sends
+
+
+def test_advanced_opt_out_follows_the_messaging_service_setting():
+    from tests.conftest import make_settings
+
+    plain = SimConfig.from_settings(make_settings("sqlite://"))
+    service = SimConfig.from_settings(
+        make_settings("sqlite://", twilio_messaging_service_sid="MG1")
+    )
+    assert (plain.advanced_opt_out, service.advanced_opt_out) == (False, True)
 
 
 @pytest.mark.parametrize("word", ["STOPALL", "unsubscribe", "Cancel", "END", "quit."])
@@ -575,7 +602,15 @@ def test_conversation_log_and_sent_messages(start_sim, clients, receiver):
         ("outbound-reply", "Welcome"),
         ("outbound-api", "Broadcast 1"),
     ]
-    assert len(sim_json(sim, "GET", "/sim/messages")["messages"]) == 2
+    # What each phone was sent: API sends and the keyword reply, newest first.
+    sent = sim_json(sim, "GET", "/sim/messages", params={"to": TO})["messages"]
+    assert [(m["direction"], m["body"]) for m in sent] == [
+        ("outbound-api", "Broadcast 1"), ("outbound-reply", "Welcome"),
+    ]  # fmt: skip
+    assert sent[1]["to"] == TO and sent[1]["from"] == "21333"
+    assert len(sim_json(sim, "GET", "/sim/messages")["messages"]) == 3
+    api = sim_json(sim, "GET", "/sim/messages", params={"direction": "outbound-api"})
+    assert [m["to"] for m in api["messages"]] == [OTHER, TO]
     only = sim_json(sim, "GET", "/sim/messages", params={"to": OTHER})["messages"]
     assert [m["to"] for m in only] == [OTHER]
 

@@ -118,3 +118,34 @@ def test_there_is_no_phone_page_in_production(sqlite_url, monkeypatch):
         assert "phone.phone" not in app.view_functions
     finally:
         app.extensions["sms_engine"].dispose()
+
+
+def test_the_thread_shows_broadcasts_the_carrier_accepted(client, app):
+    from sms_service.models import Broadcast, BroadcastDelivery, BroadcastRun, utcnow
+
+    send(client, number=PHONE, body="JOIN")
+    now = utcnow()
+    with Session(app.extensions["sms_engine"]) as s:
+        sub_id = s.execute(select(Subscriber.id).where(Subscriber.phone == PHONE)).scalar_one()
+        broadcast = Broadcast(body="Rally at 6pm", audience_kind="all", send_at=now,
+                              timezone="UTC", status="sent")  # fmt: skip
+        s.add(broadcast)
+        s.flush()
+        sent = BroadcastRun(broadcast_id=broadcast.id, occurrence_at=now, status="sent",
+                            body="Rally at 6pm")  # fmt: skip
+        later = BroadcastRun(broadcast_id=broadcast.id, occurrence_at=now.replace(year=2099),
+                             status="sending", body="Not yet")  # fmt: skip
+        s.add_all([sent, later])
+        s.flush()
+        s.add_all([
+            BroadcastDelivery(run_id=sent.id, subscriber_id=sub_id, status="sent", sid="SM1",
+                              sent_at=now),
+            BroadcastDelivery(run_id=later.id, subscriber_id=sub_id, status="deferred"),
+        ])  # fmt: skip
+        broadcast_id = broadcast.id
+        s.commit()
+    page = client.get(f"/phone?number={PHONE}").get_data(as_text=True)
+    assert "Rally at 6pm" in page and f"broadcast {broadcast_id}" in page
+    assert "Not yet" not in page  # a deferred delivery has not reached the phone
+    bubbles = send(client, number=PHONE, body="HELP").get_json()["conversation"]
+    assert [b["body"] for b in bubbles][2] == "Rally at 6pm"  # after JOIN and its reply

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
-from config import Settings
+from config import PROJECT_ROOT, Settings, default_data_dir
 
 
 def test_environment_names_are_read(monkeypatch):
@@ -18,11 +20,38 @@ def test_environment_names_are_read(monkeypatch):
     assert s.twilio_api_base_url == "http://127.0.0.1:8765" and s.database_url == "sqlite:///x.db"
 
 
-def test_default_database_is_sqlite_under_instance(monkeypatch, tmp_path):
+def test_default_database_does_not_depend_on_the_working_directory(monkeypatch, tmp_path):
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
     url = Settings().database_url
-    assert url.startswith("sqlite:///") and url.endswith("instance/sms_service.db")
+    monkeypatch.chdir(tmp_path.parent)
+    assert Settings().database_url == url
+    path = Path(url.removeprefix("sqlite:///"))
+    assert path.is_absolute() and path == PROJECT_ROOT / "instance" / "sms_service.db"
+    assert not (tmp_path / "instance").exists()
+
+
+def test_an_installed_copy_keeps_its_data_in_the_user_data_directory(tmp_path):
+    site_packages = tmp_path / "site-packages"  # no pyproject.toml beside the package
+    site_packages.mkdir()
+    home_data = tmp_path / "data"
+    assert default_data_dir(site_packages, {"XDG_DATA_HOME": str(home_data)}) == (
+        home_data / "sms-service"
+    )
+    assert default_data_dir(site_packages, {}) == Path.home() / ".local/share/sms-service"
+
+
+@pytest.mark.parametrize(
+    "given, used",
+    [
+        ("postgres://u:p@db.example:5432/sms", "postgresql://u:p@db.example:5432/sms"),
+        ("postgresql://u@h/sms", "postgresql://u@h/sms"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    ],
+)
+def test_the_postgres_scheme_hosts_hand_out_is_accepted(monkeypatch, given, used):
+    monkeypatch.setenv("DATABASE_URL", given)
+    assert Settings().database_url == used
 
 
 def test_production_refuses_placeholders(monkeypatch):

@@ -25,6 +25,9 @@ class SimConfig:
     Times are in milliseconds; rates are fractions between 0 and 1. ``port`` 0 picks a
     free port. ``jitter_ms`` adds a uniform random 0..jitter to every simulated delay.
     ``max_messages`` bounds memory: the oldest accepted messages are forgotten first.
+    ``advanced_opt_out``: the service sends through a Messaging Service with Twilio's
+    Advanced Opt-Out, so inbound STOP/START/HELP carry ``OptOutType`` (Twilio answered them);
+    off, inbound texts are posted plain, as from a short code, and the service must answer.
     """
 
     host: str = "127.0.0.1"
@@ -44,6 +47,7 @@ class SimConfig:
     price_per_segment: Decimal = Decimal("0.0079")
     callback_concurrency: int = 50
     callback_timeout_s: float = 10.0
+    advanced_opt_out: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "callbacks", CallbackMode(self.callbacks))
@@ -65,8 +69,9 @@ class SimConfig:
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> SimConfig:
         """Credentials, short code and webhook (``PUBLIC_BASE_URL/sms/inbound``, the URL
-        the service checks signatures against) from the service's settings; the rest, and
-        anything to change, from ``overrides``.
+        the service checks signatures against) from the service's settings; Advanced Opt-Out
+        when the service sends through a Messaging Service; the rest, and anything to
+        change, from ``overrides``.
 
         Refuses production settings: the simulator holds the real auth token and would sign
         texts from any number.
@@ -82,6 +87,7 @@ class SimConfig:
             auth_token=settings.twilio_auth_token,
             short_code=settings.twilio_from,
             webhook_url=public.rstrip("/") + "/sms/inbound" if public else None,
+            advanced_opt_out=bool(settings.twilio_messaging_service_sid),
         )
         return replace(base, **overrides)
 

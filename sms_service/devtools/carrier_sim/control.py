@@ -1,7 +1,9 @@
 """The simulator's own endpoints under ``/sim/`` (no Twilio auth; loopback only).
 
 * ``GET /sim/health``; ``GET /sim/stats`` (counts and accepted sends per second);
-* ``GET /sim/messages[?to=&limit=]`` every accepted API send, newest first;
+* ``GET /sim/messages[?to=&limit=&direction=]`` everything a phone was sent, newest first:
+  accepted API sends (``direction`` ``outbound-api``) and the webhook's keyword replies
+  (``outbound-reply``); ``direction=`` keeps one kind;
   ``DELETE /sim/messages`` forgets them, the conversations and the stats;
 * ``GET|POST|DELETE /sim/optouts`` (``{"number": ...}`` or ``?number=``; DELETE without a
   number clears the list);
@@ -87,21 +89,48 @@ async def stats(request: web.Request) -> web.Response:
 
 
 async def list_sent(request: web.Request) -> web.Response:
-    """Accepted API sends, newest first, as Twilio shows them plus the callback URL."""
+    """What phones were sent, newest first: API sends as Twilio shows them (plus the
+    callback URL) and the keyword replies the webhook answered with."""
     sim = request.app[SIMULATOR]
     raw_to = request.query.get("to")
     to = (parse_number(raw_to) or raw_to) if raw_to else None
+    direction = request.query.get("direction")
+    if direction not in (None, "outbound-api", "outbound-reply"):
+        return json_response(
+            {"error": "direction must be outbound-api or outbound-reply"}, status=400
+        )
     try:
         limit = int(request.query["limit"]) if "limit" in request.query else None
     except ValueError:
         return json_response({"error": "limit must be a number"}, status=400)
     now = time.time()
-    found = []
-    for message in sim.store.newest_first(to):
-        if limit is not None and len(found) >= limit:
-            break
-        found.append(sim.resource(message, now) | {"status_callback": message.status_callback})
-    return json_response({"messages": found, "count": len(found)})
+    found: list[tuple[float, dict]] = []
+    if direction != "outbound-reply":
+        for message in sim.store.newest_first(to):
+            if limit is not None and len(found) >= limit:
+                break
+            resource = sim.resource(message, now) | {"status_callback": message.status_callback}
+            found.append((message.created, resource))
+    if direction != "outbound-api":
+        for number, entry in sim.conversations.replies(to):
+            found.append((entry.at, _reply_resource(sim, number, entry)))
+    found.sort(key=lambda item: item[0], reverse=True)
+    messages = [resource for _, resource in found[:limit]]
+    return json_response({"messages": messages, "count": len(messages)})
+
+
+def _reply_resource(sim: Simulator, number: str, entry) -> dict:  # noqa: ANN001 - store.Entry
+    """A keyword reply in the shape of a message resource (TwiML replies have no sid of
+    their own in the simulator)."""
+    return {
+        "sid": None,
+        "direction": "outbound-reply",
+        "to": number,
+        "from": sim.config.short_code,
+        "body": entry.body,
+        "status": "delivered",
+        "date_created": _iso(entry.at),
+    }
 
 
 async def clear_sent(request: web.Request) -> web.Response:

@@ -2,10 +2,13 @@
 
 The simulator builds the form Twilio posts for an incoming text, signs it with the auth
 token over the webhook URL, posts it to ``webhook_url`` and reads the replies out of the
-TwiML answer. Texts that are Twilio's opt-out words (STOP, STOPALL, UNSUBSCRIBE, CANCEL,
-END, QUIT) put the sender on the simulator's opt-out list, so later API sends to it are
-refused with 21610; opt-in words (START, UNSTOP, YES) take it off again. Opt-outs are kept
-per number, which is what a service with one short code sees.
+TwiML answer. The form is plain, as from a short code: only when the simulator plays a
+Messaging Service with Advanced Opt-Out (``SimConfig.advanced_opt_out``) do Twilio's
+keywords carry ``OptOutType``, meaning Twilio answered them. Texts that are its opt-out
+words (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT) put the sender on the simulator's
+opt-out list either way, so later API sends to it are refused with 21610; opt-in words
+(START, UNSTOP, YES) take it off again. Opt-outs are kept per number, which is what a
+service with one short code sees.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ async def inbound(request: web.Request) -> web.Response:
     """A supporter texts the service: sign, post to the webhook, return its replies.
 
     JSON in: ``{"from": "+1...", "body": "...", "to": optional, "opt_out_type": optional}``
-    (``opt_out_type`` absent: set from the keyword; null: left out). JSON out: the
+    (``opt_out_type`` absent: set from the keyword with Advanced Opt-Out, else left out;
+    null: left out). JSON out: the
     message sid, the webhook's HTTP status and the reply bodies. Without a webhook URL
     the text is refused (409) and nothing changes: use ``/sim/optouts`` instead.
     """
@@ -70,14 +74,16 @@ async def inbound(request: web.Request) -> web.Response:
         return json_response({"error": "the simulator was started without --webhook-url"}, 409)
     to = str(data.get("to") or sim.config.short_code)
     kind = data.get("opt_out_type", _UNSET)
+    keyword = opt_out_type(body)
     if kind is _UNSET:
-        kind = opt_out_type(body)
+        kind = keyword if sim.config.advanced_opt_out else None
     elif kind is not None:
         kind = str(kind).strip().upper() or None
 
-    if kind == "STOP":
+    # Twilio keeps its opt-out list by keyword whether or not it answers them itself.
+    if "STOP" in (kind, keyword):
         sim.opt_outs.add(from_)
-    elif kind == "START":
+    elif "START" in (kind, keyword):
         sim.opt_outs.discard(from_)
     sid = new_sid("SM", sim.rng)
     params = inbound_params(sim, sid=sid, from_=from_, to=to, body=body)

@@ -153,6 +153,16 @@ class Conversations:
         """``number``'s inbound texts and replies, oldest first."""
         return list(self._logs.get(number, ()))
 
+    def replies(self, number: str | None = None) -> list[tuple[str, Entry]]:
+        """Webhook replies as ``(number, entry)``: to ``number``, or to everyone."""
+        numbers = [number] if number is not None else list(self._logs)
+        return [
+            (n, entry)
+            for n in numbers
+            for entry in self._logs.get(n, ())
+            if entry.direction == "outbound-reply"
+        ]
+
     def clear(self) -> None:
         """Forget every conversation."""
         self._logs.clear()
