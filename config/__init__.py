@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     web_threads: int = Field(4, ge=1, description="threads per gunicorn worker")
     web_access_log: bool = Field(True, description="gunicorn's access log on stdout")
 
+    # The worker seals the consent log into its hash chain this often; an event committed
+    # up to CONSENT_SEAL_GRACE_SECONDS after a later one was sealed is still taken.
+    consent_seal_seconds: float = Field(10.0, gt=0)
+    consent_seal_grace_seconds: float = Field(120.0, gt=0)
+
     @field_validator("app_env", mode="before")
     @classmethod
     def _known_app_env(cls, value: object) -> str:

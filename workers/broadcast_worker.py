@@ -53,6 +53,7 @@ from workers.broadcast import (
     lanes_key,
     start_key,
 )
+from workers.consent_seal import Sealing
 from workers.lifetime import ChildrenDieWithWorker
 
 log = logging.getLogger(__name__)
@@ -246,14 +247,14 @@ class _Sweeping:
             log.exception("broadcast sweep failed")
 
 
-class BroadcastWorker(_Sweeping, ChildrenDieWithWorker, Worker):
-    """RQ's forking worker, plus the broadcast sweeper; its scheduler and work horses end
-    with it, and it becomes the scheduler when the one before it is gone
-    (:mod:`workers.lifetime`)."""
+class BroadcastWorker(Sealing, _Sweeping, ChildrenDieWithWorker, Worker):
+    """RQ's forking worker, plus the broadcast sweeper and the consent log sealer; its
+    scheduler and work horses end with it, and it becomes the scheduler when the one before
+    it is gone (:mod:`workers.lifetime`)."""
 
 
-class SimpleBroadcastWorker(_Sweeping, SimpleWorker):
-    """RQ's in-process worker (no fork: fakeredis, debugging), plus the sweeper.
+class SimpleBroadcastWorker(Sealing, _Sweeping, SimpleWorker):
+    """RQ's in-process worker (no fork: fakeredis, debugging), plus the sweeper and sealer.
 
     It may run in a thread other than the main one (``sms-service dev``): it then leaves
     signal handlers alone, times jobs out with a timer instead of SIGALRM, and stops when

@@ -297,14 +297,15 @@ def suppression_reason(session: Session, message: OutboundMessage) -> str | None
     """Why this message must not be sent at all, or None.
 
     An invalid number cannot receive anything; an opted-out number may only get the reply
-    to its own text (the STOP confirmation), never a broadcast or notice.
+    to its own text or the single confirmation of an opt-out staff recorded
+    (``optout_confirm``), never a broadcast or notice.
     """
     status = session.execute(
         select(Subscriber.status).where(Subscriber.phone == message.to_number)
     ).scalar_one_or_none()
     if status == SubscriberStatus.INVALID:
         return "not sent: the number cannot receive texts"
-    if status == SubscriberStatus.OPTED_OUT and message.kind != "reply":
+    if status == SubscriberStatus.OPTED_OUT and message.kind not in ("reply", "optout_confirm"):
         return "not sent: the number has opted out"
     return None
 

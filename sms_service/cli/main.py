@@ -189,21 +189,27 @@ def consent_pending() -> None:
 def consent_resolve(message_sid: str, opt_out: bool, reviewer: str) -> None:
     """Decide a possible opt-out: --opt-out opts the number out, --keep leaves it."""
     from sms_service.errors import NotFound
-    from sms_service.services.consent import resolve_review
+    from sms_service.services.consent import confirmation_of, resolve_review
 
     settings = load_settings()
     engine = make_engine(settings.database_url)
     try:
         with session_scope(engine) as session:
-            resolve_review(
+            events = resolve_review(
                 session=session, message_sid=message_sid, opt_out=opt_out,
-                reviewer=reviewer, program=settings.program_name,
+                reviewer=reviewer, settings=settings,
             )  # fmt: skip
+            confirmation = confirmation_of(session, events[-1]) if opt_out else None
     except (BadRequest, NotFound) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         engine.dispose()
-    click.echo("opted out" if opt_out else "kept subscribed")
+    if confirmation is not None:
+        from sms_service.cli.consent_chain import enqueue_confirmation
+
+        click.echo("opted out; " + enqueue_confirmation(settings, confirmation.id))
+    else:
+        click.echo("opted out (already; no confirmation sent)" if opt_out else "kept subscribed")
 
 
 @consent.command("history")
@@ -280,6 +286,22 @@ main.add_command(broadcast)
 from sms_service.cli.users import user  # noqa: E402 - registers on main
 
 main.add_command(user)
+
+def _register_consent_tools() -> None:
+    # Issue 9's commands: consent proof, subscriber lists, the message log.
+    from sms_service.cli.consent_chain import COMMANDS
+    from sms_service.cli.messages import export_messages
+    from sms_service.cli.subscribers import subscribers
+    from sms_service.cli.suppression import suppression
+
+    for command in COMMANDS:
+        consent.add_command(command)
+    export.add_command(export_messages)
+    main.add_command(subscribers)
+    main.add_command(suppression)
+
+
+_register_consent_tools()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

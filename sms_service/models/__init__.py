@@ -10,6 +10,7 @@ from sms_service.models.broadcasts import (
     DeliveryStatus,
     RunStatus,
 )
+from sms_service.models.consent_chain import ConsentSeal
 from sms_service.models.core import (
     Campaign,
     ConsentEvent,
@@ -33,6 +34,7 @@ __all__ = [
     "BroadcastStatus",
     "Campaign",
     "ConsentEvent",
+    "ConsentSeal",
     "DailyCount",
     "DeliveryStatus",
     "InboundMessage",

@@ -51,7 +51,7 @@ from sms_service.domain.spreadsheet import (
     PLAIN_NUMBER,
     spreadsheet_safe,
 )
-from sms_service.models import Campaign, ConsentEvent, Signature, Subscriber
+from sms_service.models import Campaign, ConsentEvent, ConsentSeal, Signature, Subscriber
 
 BATCH = 2000  # rows per fetch (SQLite path) and per write
 FLUSH_BYTES = 1 << 20  # the COPY path writes in chunks of about this size
@@ -123,10 +123,18 @@ def consent_export(flt: ExportFilter, *, opt_outs_only: bool = False) -> Export:
         Column("source", e.source), Column("program", e.program),
         Column("disclosure", e.disclosure), Column("campaign", Campaign.keyword),
         Column("review_by", e.review_by, "date"), Column("note", e.note),
+        # The chain link, so a recipient can check each event (README, "Consent log");
+        # empty until the worker seals the event.
+        Column("event_id", e.id), Column("chain_position", ConsentSeal.position),
+        Column("prev_hash", ConsentSeal.prev_hash), Column("hash", ConsentSeal.hash),
     )  # fmt: skip
 
     def shape(query: Select) -> Select:
-        query = query.select_from(e).outerjoin(Campaign, Campaign.id == e.campaign_id)
+        query = (
+            query.select_from(e)
+            .outerjoin(Campaign, Campaign.id == e.campaign_id)
+            .outerjoin(ConsentSeal, ConsentSeal.event_id == e.id)
+        )
         if opt_outs_only:
             query = query.where(e.event.in_(OPT_OUT_EVENTS))
         return flt.apply(query, e.occurred_at, e.phone).order_by(e.occurred_at, e.id)

