@@ -39,11 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, select, text  # noqa: E402
 
 from bench._common import (  # noqa: E402
+    cpu_seconds,
     exit_on_sigterm,
     free_port,
     private_database,
     seed_subscribers,
     spawn,
+    tree_cpu_seconds,
 )
 from sms_service.db import make_engine  # noqa: E402
 from sms_service.models import ConsentEvent, ConsentSeal  # noqa: E402
@@ -89,18 +91,24 @@ def part_inbound(args: argparse.Namespace) -> float:
         engine = make_engine(url)
         stack.callback(engine.dispose)
         port = free_port()
-        harness.start_server(stack, command, harness.server_env(url, port), work / "web.log")
+        env = harness.server_env(url, port)
+        server = harness.start_server(stack, command, env, work / "web.log")
         sealer = spawn(stack, [sys.executable, "-c", SEALER, url, str(args.seal_seconds)])
         stack.callback(os.kill, sealer.pid, signal.SIGCONT)  # so that SIGTERM can end it
         time.sleep(3.0)
         os.kill(sealer.pid, signal.SIGSTOP)
+        sealer_cpu = web_cpu = 0.0
         for i, mode in enumerate(order):
             seal_all(engine)
+            before = (cpu_seconds(sealer.pid), tree_cpu_seconds(server.pid))
             if mode == "on":
                 os.kill(sealer.pid, signal.SIGCONT)
-            result = harness.measure(f"chain {mode}", wrk, port, files[i], args)
+            result = harness.measure(f"chain {mode}", wrk, server, port, files[i], args)
             if mode == "on":
+                time.sleep(args.seal_seconds + 0.5)  # let it seal what this run recorded
                 os.kill(sealer.pid, signal.SIGSTOP)
+                sealer_cpu += cpu_seconds(sealer.pid) - before[0]
+                web_cpu += tree_cpu_seconds(server.pid) - before[1]
             if result["errors"]:
                 raise SystemExit(f"{result['errors']} errors in a timed run")
             rates[mode].append(result["rate"])
@@ -109,6 +117,12 @@ def part_inbound(args: argparse.Namespace) -> float:
         print(f"  after the runs: {verdict}")
         if not verdict.ok:
             raise SystemExit("the chain did not verify")
+    # Under load from other work the rates are noisy; the CPU the sealer spends per text,
+    # against what the web process spends per text, is the cost that does not move.
+    share = sealer_cpu / web_cpu if web_cpu else 0.0
+    print(f"  sealer CPU {sealer_cpu:.2f} s over the 'on' runs, web CPU {web_cpu:.2f} s: "
+          f"the chain costs {100 * share:.1f}% of the web's CPU per text (upper bound: "
+          f"it also sealed the warm-ups)")  # fmt: skip
     on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
     print(f"\ninbound texts/s, median of {args.rounds} runs each:")
     print(f"  chain off (baseline)  {off:8.1f}")
