@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from sms_service.cli.main import load_settings
-from sms_service.db import make_engine, session_scope
+from sms_service.cli.context import current
+from sms_service.db import session_scope
 from sms_service.errors import BadRequest, NotFound
 
 
@@ -56,7 +56,7 @@ def create(body, body_es, audience, at_, every, tz, gsm_safe) -> None:  # noqa: 
     from sms_service.domain.audience import parse_audience, read_number_list
     from sms_service.domain.segments import make_gsm_safe
 
-    settings = load_settings()
+    settings = current().settings
     tz = tz or settings.default_timezone
     try:
         spec = parse_audience(audience)
@@ -69,7 +69,7 @@ def create(body, body_es, audience, at_, every, tz, gsm_safe) -> None:  # noqa: 
         send_at = svc.local_to_utc(at_, tz) if at_ else None
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from exc
-    engine = make_engine(settings.database_url)
+    engine = current().engine
     try:
         with session_scope(engine) as session:
             created = svc.create_broadcast(
@@ -82,8 +82,6 @@ def create(body, body_es, audience, at_, every, tz, gsm_safe) -> None:  # noqa: 
             report = svc.list_report(session=session, broadcast_id=created.id)
     except (BadRequest, NotFound) as exc:
         raise click.ClickException(str(exc)) from exc
-    finally:
-        engine.dispose()
     local = created.send_at.astimezone(ZoneInfo(tz))
     repeat = f", then {every}" if every else ""
     click.echo(f"broadcast {created.id} scheduled for {local:%Y-%m-%d %H:%M %Z}{repeat}")
@@ -132,9 +130,7 @@ def list_(limit: int) -> None:
     """Broadcasts, newest first, times in each one's zone."""
     from sms_service.broadcasts import list_broadcasts
 
-    settings = load_settings()
-    engine = make_engine(settings.database_url)
-    with session_scope(engine) as session:
+    with session_scope(current().engine) as session:
         for b in list_broadcasts(session=session, limit=limit):
             when = b.send_at.astimezone(ZoneInfo(b.timezone))
             excerpt = b.body if len(b.body) <= 40 else b.body[:39] + "…"
@@ -142,7 +138,6 @@ def list_(limit: int) -> None:
                 f"{b.id}\t{b.status}\t{when:%Y-%m-%d %H:%M %Z}\t{b.recurrence}\t{b.audience}\t"
                 f"{excerpt}"
             )
-    engine.dispose()
 
 
 @broadcast.command("status")
@@ -154,8 +149,7 @@ def status(broadcast_id: int, as_json: bool, watch: bool, interval: float) -> No
     """Deliveries per state for the broadcast's latest runs."""
     from sms_service.broadcasts import broadcast_progress
 
-    settings = load_settings()
-    engine = make_engine(settings.database_url)
+    engine = current().engine
     try:
         while True:
             with session_scope(engine) as session:
@@ -169,8 +163,6 @@ def status(broadcast_id: int, as_json: bool, watch: bool, interval: float) -> No
             time.sleep(interval)
     except NotFound as exc:
         raise click.ClickException(str(exc)) from exc
-    finally:
-        engine.dispose()
     if as_json:
         click.echo(json.dumps(progress.as_dict(), indent=2))
     elif not watch:
@@ -223,15 +215,11 @@ def cancel(broadcast_id: int) -> None:
     """Stop a broadcast: nothing more is sent once this returns."""
     from sms_service.broadcasts import cancel_broadcast
 
-    settings = load_settings()
-    engine = make_engine(settings.database_url)
     try:
-        with session_scope(engine) as session:
+        with session_scope(current().engine) as session:
             result = cancel_broadcast(session=session, broadcast_id=broadcast_id)
     except (BadRequest, NotFound) as exc:
         raise click.ClickException(str(exc)) from exc
-    finally:
-        engine.dispose()
     if result.already:
         click.echo(f"broadcast {broadcast_id} was already cancelled")
     else:
@@ -249,15 +237,14 @@ def sweep_cmd() -> None:
     from workers import QUEUE_BROADCASTS
     from workers.broadcast_worker import sweep
 
-    settings = load_settings()
+    settings = current().settings
     client = _redis(settings)
     if client is None:
         raise click.ClickException("the sweeper needs Redis")
-    engine = make_engine(settings.database_url)
+    engine = current().engine
     try:
         click.echo(str(sweep(engine=engine, queue=Queue(QUEUE_BROADCASTS, connection=client))))
     finally:
-        engine.dispose()
         client.close()
 
 
@@ -267,7 +254,7 @@ def worker_cmd(burst: bool) -> None:
     """Run an RQ worker (with scheduler and sweeper) for the broadcasts and default queues."""
     from workers.broadcast_worker import start_worker
 
-    settings = load_settings()
+    settings = current().settings
     client = _redis(settings)
     if client is None:
         raise click.ClickException("a worker needs Redis")

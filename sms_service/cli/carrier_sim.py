@@ -1,6 +1,6 @@
 """``sms-service carrier-sim`` / ``python -m sms_service.devtools.carrier_sim``: a fake Twilio.
 
-The lead registers :data:`carrier_sim_command` on the ``sms-service`` group.
+Registered on the ``sms-service`` group by :mod:`sms_service.cli.main`.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ from sms_service.devtools.carrier_sim.config import CallbackMode, SimConfig
 )
 def carrier_sim_command(**options) -> None:
     """Run the carrier simulator: Twilio's Messages API and webhooks on this machine."""
-    from sms_service.cli.main import load_settings
+    from sms_service.cli.context import load_settings
     from sms_service.devtools.carrier_sim.runner import serve_forever
 
     logging.basicConfig(level=options.pop("log_level"), format="%(levelname)s %(name)s %(message)s")

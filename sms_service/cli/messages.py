@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from sms_service.cli.main import _export_options, load_settings, parse_when
+from sms_service.cli.context import load_settings, parse_when
+from sms_service.cli.exports import _export_options
 from sms_service.db import make_engine
 from sms_service.domain.phones import InvalidPhoneNumber, to_e164
 

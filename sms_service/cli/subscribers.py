@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from sms_service.cli.main import load_settings
+from sms_service.cli.context import load_settings
 from sms_service.db import make_engine, session_scope
 from sms_service.domain.phones import InvalidPhoneNumber, to_e164
 from sms_service.errors import BadRequest, NotFound

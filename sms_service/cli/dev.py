@@ -1,0 +1,41 @@
+"""``sms-service serve`` and ``sms-service dev``: the web app on this machine."""
+
+from __future__ import annotations
+
+import click
+
+from sms_service.cli.context import current
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Migrate the database and serve the web app (development server)."""
+    from sms_service import create_app
+    from sms_service.db.migrate import upgrade
+
+    settings = current().settings
+    upgrade(settings.database_url)
+    create_app(settings).run(host=host, port=port)
+
+
+@click.command("dev")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--sim-port", default=8765, show_default=True, type=int)
+@click.option(
+    "--latency-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Simulated carrier latency.",
+)
+def dev(host: str, port: int, sim_port: int, latency_ms: float) -> None:
+    """Everything at once on the embedded defaults: web, worker, scheduler, carrier simulator."""
+    from sms_service.devtools.devserver import run_dev
+
+    if current().settings.is_production:
+        raise click.ClickException("`sms-service dev` is a development tool: APP_ENV=production")
+
+    run_dev(host=host, port=port, sim_port=sim_port, latency_ms=latency_ms)
