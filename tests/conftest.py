@@ -196,3 +196,19 @@ def page(browser, request):
         page.screenshot(path=str(shot), full_page=True)
         print(f"screenshot of the failure: {shot}")
     context.close()
+
+
+@pytest.fixture
+def dev_app(settings: Settings):
+    """The app with the developer pages (the phone page), as ``sms-service dev`` serves it."""
+    from sms_service.devtools.webapp import create_dev_app
+
+    app = create_dev_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["sms_engine"].dispose()
+
+
+@pytest.fixture
+def dev_client(dev_app):
+    return dev_app.test_client()

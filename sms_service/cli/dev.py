@@ -11,13 +11,18 @@ from sms_service.cli.context import current
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
-    """Migrate the database and serve the web app (development server)."""
-    from sms_service import create_app
+    """Migrate the database and serve the web app with the phone page (development server)."""
+    from config import ConfigError
     from sms_service.db.migrate import upgrade
+    from sms_service.devtools.webapp import create_dev_app
 
     settings = current().settings
+    try:
+        app = create_dev_app(settings)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     upgrade(settings.database_url)
-    create_app(settings).run(host=host, port=port)
+    app.run(host=host, port=port)
 
 
 @click.command("dev")

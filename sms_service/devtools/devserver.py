@@ -14,19 +14,9 @@ from dataclasses import dataclass
 
 import redis
 
+from sms_service.redis_ping import redis_answers
+
 log = logging.getLogger(__name__)
-
-
-def redis_answers(url: str) -> bool:
-    """True when a Redis server answers PING at ``url`` within half a second."""
-    try:
-        conn = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-        try:
-            return bool(conn.ping())
-        finally:
-            conn.close()
-    except (redis.RedisError, OSError):
-        return False
 
 
 def connect_queue_backend(url: str) -> tuple[redis.Redis, bool]:
@@ -128,10 +118,10 @@ def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
     from werkzeug.serving import run_simple
 
     from config import Settings
-    from sms_service import create_app
     from sms_service.db import display_url
     from sms_service.db.migrate import upgrade
     from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
+    from sms_service.devtools.webapp import create_dev_app
 
     # This server is the public URL; the simulator posts inbound texts to it, signed for it.
     set_default_environment(PUBLIC_BASE_URL=f"http://{host}:{port}")
@@ -141,7 +131,7 @@ def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
     set_default_environment(TWILIO_API_BASE_URL=sim.url)  # the simulator plays Twilio
     settings = Settings()
     upgrade(settings.database_url)
-    app = create_app(settings)
+    app = create_dev_app(settings)
     seeded = seed_demo_campaign(app.extensions["sms_engine"])
     admin = seed_demo_admin(app.extensions["sms_engine"])
     connection, in_process = connect_queue_backend(settings.redis_url)

@@ -4,9 +4,11 @@ An organiser types as a supporter's phone. The text goes through the real inboun
 webhook: the request is signed with the app's auth token for the URL the webhook checks
 and dispatched to ``/sms/inbound`` through the app's own WSGI stack, so the signature
 check, the keyword engine and the consent log all run exactly as for Twilio. Nothing is
-sent to a real phone. Never in production (the app factory does not register it there),
-since it lets whoever can reach it speak for any number. Its form carries a CSRF token, so
-another site open in the developer's browser cannot text through it.
+sent to a real phone. Never in production: only :mod:`sms_service.devtools.webapp`
+registers this blueprint and it refuses production settings, since the page lets whoever
+can reach it speak for any number (the guard below holds even if someone registers it
+elsewhere). Its form carries a CSRF token, so another site open in the developer's
+browser cannot text through it.
 """
 
 from __future__ import annotations

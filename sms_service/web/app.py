@@ -60,12 +60,6 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     init_console(app)
 
-    if not settings.is_production:
-        # A dev tool that speaks for any number: it does not exist in production.
-        from sms_service.devtools import phone
-
-        app.register_blueprint(phone.bp)
-
     @app.context_processor
     def _layout_globals() -> dict[str, str]:
         return {"program_name": settings.program_name}

@@ -83,7 +83,7 @@ def limiter_storage_uri(settings: Settings) -> str:
         return settings.ratelimit_storage_url
     if settings.is_production:
         return settings.redis_url
-    from sms_service.devtools.devserver import redis_answers
+    from sms_service.redis_ping import redis_answers
 
     if redis_answers(settings.redis_url):
         return settings.redis_url

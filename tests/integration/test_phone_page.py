@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
+from config import ConfigError
 from sms_service import create_app
+from sms_service.devtools.webapp import create_dev_app
 from sms_service.models import ConsentEvent, InboundMessage, OutboundMessage, Subscriber
 from tests.conftest import TEST_AUTH_TOKEN, make_settings
 
@@ -33,15 +36,15 @@ def subscriber(app) -> Subscriber | None:  # noqa: ANN001
         return s.execute(select(Subscriber).where(Subscriber.phone == PHONE)).scalar_one_or_none()
 
 
-def test_page_renders_with_the_no_real_phone_note(client):
-    response = client.get("/phone")
+def test_page_renders_with_the_no_real_phone_note(dev_client):
+    response = dev_client.get("/phone")
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert "Phone simulator" in page and "Nothing is sent to a real phone" in page
 
 
-def test_join_goes_through_the_webhook_and_subscribes(client, app):
-    response = send(client, number="(202) 555-0123", body="JOIN")
+def test_join_goes_through_the_webhook_and_subscribes(dev_client, dev_app):
+    response = send(dev_client, number="(202) 555-0123", body="JOIN")
     assert response.status_code == 200
     data = response.get_json()
     assert data["webhook_status"] == 200
@@ -52,40 +55,40 @@ def test_join_goes_through_the_webhook_and_subscribes(client, app):
         ("in", "JOIN"),
         ("out", reply),
     ]
-    assert subscriber(app).status == "subscribed"
-    with Session(app.extensions["sms_engine"]) as s:
+    assert subscriber(dev_app).status == "subscribed"
+    with Session(dev_app.extensions["sms_engine"]) as s:
         [inbound] = s.execute(select(InboundMessage)).scalars()
         [event] = s.execute(select(ConsentEvent)).scalars()
     assert (inbound.from_number, inbound.intent) == (PHONE, "opt_in")
     assert (event.event, event.message_sid) == ("opt_in", inbound.message_sid)
 
 
-def test_conversation_shows_sent_messages_and_survives_a_reload(client, app):
-    send(client, number=PHONE, body="JOIN")
-    with Session(app.extensions["sms_engine"]) as s:
+def test_conversation_shows_sent_messages_and_survives_a_reload(dev_client, dev_app):
+    send(dev_client, number=PHONE, body="JOIN")
+    with Session(dev_app.extensions["sms_engine"]) as s:
         s.add(OutboundMessage(to_number=PHONE, body="Rally at noon <b>today</b>", kind="broadcast"))
         s.commit()
-    page = client.get("/phone", query_string={"number": PHONE}).get_data(as_text=True)
+    page = dev_client.get("/phone", query_string={"number": PHONE}).get_data(as_text=True)
     assert "JOIN" in page and "subscribed" in page
     assert "Rally at noon &lt;b&gt;today&lt;/b&gt;" in page and "broadcast · pending" in page
 
 
-def test_plain_form_post_redirects_back_to_the_conversation(client, app):
-    form = {"number": PHONE, "body": "STOP", "csrf_token": token(client)}
-    response = client.post("/phone/send", data=form)
+def test_plain_form_post_redirects_back_to_the_conversation(dev_client, dev_app):
+    form = {"number": PHONE, "body": "STOP", "csrf_token": token(dev_client)}
+    response = dev_client.post("/phone/send", data=form)
     assert response.status_code == 302
     assert "number=%2B12025550123" in response.headers["Location"]
-    assert subscriber(app).status == "opted_out"
+    assert subscriber(dev_app).status == "opted_out"
 
 
-def test_bad_number_is_400(client):
-    response = send(client, number="12", body="JOIN")
+def test_bad_number_is_400(dev_client):
+    response = send(dev_client, number="12", body="JOIN")
     assert response.status_code == 400
     assert "phone number" in response.get_json()["error"]
 
 
 def test_without_public_base_url_the_request_url_is_signed(sqlite_url):
-    app = create_app(make_settings(sqlite_url, public_base_url=None))
+    app = create_dev_app(make_settings(sqlite_url, public_base_url=None))
     try:
         response = send(app.test_client(), number=PHONE, body="JOIN")
         assert response.get_json()["webhook_status"] == 200
@@ -94,11 +97,11 @@ def test_without_public_base_url_the_request_url_is_signed(sqlite_url):
         app.extensions["sms_engine"].dispose()
 
 
-def test_a_post_without_the_csrf_token_is_refused_and_texts_nothing(client, app):
-    assert client.post("/phone/send", json={"number": PHONE, "body": "STOP"}).status_code == 400
+def test_a_post_without_the_csrf_token_is_refused_and_texts_nothing(dev_client, dev_app):
+    assert dev_client.post("/phone/send", json={"number": PHONE, "body": "STOP"}).status_code == 400
     form = {"number": PHONE, "body": "STOP", "csrf_token": "forged"}
-    assert client.post("/phone/send", data=form).status_code == 400
-    assert subscriber(app) is None
+    assert dev_client.post("/phone/send", data=form).status_code == 400
+    assert subscriber(dev_app) is None
 
 
 def test_there_is_no_phone_page_in_production(sqlite_url, monkeypatch):
@@ -110,6 +113,8 @@ def test_there_is_no_phone_page_in_production(sqlite_url, monkeypatch):
         twilio_auth_token=TEST_AUTH_TOKEN,
         secret_key="s" * 40,
     )
+    with pytest.raises(ConfigError, match="development tool"):
+        create_dev_app(settings)
     app = create_app(settings)
     try:
         client = app.test_client()
