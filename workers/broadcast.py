@@ -10,8 +10,9 @@ Every broadcast job goes to the ``broadcasts`` queue (:data:`workers.QUEUE_BROAD
   batches until nothing is claimable or :data:`LANE_SECONDS` pass, then hands over to a
   fresh job. Several run side by side; deferred rows get a ``send_run`` enqueued at the time
   they are due (job id ``bwake-<run>-<UTC time>Z``).
-* :func:`sweep_job` ``()`` — what :mod:`workers.broadcast_worker` runs periodically: puts
-  back whatever Redis lost.
+
+The sweeper that puts back whatever Redis lost runs inside the worker process
+(:func:`workers.broadcast_worker.sweep`), not as a job.
 
 Jobs take ids, load their rows, return early when there is nothing to do and let
 exceptions propagate, so ``Retry`` applies. The database decides what is sent; a job
@@ -123,13 +124,6 @@ def send_run(run_id: int) -> str:
         f"{report.deferred}, failed {report.failed}, unknown {report.unknown}, recovered "
         f"{report.recovered}{', finished' if report.finished else ''}"
     )
-
-
-def sweep_job() -> str:
-    """Run the sweeper once (:func:`workers.broadcast_worker.sweep`)."""
-    from workers.broadcast_worker import sweep
-
-    return str(sweep(engine=context.engine(), queue=_queue()))
 
 
 # -- enqueueing ------------------------------------------------------------------------------
@@ -255,5 +249,4 @@ __all__ = [
     "enqueue_wake",
     "send_run",
     "start_run",
-    "sweep_job",
 ]

@@ -21,7 +21,12 @@ from sms_service.devtools.carrier_sim.store import SimMessage
 from sms_service.devtools.carrier_sim.twilio_shapes import API_VERSION
 
 if TYPE_CHECKING:
-    from sms_service.devtools.carrier_sim.simulator import Simulator
+    from collections.abc import Callable
+
+    from twilio.request_validator import RequestValidator
+
+    from sms_service.devtools.carrier_sim.config import SimConfig
+    from sms_service.devtools.carrier_sim.store import Stats
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +65,21 @@ def stages(message: SimMessage, first_at: float, mode: CallbackMode) -> list[tup
 class CallbackSender:
     """Posts status callbacks through one keep-alive ``aiohttp.ClientSession``."""
 
-    def __init__(self, simulator: Simulator) -> None:
-        self.config = simulator.config
-        self.simulator = simulator
+    def __init__(
+        self,
+        config: SimConfig,
+        *,
+        validator: RequestValidator,
+        stats: Callable[[], Stats],
+        sender_of: Callable[[SimMessage], str],
+    ) -> None:
+        # The simulator passes what callbacks need rather than itself, so this module does
+        # not import the simulator that imports it; ``stats`` is read at post time because
+        # ``DELETE /sim/messages`` replaces the counters.
+        self.config = config
+        self.validator = validator
+        self.stats = stats
+        self.sender_of = sender_of
         self.session: aiohttp.ClientSession | None = None
         self.tasks: set[asyncio.Task] = set()
         self._slots: asyncio.Semaphore | None = None
@@ -119,14 +136,14 @@ class CallbackSender:
             message,
             status,
             account_sid=self.config.account_sid,
-            sender=self.simulator.sender_of(message),
+            sender=self.sender_of(message),
         )
         headers = {
-            "X-Twilio-Signature": self.simulator.validator.compute_signature(url, params),
+            "X-Twilio-Signature": self.validator.compute_signature(url, params),
             "User-Agent": "TwilioProxy/1.1",
             "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
         }
-        stats = self.simulator.stats
+        stats = self.stats()
         try:
             async with self._slots, self.session.post(url, data=params, headers=headers) as resp:
                 await resp.read()

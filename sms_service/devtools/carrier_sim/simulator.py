@@ -83,7 +83,9 @@ class Simulator:
         # number → (final status, error code): fates set by tests via /sim/outcomes.
         self.outcomes: dict[str, tuple[str, int | None]] = {}
         self.validator = RequestValidator(config.auth_token)  # signs what it posts
-        self.callbacks = CallbackSender(self)
+        self.callbacks = CallbackSender(
+            config, validator=self.validator, stats=lambda: self.stats, sender_of=self.sender_of
+        )
 
     def reset_stats(self) -> None:
         """Start counting afresh."""
