@@ -3,9 +3,9 @@
 Every broadcast job goes to the ``broadcasts`` queue (:data:`workers.QUEUE_BROADCASTS`):
 
 * :func:`start_run` ``(run_id)`` — at the occurrence time (``enqueue_at``, aware UTC; job id
-  ``bcast-<broadcast>-<UTC time>Z`` from :func:`~sms_service.domain.recurrence.
-  occurrence_job_id`). Plans the recipients, inserts the next occurrence's run (chaining a
-  recurring broadcast), then enqueues the next start and the senders.
+  ``bcast-<broadcast>-<UTC time>Z`` from :func:`~workers.job_ids.occurrence_job_id`).
+  Plans the recipients, inserts the next occurrence's run (chaining a recurring
+  broadcast), then enqueues the next start and the senders.
 * :func:`send_run` ``(run_id)`` — a sender ("lane"): settles lost attempts, claims and sends
   batches until nothing is claimable or :data:`LANE_SECONDS` pass, then hands over to a
   fresh job. Several run side by side; deferred rows get a ``send_run`` enqueued at the time
@@ -40,9 +40,9 @@ from sms_service.broadcasts.sending import RunSender
 from sms_service.broadcasts.tuning import Tuning
 from sms_service.carrier.throttle import Throttle
 from sms_service.db import session_scope
-from sms_service.domain.recurrence import occurrence_job_id
 from sms_service.models import BroadcastRun, utcnow
 from workers import QUEUE_BROADCASTS, context
+from workers.job_ids import occurrence_job_id
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,6 @@ from sms_service.broadcasts.recovery import wake_time
 from sms_service.broadcasts.runs import OPEN_DELIVERY, finish_run
 from sms_service.broadcasts.tuning import Tuning
 from sms_service.db import make_engine, session_scope
-from sms_service.domain.recurrence import occurrence_job_id
 from sms_service.models import BroadcastDelivery, BroadcastRun, DeliveryStatus, RunStatus, utcnow
 from workers import QUEUE_BROADCASTS, QUEUES
 from workers.broadcast import (
@@ -54,6 +53,7 @@ from workers.broadcast import (
     start_key,
 )
 from workers.consent_seal import Sealing
+from workers.job_ids import occurrence_job_id
 from workers.lifetime import ChildrenDieWithWorker
 
 log = logging.getLogger(__name__)

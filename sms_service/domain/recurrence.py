@@ -152,19 +152,3 @@ def occurrences_between(
 ) -> list[datetime]:
     """Every send with ``start_utc <= t < end_utc``, in order, as aware UTC datetimes."""
     return list(Recurrence(first, tz, parse_rule(rule)).between(start_utc, end_utc))
-
-
-def occurrence_job_id(broadcast_id: int, occurrence: datetime, *, prefix: str = "bcast") -> str:
-    """An RQ job id for one send of one broadcast, e.g. ``bcast-12-20261125T140000Z``.
-
-    RQ accepts only letters, digits, ``_`` and ``-``. The same broadcast and time always
-    give the same id, so enqueueing an occurrence twice cannot create two jobs.
-    Sub-second times keep their microseconds (``...T140000123456Z``) rather than collide.
-    """
-    if isinstance(broadcast_id, bool) or not isinstance(broadcast_id, int) or broadcast_id < 0:
-        raise ValueError(f"broadcast id must be a non-negative integer, not {broadcast_id!r}")
-    if not prefix or not all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in prefix):
-        raise ValueError(f"job id prefix may hold only letters, digits, '_' and '-': {prefix!r}")
-    moment = _aware(occurrence, "occurrence").astimezone(UTC)
-    micros = f"{moment.microsecond:06d}" if moment.microsecond else ""
-    return f"{prefix}-{broadcast_id}-{moment:%Y%m%dT%H%M%S}{micros}Z"

@@ -25,7 +25,6 @@ from sms_service import broadcasts as svc
 from sms_service.db import make_engine, session_scope
 from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 from sms_service.domain.quiet_hours import next_allowed_time
-from sms_service.domain.recurrence import occurrence_job_id
 from sms_service.models import BroadcastDelivery, BroadcastRun, Subscriber, utcnow
 from sms_service.program import program_from
 from sms_service.services.inbound import InboundSms, handle_inbound
@@ -34,6 +33,7 @@ from tests.factories import new_sid
 from tests.redis_db import redis_url
 from workers import QUEUE_BROADCASTS
 from workers.broadcast import enqueue_start, start_run
+from workers.job_ids import occurrence_job_id
 
 from .broadcast_support import (
     add_subscribers,
