@@ -48,6 +48,8 @@ from .broadcast_support import (
     zone_at_local_hour,
 )
 
+pytestmark = pytest.mark.slow  # real worker processes, killed and restarted
+
 REDIS_URL = redis_url()  # this run's own Redis database
 D = BroadcastDelivery.__table__
 R = BroadcastRun.__table__

@@ -375,6 +375,7 @@ def test_cli_create_list_status_cancel(engine, database_url, tmp_path):
 # -- the worker ``sms-service dev`` runs -----------------------------------------------------
 
 
+@pytest.mark.slow  # a whole RQ worker with scheduler
 def test_dev_worker_runs_in_a_thread_on_fakeredis(sqlite_url, sim, monkeypatch):
     import threading
 

@@ -639,6 +639,7 @@ def test_busy_port_is_reported(sim):
         run_in_thread(SimConfig(port=sim.port, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN))
 
 
+@pytest.mark.slow  # the simulator as a process
 def test_command_line_serves_the_api(clients):
     port = free_port()
     command = [

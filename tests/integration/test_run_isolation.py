@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests import redis_db
+
+pytestmark = pytest.mark.slow  # a second test run as a process
 
 ROOT = Path(__file__).resolve().parents[2]
 ANOTHER_RUN = (

@@ -91,6 +91,7 @@ def test_threads_share_the_rate(redis_connection):
     assert {segments for _, segments in grants} == {1, 2}
 
 
+@pytest.mark.slow  # spawns processes
 def test_processes_share_the_rate(redis_connection):
     rate, processes = 200, 4
     spawn = multiprocessing.get_context("spawn")

@@ -199,11 +199,13 @@ def loaded_after_import(modules: list[str]) -> set[str]:
     return set(out.stdout.split())
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_domain_loads_no_framework():
     domain = [m for m in MODULES if m.startswith("sms_service.domain")]
     assert not loaded_after_import(domain) & BANNED_IN_DOMAIN
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_workers_and_cli_do_not_load_flask():
     modules = [
         m
@@ -247,6 +249,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.slow  # a fresh interpreter forking one child per module
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
 def test_every_module_imports_on_its_own():
     modules = sorted(m for m in MODULES if not m.endswith(RUN_ON_IMPORT))
