@@ -28,6 +28,14 @@ def pytest_configure(config) -> None:  # noqa: ANN001, ARG001
     redis_db.lease()  # this run's own Redis database number
 
 
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001, ARG001
+    """Everything under tests/e2e starts processes (servers, browsers): mark it ``slow``."""
+    e2e = Path(__file__).resolve().parent / "e2e"
+    for item in items:
+        if Path(item.fspath).is_relative_to(e2e):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_unconfigure(config) -> None:  # noqa: ANN001, ARG001
     redis_db.release()
 

@@ -11,8 +11,6 @@ from pathlib import Path
 from tests.integration.broadcast_support import sim_messages
 from tests.support import wait_for
 
-pytestmark = pytest.mark.slow  # runs `sms-service dev` as a process
-
 BIN = Path(sys.executable).parent
 
 

@@ -21,8 +21,6 @@ from twilio.request_validator import RequestValidator
 from tests.factories import inbound_form
 from tests.support import answers, free_port, wait_for
 
-pytestmark = pytest.mark.slow  # runs gunicorn as a process
-
 BIN = Path(sys.executable).parent
 TOKEN = "e2e-auth-token"
 
