@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Placeholders that are fine on a laptop and refused in production.
@@ -59,10 +59,31 @@ class ConfigError(ValueError):
     """The environment holds a setting the service refuses to run with."""
 
 
+class SettingsError(ConfigError):
+    """Settings that failed validation; the message has one ``NAME: problem`` line each."""
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per bad variable, named as operators set it (``QUIET_HOURS: ...``)."""
+    lines = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        names = ".".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"{names}: {message}" if names else message)
+    return "\n".join(lines)
+
+
 class Settings(BaseSettings):
     """Typed settings; every field maps to an environment variable of the same name."""
 
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    def __init__(self, **values: object) -> None:
+        # Every construction (web, workers, CLI, tests) fails the same readable way.
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError(describe_errors(exc)) from None
 
     app_env: str = Field("development", description="development | test | production")
     database_url: str = Field(default_factory=default_database_url)
@@ -114,6 +135,19 @@ class Settings(BaseSettings):
     # up to CONSENT_SEAL_GRACE_SECONDS after a later one was sealed is still taken.
     consent_seal_seconds: float = Field(10.0, gt=0)
     consent_seal_grace_seconds: float = Field(120.0, gt=0)
+
+    # How broadcast senders and workers work (sms_service.broadcasts.tuning.Tuning).
+    broadcast_chunk: int = Field(50, ge=1)
+    broadcast_concurrency: int = Field(100, ge=1)
+    broadcast_pipelines: int = Field(2, ge=1)
+    broadcast_lease_seconds: float = Field(60.0, gt=0)
+    broadcast_client_timeout: float = Field(30.0, gt=0)
+    broadcast_max_attempts: int = Field(5, ge=1)
+    broadcast_retry_seconds: float = Field(15.0, ge=0)
+    broadcast_lanes: int = Field(4, ge=1)
+    broadcast_lane_seconds: float = Field(300.0, gt=0)
+    broadcast_alive_seconds: float = Field(15.0, gt=0)
+    broadcast_sweep_seconds: float = Field(30.0, gt=0)
 
     @field_validator("app_env", mode="before")
     @classmethod
@@ -173,6 +207,15 @@ class Settings(BaseSettings):
 
         zone_named(value)  # raises ValueError naming the unknown zone
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_call(self) -> Settings:
+        if self.broadcast_lease_seconds <= self.broadcast_client_timeout:
+            raise ValueError(
+                "BROADCAST_LEASE_SECONDS must be longer than BROADCAST_CLIENT_TIMEOUT: an "
+                "attempt older than the lease cannot have a call in flight any more"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

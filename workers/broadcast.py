@@ -7,7 +7,7 @@ Every broadcast job goes to the ``broadcasts`` queue (:data:`workers.QUEUE_BROAD
   Plans the recipients, inserts the next occurrence's run (chaining a recurring
   broadcast), then enqueues the next start and the senders.
 * :func:`send_run` ``(run_id)`` — a sender ("lane"): settles lost attempts, claims and sends
-  batches until nothing is claimable or :data:`LANE_SECONDS` pass, then hands over to a
+  batches until nothing is claimable or ``BROADCAST_LANE_SECONDS`` pass, then hands over to a
   fresh job. Several run side by side; deferred rows get a ``send_run`` enqueued at the time
   they are due (job id ``bwake-<run>-<UTC time>Z``).
 
@@ -46,14 +46,14 @@ from workers.job_ids import occurrence_job_id
 
 log = logging.getLogger(__name__)
 
-LANES = int(os.environ.get("BROADCAST_LANES", "4"))  # senders started per run
-LANE_SECONDS = float(os.environ.get("BROADCAST_LANE_SECONDS", "300"))  # then a fresh job
 KEY_PREFIX = "sms:bcast"
-# A lane refreshes its run's alive key every third of this; the sweeper adds senders to a
-# run with work and no key, so this is how long a dead sender goes unnoticed.
-ALIVE_TTL = timedelta(seconds=float(os.environ.get("BROADCAST_ALIVE_SECONDS", "15")))
 START_RETRY = Retry(max=3, interval=[10, 60, 300])
 SEND_RETRY = Retry(max=5, interval=[5, 30, 60, 300, 900])
+
+
+def tuning() -> Tuning:
+    """The ``BROADCAST_*`` settings of this process (read once, see :mod:`workers.context`)."""
+    return Tuning.from_settings(context.settings())
 
 
 def alive_key(run_id: int) -> str:
@@ -84,32 +84,32 @@ def start_run(run_id: int) -> str:
     if started.next_run is not None:
         enqueue_start(queue, started.next_run)
     if not started.finished:
-        enqueue_senders(queue, run_id, lanes=LANES)
+        enqueue_senders(queue, run_id)
     return f"run {run_id}: {started.planned} recipients"
 
 
 def send_run(run_id: int) -> str:
     """One sender for a run (see the module docstring)."""
     settings = context.settings()
-    tuning = Tuning.from_env()
+    tune = tuning()
     queue = _queue()
     throttle = Throttle.for_settings(settings, connection=queue.connection)
 
     def client():  # noqa: ANN202 - one per thread of the pool
         from sms_service.carrier.client import make_twilio_client
 
-        return make_twilio_client(settings, timeout=tuning.client_timeout)
+        return make_twilio_client(settings, timeout=tune.client_timeout)
 
-    pool = ClientPool(client, tuning.concurrency)
+    pool = ClientPool(client, tune.concurrency)
     try:
-        with heartbeat(queue.connection, run_id):
+        with heartbeat(queue.connection, run_id, ttl=tune.alive_ttl):
             report = RunSender(
                 engine=context.engine(),
                 settings=settings,
                 pool=pool,
                 throttle=throttle,
-                tuning=tuning,
-            ).send_run(run_id, max_seconds=LANE_SECONDS)
+                tuning=tune,
+            ).send_run(run_id, max_seconds=tune.lane_seconds)
     finally:
         pool.close()
     if report.out_of_time:
@@ -171,12 +171,13 @@ def enqueue_start(queue: Queue, run: BroadcastRun, *, job_id: str | None = None)
     return job
 
 
-def enqueue_senders(queue: Queue, run_id: int, *, lanes: int = LANES) -> list[Job]:
-    """Enqueue ``lanes`` :func:`send_run` jobs for the run now; ids are remembered so the
-    sweeper can tell whether any is still waiting."""
+def enqueue_senders(queue: Queue, run_id: int, *, lanes: int | None = None) -> list[Job]:
+    """Enqueue ``lanes`` (default ``BROADCAST_LANES``) :func:`send_run` jobs for the run now;
+    ids are remembered so the sweeper can tell whether any is still waiting."""
     jobs = []
-    timeout = int(LANE_SECONDS + Tuning.from_env().lease.total_seconds() + 300)
-    for _ in range(max(1, lanes)):
+    tune = tuning()
+    timeout = int(tune.lane_seconds + tune.lease.total_seconds() + 300)
+    for _ in range(max(1, tune.lanes if lanes is None else lanes)):
         job_id = f"bsend-{run_id}-{uuid.uuid4().hex[:12]}"
         jobs.append(
             queue.enqueue(
@@ -209,7 +210,7 @@ def enqueue_wake(queue: Queue, run_id: int, when: datetime) -> Job | None:
             job_id=job_id,
             unique=True,
             retry=SEND_RETRY,
-            job_timeout=int(LANE_SECONDS + 600),
+            job_timeout=int(tuning().lane_seconds + 600),
             description=f"broadcast run {run_id}: send what was deferred",
         )
     except DuplicateJobError:
@@ -217,14 +218,15 @@ def enqueue_wake(queue: Queue, run_id: int, when: datetime) -> Job | None:
 
 
 @contextmanager
-def heartbeat(connection: Redis, run_id: int) -> Iterator[None]:
-    """Keep the run's alive key while the block runs (a thread refreshes it)."""
+def heartbeat(connection: Redis, run_id: int, *, ttl: timedelta) -> Iterator[None]:
+    """Keep the run's alive key while the block runs (a thread refreshes it every third of
+    ``ttl``, ``BROADCAST_ALIVE_SECONDS``)."""
     key = alive_key(run_id)
-    ttl_ms = int(ALIVE_TTL.total_seconds() * 1000)
+    ttl_ms = int(ttl.total_seconds() * 1000)
     stop = threading.Event()
 
     def beat() -> None:
-        while not stop.wait(ALIVE_TTL.total_seconds() / 3):
+        while not stop.wait(ttl.total_seconds() / 3):
             try:
                 connection.set(key, os.getpid(), px=ttl_ms)
             except Exception:  # noqa: BLE001 - a lost beat only makes the sweeper add a lane
@@ -241,8 +243,6 @@ def heartbeat(connection: Redis, run_id: int) -> Iterator[None]:
 
 
 __all__ = [
-    "LANES",
-    "LANE_SECONDS",
     "QUEUE_BROADCASTS",
     "enqueue_senders",
     "enqueue_start",

@@ -20,7 +20,6 @@ broadcasts default`` (each sweeps between jobs, at start-up and every
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
@@ -39,18 +38,17 @@ from sqlalchemy.engine import Engine
 from sms_service import log_masking
 from sms_service.broadcasts.recovery import wake_time
 from sms_service.broadcasts.runs import OPEN_DELIVERY, finish_run
-from sms_service.broadcasts.tuning import Tuning
 from sms_service.db import make_engine, session_scope
 from sms_service.models import BroadcastDelivery, BroadcastRun, DeliveryStatus, RunStatus, utcnow
 from workers import QUEUE_BROADCASTS, QUEUES
 from workers.broadcast import (
-    LANES,
     alive_key,
     enqueue_senders,
     enqueue_start,
     enqueue_wake,
     lanes_key,
     start_key,
+    tuning,
 )
 from workers.consent_seal import Sealing
 from workers.job_ids import occurrence_job_id
@@ -58,7 +56,6 @@ from workers.lifetime import ChildrenDieWithWorker
 
 log = logging.getLogger(__name__)
 
-SWEEP_SECONDS = float(os.environ.get("BROADCAST_SWEEP_SECONDS", "30"))
 SWEEP_LOCK = "sms:bcast:sweep-lock"
 STARTED_GRACE = timedelta(seconds=120)  # a started job with no heartbeat for this long is dead
 WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
@@ -106,12 +103,12 @@ def sweep(
     engine: Engine,
     queue: Queue,
     now: datetime | None = None,
-    lanes: int = LANES,
+    lanes: int | None = None,
     lease: timedelta | None = None,
 ) -> SweepReport:
     """Put back the jobs Redis lost (see the module docstring); idempotent."""
     now = now or utcnow()
-    lease = lease or Tuning.from_env().lease
+    lease = lease or tuning().lease
     report = SweepReport()
     redis = queue.connection
     with engine.connect() as conn:
@@ -204,12 +201,14 @@ class _Sweeping:
     one worker sweeps per interval (a Redis lock).
     """
 
-    sweep_interval: float = SWEEP_SECONDS
+    sweep_interval: float
     _next_sweep: float = 0.0
     _sweep_engine: Engine | None = None
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, sweep_interval: float | None = None, **kwargs) -> None:
         log_masking.install()  # the worker, and every work horse it forks, masks numbers
+        # ``rq worker -w ...`` passes no interval: BROADCAST_SWEEP_SECONDS, read at start.
+        self.sweep_interval = sweep_interval or tuning().sweep_seconds
         super().__init__(*args, **kwargs)
 
     @property

@@ -1,21 +1,20 @@
-"""How broadcast senders work: batch size, concurrency, lease. Read from the environment.
+"""How broadcast senders and workers work: batch size, concurrency, lease, lanes, sweeps.
 
-These are operational knobs, not program policy, so they sit beside the senders rather
-than in ``Settings``: ``BROADCAST_CHUNK`` (recipients claimed per batch, 50),
-``BROADCAST_CONCURRENCY`` (API calls in flight per job, 100), ``BROADCAST_PIPELINES``
-(batches in progress at once per job, 2), ``BROADCAST_LEASE_SECONDS``
-(age after which an unfinished attempt is settled with the carrier, 60),
-``BROADCAST_CLIENT_TIMEOUT`` (Twilio HTTP timeout, 30; must be below the lease),
-``BROADCAST_MAX_ATTEMPTS`` (5) and ``BROADCAST_RETRY_SECONDS`` (wait after a transient
-refusal, 15).
+Operational knobs, not program policy. They are ``BROADCAST_*`` fields of
+:class:`config.Settings` (documented in the README's configuration table);
+:meth:`Tuning.from_settings` gathers them for the senders, the jobs and the sweeper. The
+lease is also the single-send pipeline's (:mod:`sms_service.carrier.sender`): one length
+for every attempt the service may have to settle with the carrier.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from config import Settings
 
 
 @dataclass(frozen=True)
@@ -31,33 +30,32 @@ class Tuning:
     max_attempts: int = 5
     retry_after: timedelta = timedelta(seconds=15)
     max_lock_seconds: float = 2.0
+    lanes: int = 4  # senders started per run
+    lane_seconds: float = 300.0  # a sender hands over to a fresh job after this long
+    # A lane refreshes its run's alive key every third of this; the sweeper adds senders to
+    # a run with work and no key, so this is how long a dead sender goes unnoticed.
+    alive_ttl: timedelta = timedelta(seconds=15)
+    sweep_seconds: float = 30.0  # how often a worker puts back what Redis lost
 
     def __post_init__(self) -> None:
-        if min(self.chunk, self.concurrency, self.pipelines, self.max_attempts) < 1:
-            raise ValueError("chunk, concurrency, pipelines and max_attempts must be >= 1")
+        if min(self.chunk, self.concurrency, self.pipelines, self.max_attempts, self.lanes) < 1:
+            raise ValueError("chunk, concurrency, pipelines, max_attempts and lanes must be >= 1")
         if self.lease.total_seconds() <= self.client_timeout:
             raise ValueError("the lease must be longer than the Twilio client's timeout")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Tuning:
-        """Tuning from ``BROADCAST_*`` variables; defaults for those not set."""
-        base = cls()
-
-        def number(name: str, default: float) -> float:
-            raw = environ.get(name)
-            try:
-                return float(raw) if raw not in (None, "") else default
-            except ValueError:
-                raise ValueError(f"{name} must be a number, not {raw!r}") from None
-
+    def from_settings(cls, settings: Settings) -> Tuning:
+        """The ``BROADCAST_*`` settings as one value."""
         return cls(
-            chunk=int(number("BROADCAST_CHUNK", base.chunk)),
-            concurrency=int(number("BROADCAST_CONCURRENCY", base.concurrency)),
-            pipelines=int(number("BROADCAST_PIPELINES", base.pipelines)),
-            lease=timedelta(seconds=number("BROADCAST_LEASE_SECONDS", base.lease.total_seconds())),
-            client_timeout=number("BROADCAST_CLIENT_TIMEOUT", base.client_timeout),
-            max_attempts=int(number("BROADCAST_MAX_ATTEMPTS", base.max_attempts)),
-            retry_after=timedelta(
-                seconds=number("BROADCAST_RETRY_SECONDS", base.retry_after.total_seconds())
-            ),
+            chunk=settings.broadcast_chunk,
+            concurrency=settings.broadcast_concurrency,
+            pipelines=settings.broadcast_pipelines,
+            lease=timedelta(seconds=settings.broadcast_lease_seconds),
+            client_timeout=settings.broadcast_client_timeout,
+            max_attempts=settings.broadcast_max_attempts,
+            retry_after=timedelta(seconds=settings.broadcast_retry_seconds),
+            lanes=settings.broadcast_lanes,
+            lane_seconds=settings.broadcast_lane_seconds,
+            alive_ttl=timedelta(seconds=settings.broadcast_alive_seconds),
+            sweep_seconds=settings.broadcast_sweep_seconds,
         )

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from config import Settings
+from config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -33,10 +33,10 @@ _KEY = "sms_service.cli.context"
 
 
 def load_settings() -> Settings:
-    """Settings from the environment, with a readable error instead of a traceback."""
+    """Settings from the environment; bad ones end the command with one line per variable."""
     try:
         return Settings()
-    except ValueError as exc:
+    except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -38,9 +38,13 @@ def serve(host: str, port: int) -> None:
 )
 def dev(host: str, port: int, sim_port: int, latency_ms: float) -> None:
     """Everything at once on the embedded defaults: web, worker, scheduler, carrier simulator."""
+    from config import ConfigError
     from sms_service.devtools.devserver import run_dev
 
     if current().settings.is_production:
         raise click.ClickException("`sms-service dev` is a development tool: APP_ENV=production")
 
-    run_dev(host=host, port=port, sim_port=sim_port, latency_ms=latency_ms)
+    try:
+        run_dev(host=host, port=port, sim_port=sim_port, latency_ms=latency_ms)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -76,3 +76,18 @@ def test_gunicorn_serves_the_signed_webhook(served):
     assert post(url, form, "bogus")[0] == 403
     # The same MessageSid again (a Twilio retry) answers the same.
     assert post(url, form, signature) == (200, body)
+
+
+def test_bad_settings_stop_gunicorn_with_one_line_each(tmp_path):
+    env = {**os.environ, "QUIET_HOURS": "soon", "BROADCAST_LANES": "0", "PORT": str(free_port())}
+    gunicorn = shutil.which("gunicorn", path=str(BIN))
+    done = subprocess.run(
+        [gunicorn, "sms_service.web.wsgi:app", "--bind", f"127.0.0.1:{env['PORT']}"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "QUIET_HOURS: quiet hours must look like '08:00-21:00' or 'off', not 'soon'\n" in (
+        done.stderr
+    )
+    assert "BROADCAST_LANES: Input should be greater than or equal to 1\n" in done.stderr
+    assert "Traceback" not in done.stderr and "App failed to load" in done.stderr

@@ -186,6 +186,44 @@ def test_workers_and_cli_never_import_flask_themselves():
     assert offenders == []
 
 
+def _import_time_nodes(tree: ast.AST) -> Iterable[ast.AST]:
+    """Nodes that run when the module is imported (function bodies do not)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                defaults = child.args.defaults + [d for d in child.args.kw_defaults if d]
+                stack.extend(defaults + getattr(child, "decorator_list", []))
+                continue
+            stack.append(child)
+
+
+def _reads_environment(node: ast.AST) -> bool:
+    def is_environ(value: ast.AST) -> bool:
+        return ast.unparse(value) in ("os.environ", "environ")
+
+    if isinstance(node, ast.Subscript) and is_environ(node.value):
+        return True
+    if isinstance(node, ast.Call):
+        name = ast.unparse(node.func)
+        return name in ("os.getenv", "getenv") or (
+            isinstance(node.func, ast.Attribute) and is_environ(node.func.value)
+        )
+    return False
+
+
+def test_nothing_reads_the_environment_at_import():
+    offenders = sorted(
+        f"{module}:{node.lineno}"
+        for module, path in MODULES.items()
+        for node in _import_time_nodes(ast.parse(path.read_text(encoding="utf-8")))
+        if _reads_environment(node)
+    )
+    assert offenders == []
+
+
 def loaded_after_import(modules: list[str]) -> set[str]:
     """Top-level names in ``sys.modules`` after a fresh interpreter imports ``modules``."""
     code = (
