@@ -119,19 +119,30 @@ def test_processes_share_the_rate(redis_connection):
 LOADED = 0.03
 
 
-def _grant_times(throttle: Throttle, sizes: list[int]) -> list[float]:
-    """When each reservation starts, on the local clock (no sleeping)."""
-    return [time.time() + throttle.reserve(size) for size in sizes]
-
-
 def test_two_segment_messages_count_twice(redis_connection):
     rate = 50  # 20 ms a segment
     throttle = Throttle(redis_connection, rate=rate, key=KEY, burst=1)
+    # A backlog far longer than any stall of this process: every reservation below then
+    # queues behind the one before it, never behind an idle gap, so the schedule the key
+    # records is exact however slowly this test runs (nothing here sleeps).
+    began = time.monotonic()
+    assert throttle.reserve(rate * 60) == 0.0  # a minute's worth, granted at once
     sizes = [2, 1, 2, 2, 1, 1, 2, 1, 2, 2]
-    starts = _grant_times(throttle, sizes)
+    starts, waits, spent = [], [], []
+    for size in sizes:
+        waits.append(throttle.reserve(size))
+        spent.append(time.monotonic() - began)
+        free_after_us = int(redis_connection.get(KEY))  # Redis' clock, microseconds
+        starts.append(free_after_us / 1e6 - size / rate)
+    # Each reservation starts exactly where the one before it ends: two segments, twice.
     for before, after, size in zip(starts, starts[1:], sizes, strict=False):
-        assert after - before == pytest.approx(size / rate, abs=0.003)
-    assert throttle.reserve(1) == pytest.approx(sum(sizes) / rate, abs=0.01)
+        assert after - before == pytest.approx(size / rate, abs=1e-5)
+    ends = starts[-1] + sizes[-1] / rate
+    assert ends - starts[0] == pytest.approx(sum(sizes) / rate, abs=1e-5)
+    # What each caller is told to wait is that schedule, less the time that has passed.
+    for wait, start, elapsed in zip(waits, starts, spent, strict=True):
+        ahead = 60 + (start - starts[0])
+        assert ahead - elapsed - 1e-3 <= wait <= ahead + 1e-3
 
 
 def test_idle_time_banks_no_more_than_the_burst(redis_connection):
