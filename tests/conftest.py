@@ -19,9 +19,12 @@ import redis
 from sqlalchemy import text
 
 from config import Settings
+from sms_service.carrier.client import close_twilio_client, make_twilio_client
 from sms_service.db import make_engine
 from sms_service.db.migrate import private_database, upgrade
+from sms_service.devtools.carrier_sim import SimConfig, SimHandle, run_in_thread
 from tests import redis_db
+from workers import context
 
 
 def pytest_configure(config) -> None:  # noqa: ANN001, ARG001
@@ -220,3 +223,65 @@ def dev_app(settings: Settings):
 @pytest.fixture
 def dev_client(dev_app):
     return dev_app.test_client()
+
+
+# -- the carrier simulator and workers (tests of sending) --------------------------------
+
+
+@pytest.fixture
+def start_sim(settings: Settings) -> Iterator:
+    """Start carrier simulators with the test credentials; all stopped afterwards."""
+    handles: list[SimHandle] = []
+
+    def start(**overrides) -> SimHandle:
+        handle = run_in_thread(SimConfig.from_settings(settings, port=0, **overrides))
+        handles.append(handle)
+        return handle
+
+    yield start
+    for handle in handles:
+        handle.stop()
+
+
+@pytest.fixture
+def sim(start_sim) -> SimHandle:
+    return start_sim()
+
+
+@pytest.fixture
+def clients() -> Iterator:
+    """Make Twilio clients (one per thread); all closed afterwards."""
+    made = []
+
+    def make(settings: Settings, **kwargs):
+        client = make_twilio_client(settings, **kwargs)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        close_twilio_client(client)
+
+
+@pytest.fixture
+def worker_env(monkeypatch, settings: Settings):
+    """The environment a worker process reads its settings from."""
+
+    def point_at(base_url: str, **extra: str) -> None:
+        env = extra | {
+            "APP_ENV": "test",
+            "DATABASE_URL": settings.database_url,
+            "TWILIO_ACCOUNT_SID": settings.twilio_account_sid,
+            "TWILIO_AUTH_TOKEN": settings.twilio_auth_token,
+            "TWILIO_FROM": settings.twilio_from,
+            "TWILIO_API_BASE_URL": base_url,
+            "PROGRAM_NAME": settings.program_name,
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        for name in ("PUBLIC_BASE_URL", "TWILIO_MESSAGING_SERVICE_SID"):
+            monkeypatch.delenv(name, raising=False)
+        context.reset()
+
+    yield point_at
+    context.reset()

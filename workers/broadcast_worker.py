@@ -9,7 +9,9 @@ back what is missing:
 * a run with deliveries claimable now (pending, deferred and due, or an attempt older
   than the lease) and no sender alive or waiting → senders enqueued;
 * a run whose open deliveries all wait for later → a wake-up job at the earliest time;
-* a run with nothing open left → closed.
+* a run with nothing open left → closed;
+* a single text (:mod:`sms_service.carrier.single_send`) still open after the lease whose
+  send job Redis does not hold (never enqueued, or lost) → its job enqueued again.
 
 Start workers with ``rq worker --with-scheduler -w workers.broadcast_worker.BroadcastWorker
 broadcasts default`` (each sweeps between jobs, at start-up and every
@@ -32,15 +34,24 @@ from rq import Queue, SimpleWorker, Worker
 from rq.exceptions import NoSuchJobError, StopRequested
 from rq.job import Job, JobStatus
 from rq.timeouts import TimerDeathPenalty
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Engine
 
 from sms_service import log_masking
 from sms_service.broadcasts.recovery import wake_time
 from sms_service.broadcasts.runs import OPEN_DELIVERY, finish_run
+from sms_service.carrier.single_send import enqueue_send_job, send_job_id
 from sms_service.db import make_engine, session_scope
-from sms_service.models import BroadcastDelivery, BroadcastRun, DeliveryStatus, RunStatus, utcnow
-from workers import QUEUE_BROADCASTS, QUEUES
+from sms_service.domain.delivery import MessageStatus
+from sms_service.models import (
+    BroadcastDelivery,
+    BroadcastRun,
+    DeliveryStatus,
+    OutboundMessage,
+    RunStatus,
+    utcnow,
+)
+from workers import QUEUE_BROADCASTS, QUEUE_DEFAULT, QUEUES
 from workers.broadcast import (
     alive_key,
     enqueue_senders,
@@ -62,6 +73,7 @@ WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 D = BroadcastDelivery.__table__
 R = BroadcastRun.__table__
+outbound = OutboundMessage.__table__
 
 
 @dataclass
@@ -72,11 +84,12 @@ class SweepReport:
     senders: int = 0
     wakes: int = 0
     closed: int = 0
+    single_sends: int = 0
 
     def __str__(self) -> str:
         return (
             f"sweep: {self.starts} starts, {self.senders} senders, {self.wakes} wake-ups, "
-            f"{self.closed} runs closed"
+            f"{self.closed} runs closed, {self.single_sends} single sends"
         )
 
 
@@ -133,7 +146,8 @@ def sweep(
             report.starts += 1
     for run in open_runs:
         _sweep_open_run(engine, queue, run.id, run.status, now, lease, lanes, report)
-    if report.starts or report.senders or report.wakes or report.closed:
+    _sweep_single_sends(engine, Queue(QUEUE_DEFAULT, connection=redis), now, lease, report)
+    if report.starts or report.senders or report.wakes or report.closed or report.single_sends:
         log.info("%s", report)
     return report
 
@@ -169,6 +183,25 @@ def _sweep_open_run(engine, queue, run_id, status, now, lease, lanes, report) ->
     wake = wake_time(deferred_at, started_at, lease)
     if wake is not None and enqueue_wake(queue, run_id, wake) is not None:
         report.wakes += 1
+
+
+def _sweep_single_sends(engine: Engine, queue: Queue, now: datetime, lease: timedelta,
+                        report: SweepReport) -> None:  # fmt: skip
+    """Enqueue the send job of every single text left open past the lease without one."""
+    open_ = or_(
+        outbound.c.status.in_((MessageStatus.PENDING, MessageStatus.UNKNOWN)),
+        and_(outbound.c.status == MessageStatus.SENDING, outbound.c.attempted_at < now - lease),
+    )
+    with engine.connect() as conn:
+        query = select(outbound.c.id).where(open_, outbound.c.created_at < now - lease)
+        ids = conn.execute(query.order_by(outbound.c.id).limit(5000)).scalars().all()
+    for message_id in ids:
+        # A job that exists (waiting, retrying, or failed for good and kept for people to
+        # see) is left alone; only one Redis never had or has lost is enqueued again.
+        if queue.connection.exists(Job.key_for(send_job_id(message_id))):
+            continue
+        if enqueue_send_job(queue, message_id) is not None:
+            report.single_sends += 1
 
 
 def _lane_waiting(redis: Redis, run_id: int) -> bool:

@@ -1,43 +1,51 @@
-"""RQ job: send one outbound message.
+"""RQ job: send one outbound message (a single text, not a broadcast).
 
-``send_outbound_message(outbound_message_id)`` loads the row, returns early if it is
-already done, and raises :class:`~sms_service.errors.SendRetryable` for a transient
-refusal or a lost answer so RQ's ``Retry`` backs off. Before resending after a lost
-answer it asks the carrier (:func:`sms_service.carrier.sender.reconcile_outcome`), so a message
-Twilio did accept is recorded, not sent twice.
+Callers do not enqueue this job themselves: they call
+:func:`sms_service.carrier.single_send.enqueue_single_send`, which writes the row and
+enqueues ``send_outbound_message(outbound_message_id)`` when their transaction commits.
+
+The job loads the row, returns early if it is already done, waits for the throttle every
+sender shares (``SENDER_MPS``), and raises :class:`~sms_service.errors.SendRetryable` for
+a transient refusal or a lost answer so RQ's ``Retry`` backs off. Before resending after
+a lost answer it asks the carrier (:func:`sms_service.carrier.sender.reconcile_outcome`),
+so a message Twilio did accept is recorded, not sent twice.
 """
 
 from __future__ import annotations
 
 import logging
 
-from rq import Queue, Retry
-from rq.job import Job
+from redis import Redis
+from rq import get_current_job
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from twilio.rest import Client
 
 from config import Settings
+from sms_service.broadcasts.tuning import Tuning
 from sms_service.carrier import sender
+from sms_service.carrier.throttle import Throttle
 from sms_service.db import session_scope
-from sms_service.domain.delivery import Outcome
+from sms_service.domain.delivery import MessageStatus, Outcome
 from sms_service.errors import SendRetryable
-from sms_service.models import OutboundMessage, utcnow
-from workers import QUEUE_DEFAULT, context
+from sms_service.models import OutboundMessage, Subscriber, utcnow
+from workers import context
 
 log = logging.getLogger(__name__)
-
-# Backoff for transient refusals (seconds); RQ's scheduler re-enqueues after each wait.
-DEFAULT_RETRY = Retry(max=5, interval=[10, 30, 60, 300, 900])
 
 
 def send_outbound_message(outbound_message_id: int) -> str:
     """Send (or reconcile) one message; return what it came to. The RQ entry point."""
+    settings = context.settings()
+    job = get_current_job()
+    connection = job.connection if job is not None else Redis.from_url(settings.redis_url)
     return deliver(
         engine=context.engine(),
         client=context.twilio_client(),
-        settings=context.settings(),
+        settings=settings,
         outbound_message_id=outbound_message_id,
+        throttle=Throttle.for_settings(settings, connection=connection),
     )
 
 
@@ -47,16 +55,24 @@ def deliver(
     client: Client,
     settings: Settings,
     outbound_message_id: int,
+    throttle: Throttle | None = None,
     validity_period: int | None = None,
 ) -> str:
-    """Claim, send, record, in separate transactions around the API call.
+    """Claim (committed before any call), then check consent, send and record in one
+    transaction that holds the subscriber row; a crash mid-call leaves ``sending``, which
+    the next attempt reconciles with the carrier once the lease has passed.
+
+    ``throttle``: the shared one (the job always passes it); None sends unpaced (tests).
+    The lease after which an attempt in ``sending`` counts as lost is the broadcasts'
+    (``BROADCAST_LEASE_SECONDS``).
 
     Returns the outcome (``accepted``, ``opted_out``, ``invalid_number``, ``failed``,
     ``suppressed``) or ``"done"`` when there was nothing to do. Raises
     :class:`SendRetryable` after recording a retryable or unknown outcome.
     """
     with session_scope(engine) as session:
-        claim = sender.claim_for_sending(session, outbound_message_id)
+        lease = Tuning.from_settings(settings).lease
+        claim = sender.claim_for_sending(session, outbound_message_id, lease=lease)
         if claim is not None and not claim.reconcile_first and _suppressed(session, claim.message):
             return "suppressed"
     if claim is None:
@@ -70,24 +86,34 @@ def deliver(
         outcome = sender.reconcile_outcome(
             client, to=message.to_number, body=message.body, since=message.created_at, exclude=taken
         )
-        if outcome is None:
-            with session_scope(engine) as session:
-                row = session.get(OutboundMessage, outbound_message_id, with_for_update=True)
-                if _suppressed(session, row):
-                    return "suppressed"
     if outcome is None:
-        outcome = sender.send_sms(
-            client,
-            to=message.to_number,
-            body=message.body,
-            from_=message.from_number,
-            messaging_service_sid=message.messaging_service_sid,
-            status_callback=sender.status_callback_url(settings),
-            validity_period=validity_period,
-        )
-    with session_scope(engine) as session:
-        row = session.get(OutboundMessage, outbound_message_id, with_for_update=True)
-        sender.record_outcome(session, row, outcome, program=settings.program_name)
+        if throttle is not None:
+            throttle.acquire(message.segments)  # outside any transaction: no lock held
+        with session_scope(engine) as session:
+            row = session.get(OutboundMessage, outbound_message_id, with_for_update=True)
+            # FOR SHARE on the subscriber until the call has returned: a STOP (FOR UPDATE)
+            # has committed before this check, or waits for the send to be recorded.
+            session.execute(
+                select(Subscriber.id)
+                .where(Subscriber.phone == row.to_number)
+                .with_for_update(read=True)
+            ).all()
+            if _suppressed(session, row):
+                return "suppressed"
+            outcome = sender.send_sms(
+                client,
+                to=row.to_number,
+                body=row.body,
+                from_=row.from_number,
+                messaging_service_sid=row.messaging_service_sid,
+                status_callback=sender.status_callback_url(settings),
+                validity_period=validity_period,
+            )
+            sender.record_outcome(session, row, outcome, program=settings.program_name)
+    else:
+        with session_scope(engine) as session:
+            row = session.get(OutboundMessage, outbound_message_id, with_for_update=True)
+            sender.record_outcome(session, row, outcome, program=settings.program_name)
     if outcome.should_retry:
         raise SendRetryable(
             f"outbound message {outbound_message_id}: {outcome.kind}"
@@ -101,7 +127,7 @@ def _suppressed(session: Session, message: OutboundMessage) -> bool:
     reason = sender.suppression_reason(session, message)
     if reason is None:
         return False
-    message.status = "failed"
+    message.status = MessageStatus.FAILED
     message.error_message = reason
     message.updated_at = utcnow()
     session.add(message)
@@ -109,14 +135,4 @@ def _suppressed(session: Session, message: OutboundMessage) -> bool:
     return True
 
 
-def enqueue_send(queue: Queue, outbound_message_id: int, *, retry: Retry | None = None) -> Job:
-    """Enqueue :func:`send_outbound_message` for one id with a retry policy."""
-    return queue.enqueue(
-        send_outbound_message,
-        outbound_message_id,
-        retry=retry or DEFAULT_RETRY,
-        description=f"send outbound message {outbound_message_id}",
-    )
-
-
-__all__ = ["DEFAULT_RETRY", "Outcome", "QUEUE_DEFAULT", "deliver", "enqueue_send"]
+__all__ = ["Outcome", "deliver", "send_outbound_message"]

@@ -1,6 +1,7 @@
 """Sending texts through Twilio, and keeping the outcome.
 
-Three layers, each usable on its own (the broadcast sender uses all three):
+Three layers, each usable on its own (the broadcast sender uses all three; a single text
+goes through :func:`sms_service.carrier.single_send.enqueue_single_send`):
 
 * :func:`send_sms` makes one API call with a ``twilio.rest.Client`` and classifies what
   happened as a :class:`SendOutcome`. It never touches the database.
@@ -33,7 +34,14 @@ from sms_service.domain.delivery import MessageStatus, Outcome
 from sms_service.domain.phones import mask
 from sms_service.domain.segments import count_segments, make_gsm_safe
 from sms_service.errors import SendInFlight
-from sms_service.models import OutboundMessage, Subscriber, SubscriberStatus, utcnow
+from sms_service.models import (
+    KINDS_AFTER_OPT_OUT,
+    MessageKind,
+    OutboundMessage,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
 from sms_service.services.delivery_reports import apply_carrier_verdict, latest_reported_status
 
 __all__ = [
@@ -52,10 +60,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# A message left in ``sending`` for less than this may still have a call in flight (the
-# Twilio client's timeout, 30 s, is shorter); after it, the worker is presumed dead and
-# the attempt's outcome unknown.
-SEND_LEASE = timedelta(minutes=2)
 # Twilio's clocks and ours differ a little; look this far before the first attempt.
 RECONCILE_SKEW = timedelta(minutes=2)
 # How many of a number's messages to look through when reconciling (newest first).
@@ -230,7 +234,7 @@ def create_outbound_message(
     settings: Settings,
     to: str,
     body: str,
-    kind: str = "reply",
+    kind: MessageKind | str = MessageKind.REPLY,
     dedupe_key: str | None = None,
 ) -> OutboundMessage:
     """Write a ``pending`` message (segments counted, sender from settings); flushes for
@@ -240,7 +244,7 @@ def create_outbound_message(
     message = OutboundMessage(
         to_number=to,
         body=body,
-        kind=kind,
+        kind=str(kind),
         dedupe_key=dedupe_key,
         from_number=None if settings.twilio_messaging_service_sid else settings.twilio_from,
         messaging_service_sid=settings.twilio_messaging_service_sid,
@@ -262,14 +266,15 @@ class Claim:
 
 
 def claim_for_sending(
-    session: Session, message_id: int, *, now: datetime | None = None
+    session: Session, message_id: int, *, lease: timedelta, now: datetime | None = None
 ) -> Claim | None:
     """Lock the message and mark an attempt (``sending``); None when there is nothing to do.
 
     Nothing to do: the message is missing, already has a sid, or has failed for good.
     ``reconcile_first`` when an earlier attempt's answer was lost (``unknown``) or its
-    worker died (``sending`` for longer than :data:`SEND_LEASE`). Raises
-    :class:`SendInFlight` if another attempt started less than :data:`SEND_LEASE` ago.
+    worker died (``sending`` for longer than ``lease``, the broadcasts' lease: longer than
+    the Twilio client's timeout, so no call of that attempt can still be in flight). Raises
+    :class:`SendInFlight` if another attempt started less than ``lease`` ago.
     Does not commit; commit before calling Twilio, so a crash leaves ``sending``.
     """
     now = now or utcnow()
@@ -281,7 +286,7 @@ def claim_for_sending(
     if message.status not in (MessageStatus.PENDING, MessageStatus.SENDING, MessageStatus.UNKNOWN):
         return None
     in_flight = message.status == MessageStatus.SENDING
-    if in_flight and message.attempted_at and now - message.attempted_at < SEND_LEASE:
+    if in_flight and message.attempted_at and now - message.attempted_at < lease:
         raise SendInFlight(f"outbound message {message_id} has an attempt in flight")
     reconcile_first = message.status != MessageStatus.PENDING
     message.status = MessageStatus.SENDING
@@ -296,16 +301,16 @@ def claim_for_sending(
 def suppression_reason(session: Session, message: OutboundMessage) -> str | None:
     """Why this message must not be sent at all, or None.
 
-    An invalid number cannot receive anything; an opted-out number may only get the reply
-    to its own text or the single confirmation of an opt-out staff recorded
-    (``optout_confirm``), never a broadcast or notice.
+    An invalid number cannot receive anything; an opted-out number may only get the kinds
+    in :data:`~sms_service.models.KINDS_AFTER_OPT_OUT` (the reply to its own text, the one
+    confirmation of its opt-out), never a broadcast or notice.
     """
     status = session.execute(
         select(Subscriber.status).where(Subscriber.phone == message.to_number)
     ).scalar_one_or_none()
     if status == SubscriberStatus.INVALID:
         return "not sent: the number cannot receive texts"
-    if status == SubscriberStatus.OPTED_OUT and message.kind not in ("reply", "optout_confirm"):
+    if status == SubscriberStatus.OPTED_OUT and message.kind not in KINDS_AFTER_OPT_OUT:
         return "not sent: the number has opted out"
     return None
 

@@ -21,7 +21,12 @@ from sms_service.models.core import (
     SubscriberTag,
     utcnow,
 )
-from sms_service.models.outbound import MessageStatusEvent, OutboundMessage
+from sms_service.models.outbound import (
+    KINDS_AFTER_OPT_OUT,
+    MessageKind,
+    MessageStatusEvent,
+    OutboundMessage,
+)
 from sms_service.models.staff import AuditEntry, DailyCount, StaffRole, StaffUser
 
 __all__ = [
@@ -38,6 +43,8 @@ __all__ = [
     "DailyCount",
     "DeliveryStatus",
     "InboundMessage",
+    "KINDS_AFTER_OPT_OUT",
+    "MessageKind",
     "MessageStatusEvent",
     "OutboundMessage",
     "RunStatus",

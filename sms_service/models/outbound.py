@@ -10,11 +10,26 @@ recorded once whatever arrives.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from sms_service.models.core import utcnow
+
+
+class MessageKind(StrEnum):
+    """Why a single text is sent (``outbound_messages.kind``); the value is what is stored."""
+
+    REPLY = "reply"  # the answer to the number's own text
+    OPT_OUT_CONFIRMATION = "optout_confirm"  # the one text allowed after a revocation
+    CONFIRMATION = "confirmation"  # asks the number to confirm something (web sign-up)
+    SYSTEM = "system"  # a notice from the service
+
+
+# An opted-out number may still get these (and nothing else): the reply to its own text,
+# and the single confirmation of its opt-out that the rules allow.
+KINDS_AFTER_OPT_OUT = frozenset({MessageKind.REPLY, MessageKind.OPT_OUT_CONFIRMATION})
 
 
 class OutboundMessage(SQLModel, table=True):
@@ -30,7 +45,7 @@ class OutboundMessage(SQLModel, table=True):
                                  └─────(not found)──> sending (sent again)
 
     ``pending``: written, not yet handed to Twilio. ``sending``: an API call is in flight
-    (or its worker died; after :data:`sms_service.carrier.sender.SEND_LEASE` it is treated as
+    (or its worker died; after the lease, ``BROADCAST_LEASE_SECONDS``, it is treated as
     ``unknown``). ``unknown``: the call timed out or the connection dropped, so Twilio may
     have accepted it; the carrier is asked (:func:`sms_service.carrier.sender.reconcile`) before
     any retry. ``accepted``/``queued``: Twilio took it (``sid`` set). ``sent``,
@@ -53,7 +68,7 @@ class OutboundMessage(SQLModel, table=True):
     status: str = Field(default="pending", max_length=16, index=True)
     error_code: int | None = None
     error_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    kind: str = Field(default="reply", max_length=16, index=True)
+    kind: str = Field(default=MessageKind.REPLY, max_length=16, index=True)  # MessageKind
     attempts: int = 0
     created_at: datetime = Field(default_factory=utcnow, index=True)
     attempted_at: datetime | None = None

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -16,8 +15,9 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from config import Settings
+from sms_service.broadcasts.tuning import Tuning
 from sms_service.carrier import sender
-from sms_service.carrier.client import close_twilio_client, make_twilio_client
+from sms_service.carrier.single_send import enqueue_send_job
 from sms_service.db import make_engine, session_scope
 from sms_service.devtools.carrier_sim import SimConfig, SimHandle, run_in_thread
 from sms_service.domain.delivery import Outcome
@@ -25,46 +25,10 @@ from sms_service.errors import SendRetryable
 from sms_service.models import ConsentEvent, OutboundMessage, Subscriber, utcnow
 from tests.conftest import make_settings
 from tests.support import free_port
-from workers import context
-from workers.send import deliver, enqueue_send
+from workers.send import deliver
 
 PHONE = "+12025550123"
 INVALID = "+11234567890"  # area code 123 does not exist: Twilio answers 21211
-
-
-@pytest.fixture
-def start_sim(settings: Settings) -> Iterator:
-    """Start carrier simulators with the test credentials; all stopped afterwards."""
-    handles: list[SimHandle] = []
-
-    def start(**overrides) -> SimHandle:  # noqa: ANN003
-        handle = run_in_thread(SimConfig.from_settings(settings, port=0, **overrides))
-        handles.append(handle)
-        return handle
-
-    yield start
-    for handle in handles:
-        handle.stop()
-
-
-@pytest.fixture
-def sim(start_sim) -> SimHandle:  # noqa: ANN001
-    return start_sim()
-
-
-@pytest.fixture
-def clients() -> Iterator:
-    """Make Twilio clients (one per thread); all closed afterwards."""
-    made = []
-
-    def make(settings: Settings, **kwargs):  # noqa: ANN003, ANN202
-        client = make_twilio_client(settings, **kwargs)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        close_twilio_client(client)
 
 
 @pytest.fixture
@@ -287,7 +251,8 @@ def test_an_attempt_in_flight_is_not_duplicated(engine, settings, sim, clients):
     cfg = via(settings, sim)
     message_id = new_message(engine, cfg)
     with session_scope(engine) as session:
-        sender.claim_for_sending(session, message_id)  # a worker that is still waiting
+        # a worker that is still waiting for Twilio's answer
+        sender.claim_for_sending(session, message_id, lease=Tuning.from_settings(cfg).lease)
     with pytest.raises(SendRetryable):
         deliver(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id)
     assert sim_messages(sim) == []
@@ -296,36 +261,12 @@ def test_an_attempt_in_flight_is_not_duplicated(engine, settings, sim, clients):
 # -- the RQ job on a real Redis ------------------------------------------------------------
 
 
-@pytest.fixture
-def worker_env(monkeypatch, settings: Settings):  # noqa: ANN001, ANN201
-    """The environment a worker process reads its settings from."""
-
-    def point_at(base_url: str) -> None:
-        env = {
-            "APP_ENV": "test",
-            "DATABASE_URL": settings.database_url,
-            "TWILIO_ACCOUNT_SID": settings.twilio_account_sid,
-            "TWILIO_AUTH_TOKEN": settings.twilio_auth_token,
-            "TWILIO_FROM": settings.twilio_from,
-            "TWILIO_API_BASE_URL": base_url,
-            "PROGRAM_NAME": settings.program_name,
-        }
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        for name in ("PUBLIC_BASE_URL", "TWILIO_MESSAGING_SERVICE_SID"):
-            monkeypatch.delenv(name, raising=False)
-        context.reset()
-
-    yield point_at
-    context.reset()
-
-
 def test_rq_job_retries_until_the_carrier_answers(engine, settings, redis_connection, worker_env):
     port = free_port()
     worker_env(f"http://127.0.0.1:{port}")  # nothing listens there yet
     message_id = new_message(engine, make_settings(settings.database_url))
     queue = Queue("default", connection=redis_connection)
-    job = enqueue_send(queue, message_id, retry=Retry(max=3, interval=1))
+    job = enqueue_send_job(queue, message_id, retry=Retry(max=3, interval=1))
     worker = SimpleWorker([queue], connection=redis_connection)
 
     worker.work(burst=True)
@@ -351,7 +292,7 @@ def test_rq_job_does_not_retry_a_permanent_refusal(
     worker_env(sim.url)
     message_id = new_message(engine, make_settings(settings.database_url), to=INVALID)
     queue = Queue("default", connection=redis_connection)
-    job = enqueue_send(queue, message_id, retry=Retry(max=3, interval=1))
+    job = enqueue_send_job(queue, message_id, retry=Retry(max=3, interval=1))
     SimpleWorker([queue], connection=redis_connection).work(burst=True)
     assert job.get_status(refresh=True) is JobStatus.FINISHED
     assert job.return_value() == "invalid_number"
