@@ -15,17 +15,20 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from sms_service.broadcasts.runs import OPEN_DELIVERY, get_broadcast
+from sms_service.domain.broadcast_gate import DeliveryReason
+from sms_service.domain.delivery import MessageStatus
 from sms_service.models import (
     Broadcast,
     BroadcastDelivery,
     BroadcastRun,
+    BroadcastStatus,
     DeliveryStatus,
     MessageStatusEvent,
     RunStatus,
 )
 
 STATES = tuple(s.value for s in DeliveryStatus)
-CARRIER_FAILED = ("undelivered", "failed")
+CARRIER_FAILED = (MessageStatus.UNDELIVERED, MessageStatus.FAILED)
 
 
 @dataclass
@@ -78,10 +81,10 @@ class BroadcastProgress:
     def done(self) -> bool:
         """True when nothing is being sent: the broadcast is over, or a recurring one is
         back to waiting for its next occurrence after a finished run."""
-        if self.status in ("sent", "cancelled", "failed"):
+        if self.status in (BroadcastStatus.SENT, BroadcastStatus.CANCELLED, BroadcastStatus.FAILED):
             return all(run.done for run in self.runs)
         current = self.current
-        return self.status == "scheduled" and current is not None and current.done
+        return self.status == BroadcastStatus.SCHEDULED and current is not None and current.done
 
     def as_dict(self) -> dict:
         """Plain data for ``--json`` (datetimes as ISO strings)."""
@@ -107,9 +110,9 @@ def run_progress(*, session: Session, run: BroadcastRun) -> RunProgress:
     for status, reason, count, not_before in rows:
         result.counts[status] = result.counts.get(status, 0) + count
         if status == DeliveryStatus.SKIPPED:
-            result.skipped[reason or "unknown"] = count
+            result.skipped[reason or DeliveryReason.UNKNOWN] = count
         elif status == DeliveryStatus.FAILED:
-            result.failed[reason or "error"] = count
+            result.failed[reason or DeliveryReason.ERROR] = count
         elif status == DeliveryStatus.DEFERRED and not_before is not None:
             if result.deferred_until is None or not_before < result.deferred_until:
                 result.deferred_until = not_before
@@ -117,11 +120,11 @@ def run_progress(*, session: Session, run: BroadcastRun) -> RunProgress:
     reported = session.execute(
         select(e.c.status, func.count(func.distinct(d.c.subscriber_id)))
         .select_from(d.join(e, e.c.sid == d.c.sid))
-        .where(d.c.run_id == run.id, e.c.status.in_(("delivered", *CARRIER_FAILED)))
+        .where(d.c.run_id == run.id, e.c.status.in_((MessageStatus.DELIVERED, *CARRIER_FAILED)))
         .group_by(e.c.status)
     ).all()
     for status, count in reported:
-        if status == "delivered":
+        if status == MessageStatus.DELIVERED:
             result.delivered = count
         else:
             result.undelivered += count

@@ -23,6 +23,7 @@ from sms_service.broadcasts.ledger import settle, write_outcomes
 from sms_service.broadcasts.runs import OPEN_DELIVERY
 from sms_service.broadcasts.tuning import Tuning
 from sms_service.carrier import sender
+from sms_service.domain.broadcast_gate import DeliveryReason
 from sms_service.domain.phones import mask
 from sms_service.models import (
     BroadcastDelivery,
@@ -135,23 +136,25 @@ class Recoverer:
         return settled, failures
 
     def _verdict(self, row, found, run_status, now) -> dict:  # noqa: ANN001
-        sid = row.subscriber_id
+        subscriber_id = row.subscriber_id
         if found is not None:
             log.info("reconciled %s: sent as %s", mask(row.phone), found.sid)
             return settle(
-                sid,
+                subscriber_id,
                 DeliveryStatus.SENT,
                 None,
                 now,
-                sid_=found.sid,
+                twilio_sid=found.sid,
                 segments=found.num_segments or None,
                 sent_at=row.attempt_started_at,
             )
         if run_status == RunStatus.CANCELLED:
-            return settle(sid, DeliveryStatus.SKIPPED, "cancelled", now)
+            return settle(subscriber_id, DeliveryStatus.SKIPPED, DeliveryReason.CANCELLED, now)
         if row.attempts >= self.tuning.max_attempts:
-            return settle(sid, DeliveryStatus.FAILED, "retries_exhausted", now)
-        return settle(sid, DeliveryStatus.PENDING, "reconciled", now)
+            return settle(
+                subscriber_id, DeliveryStatus.FAILED, DeliveryReason.RETRIES_EXHAUSTED, now
+            )
+        return settle(subscriber_id, DeliveryStatus.PENDING, DeliveryReason.RECONCILED, now)
 
     def next_wake(self, run_id: int) -> datetime | None:
         """When this run next has work that no job is doing now: the earliest deferred

@@ -277,9 +277,9 @@ class RunSender:
         verdicts = gate.decide_batch(recipients, now, self.rules)
         settled, targets = [], []
         for person, verdict in zip(people, verdicts, strict=True):
-            if verdict.action == "send":
+            if verdict.action is gate.Action.SEND:
                 targets.append(_Target(person.id, person.phone, body.for_language(person.language)))
-            elif verdict.action == "defer":
+            elif verdict.action is gate.Action.DEFER:
                 settled.append(
                     settle(
                         person.id,
@@ -296,7 +296,11 @@ class RunSender:
                 report.skipped += 1
         missing = set(ids) - {p.id for p in people}
         for subscriber_id in missing:  # a row whose subscriber is gone: nobody to send to
-            settled.append(settle(subscriber_id, DeliveryStatus.SKIPPED, "no_subscriber", now))
+            settled.append(
+                settle(
+                    subscriber_id, DeliveryStatus.SKIPPED, gate.DeliveryReason.NO_SUBSCRIBER, now
+                )
+            )
             report.skipped += 1
         write_outcomes(conn, run_id, attempt, settled)
         return targets
@@ -320,7 +324,10 @@ class RunSender:
             ids = [t.subscriber_id for t in targets]
             now = self.clock()
             if run_status != RunStatus.SENDING:
-                reason = "cancelled" if run_status == RunStatus.CANCELLED else "run_closed"
+                cancelled = run_status == RunStatus.CANCELLED
+                reason = (
+                    gate.DeliveryReason.CANCELLED if cancelled else gate.DeliveryReason.RUN_CLOSED
+                )
                 rows = [settle(i, DeliveryStatus.SKIPPED, reason, now) for i in ids]
                 write_outcomes(conn, run_id, attempt, rows)
                 report.skipped += len(rows)
@@ -348,12 +355,14 @@ class RunSender:
             for target in targets:
                 if target.subscriber_id not in mine:
                     continue  # settled by someone else meanwhile (a recoverer): not ours
-                sid = target.subscriber_id
-                verdict = gate.consent_verdict(status.get(sid, "none"), sid in held)
-                if verdict.action == "send":
+                subscriber_id = target.subscriber_id
+                verdict = gate.consent_verdict(
+                    status.get(subscriber_id, "none"), subscriber_id in held
+                )
+                if verdict.action is gate.Action.SEND:
                     go.append(target)
                 else:
-                    rows.append(settle(sid, DeliveryStatus.SKIPPED, verdict.reason, now))
+                    rows.append(settle(subscriber_id, DeliveryStatus.SKIPPED, verdict.reason, now))
                     report.skipped += 1
             due = self._pace(len(go), segments)
             results = self.pool.map(self._call, go, due)
@@ -390,35 +399,45 @@ class RunSender:
     def _settle_outcome(self, target: _Target, attempts: int, outcome, now: datetime,  # noqa: ANN001
                         report: LaneReport) -> dict:  # fmt: skip
         """The delivery row's settlement for one API answer (``attempts`` counts this one)."""
-        sid = target.subscriber_id
+        subscriber_id = target.subscriber_id
         if outcome.kind is Outcome.ACCEPTED:
             report.sent += 1
             return settle(
-                sid,
+                subscriber_id,
                 DeliveryStatus.SENT,
                 None,
                 now,
-                sid_=outcome.sid,
+                twilio_sid=outcome.sid,
                 segments=outcome.num_segments or None,
                 sent_at=now,
             )
         if outcome.kind is Outcome.UNKNOWN:
             # Stays ``sending``: reconciled with the carrier once the lease is over.
             report.unknown += 1
-            return settle(sid, DeliveryStatus.SENDING, "unknown", None, code=outcome.error_code)
+            return settle(
+                subscriber_id,
+                DeliveryStatus.SENDING,
+                gate.DeliveryReason.UNKNOWN,
+                None,
+                code=outcome.error_code,
+            )
         if outcome.kind is Outcome.RETRYABLE and attempts >= self.tuning.max_attempts:
             report.failed += 1  # the carrier kept refusing: give up rather than loop
             return settle(
-                sid, DeliveryStatus.FAILED, "retries_exhausted", now, code=outcome.error_code
+                subscriber_id,
+                DeliveryStatus.FAILED,
+                gate.DeliveryReason.RETRIES_EXHAUSTED,
+                now,
+                code=outcome.error_code,
             )
         if outcome.kind is Outcome.RETRYABLE:
             report.deferred += 1
             later = now + self.tuning.retry_after
             report.wake_times.add(later)
             return settle(
-                sid,
+                subscriber_id,
                 DeliveryStatus.DEFERRED,
-                "retry",
+                gate.DeliveryReason.RETRY,
                 now,
                 not_before=later,
                 code=outcome.error_code,
@@ -426,11 +445,16 @@ class RunSender:
         if outcome.kind is Outcome.OPTED_OUT:
             report.skipped += 1
             return settle(
-                sid, DeliveryStatus.SKIPPED, "carrier_opted_out", now, code=outcome.error_code
+                subscriber_id,
+                DeliveryStatus.SKIPPED,
+                gate.DeliveryReason.CARRIER_OPTED_OUT,
+                now,
+                code=outcome.error_code,
             )
         report.failed += 1
-        reason = "invalid_number" if outcome.kind is Outcome.INVALID_NUMBER else "error"
-        return settle(sid, DeliveryStatus.FAILED, reason, now, code=outcome.error_code)
+        invalid = outcome.kind is Outcome.INVALID_NUMBER
+        reason = gate.DeliveryReason.INVALID_NUMBER if invalid else gate.DeliveryReason.ERROR
+        return settle(subscriber_id, DeliveryStatus.FAILED, reason, now, code=outcome.error_code)
 
     def _apply_carrier_verdicts(self, verdicts: list) -> None:
         if not verdicts:

@@ -23,6 +23,7 @@ from sqlmodel import Session
 from sms_service.broadcasts.runs import audience_query, get_broadcast, insert_run, lock_run
 from sms_service.domain import segments as seg
 from sms_service.domain.audience import AudienceSpec, NumberList
+from sms_service.domain.broadcast_gate import DeliveryReason
 from sms_service.domain.recurrence import parse_rule
 from sms_service.domain.zones import zone_named
 from sms_service.errors import BadRequest, NotFound
@@ -300,7 +301,9 @@ def cancel_broadcast(
                     d.c.run_id.in_(run_ids),
                     d.c.status.in_((DeliveryStatus.PENDING, DeliveryStatus.DEFERRED)),
                 )
-                .values(status=DeliveryStatus.SKIPPED, reason="cancelled", updated_at=now)
+                .values(
+                    status=DeliveryStatus.SKIPPED, reason=DeliveryReason.CANCELLED, updated_at=now
+                )
             )
             .rowcount
         )

@@ -18,6 +18,7 @@ import click
 from sms_service.cli.context import current
 from sms_service.db import session_scope
 from sms_service.errors import BadRequest, NotFound
+from sms_service.models import DeliveryStatus
 
 
 @click.group("broadcast")
@@ -179,8 +180,9 @@ def _bar(progress, width: int = 30) -> str:  # noqa: ANN001 - BroadcastProgress
     counts = run.counts
     return (
         f"[{'#' * filled}{'-' * (width - filled)}] {share:4.0%} {done}/{run.planned} "
-        f"sent {counts['sent']} skipped {counts['skipped']} failed {counts['failed']} "
-        f"deferred {counts['deferred']} delivered {run.delivered}"
+        f"sent {counts[DeliveryStatus.SENT]} skipped {counts[DeliveryStatus.SKIPPED]} "
+        f"failed {counts[DeliveryStatus.FAILED]} deferred {counts[DeliveryStatus.DEFERRED]} "
+        f"delivered {run.delivered}"
     )
 
 
@@ -197,12 +199,12 @@ def _echo_progress(progress) -> None:  # noqa: ANN001 - BroadcastProgress
             f"  run {run.run_id} at {run.occurrence_at.astimezone(zone):%Y-%m-%d %H:%M %Z}: "
             f"{run.status}, {run.planned} planned"
         )
-        for state in ("pending", "sending", "sent", "failed", "skipped", "deferred"):
+        for state in DeliveryStatus:
             detail = ""
-            by_reason = run.skipped if state == "skipped" else run.failed
-            if state in ("skipped", "failed") and by_reason:
+            by_reason = run.skipped if state == DeliveryStatus.SKIPPED else run.failed
+            if state in (DeliveryStatus.SKIPPED, DeliveryStatus.FAILED) and by_reason:
                 detail = " (" + ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items())) + ")"
-            if state == "deferred" and run.deferred_until:
+            if state == DeliveryStatus.DEFERRED and run.deferred_until:
                 detail = f" (next at {run.deferred_until.astimezone(zone):%Y-%m-%d %H:%M %Z})"
             click.echo(f"    {state:<10}{run.counts.get(state, 0)}{detail}")
         click.echo(f"    {'delivered':<10}{run.delivered}")

@@ -16,22 +16,49 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
+from sms_service.domain.keywords import Status
 from sms_service.domain.quiet_hours import Window, next_allowed_time, parse_window
 from sms_service.domain.reach import UNREACHABLE, Reach, reach_of
 
 CAP_WINDOW = timedelta(days=30)
 PREFIX_CHARS = 10  # "+" and the nine digits phonenumbers places a number by
 
-# Why a delivery was skipped (stored in ``broadcast_deliveries.reason``).
-OPTED_OUT = "opted_out"
-INVALID_NUMBER = "invalid_number"
-NOT_SUBSCRIBED = "not_subscribed"
-FREQUENCY_CAP = "frequency_cap"
-QUIET_HOURS = "quiet_hours"
-OPT_OUT_REVIEW = "opt_out_review"  # a possible opt-out waits for staff: hold everything
 
-_STATUS_REASONS = {"opted_out": OPTED_OUT, "invalid": INVALID_NUMBER}
+class DeliveryReason(StrEnum):
+    """Why a delivery (one recipient's row of a run) is where it is: the value is what
+    ``broadcast_deliveries.reason`` stores."""
+
+    # skipped by this gate
+    OPTED_OUT = "opted_out"
+    INVALID_NUMBER = "invalid_number"  # also: failed, the carrier called it invalid
+    NOT_SUBSCRIBED = "not_subscribed"
+    FREQUENCY_CAP = "frequency_cap"
+    OPT_OUT_REVIEW = "opt_out_review"  # a possible opt-out waits for staff: hold everything
+    # deferred by this gate
+    QUIET_HOURS = "quiet_hours"
+    # set by the senders
+    CARRIER_OPTED_OUT = "carrier_opted_out"  # skipped: the carrier says the number stopped
+    CANCELLED = "cancelled"  # skipped: the broadcast was cancelled
+    RUN_CLOSED = "run_closed"  # skipped: the run closed before this row was sent
+    NO_SUBSCRIBER = "no_subscriber"  # skipped: the subscriber row is gone
+    RETRY = "retry"  # deferred after a transient refusal
+    RETRIES_EXHAUSTED = "retries_exhausted"  # failed: refused too many times
+    ERROR = "error"  # failed: any other refusal
+    UNKNOWN = "unknown"  # still sending: the answer was lost, reconciled after the lease
+    RECONCILED = "reconciled"  # pending again: the carrier never got the lost attempt
+
+
+class Action(StrEnum):
+    """What the gate says to do with one recipient now."""
+
+    SEND = "send"
+    SKIP = "skip"
+    DEFER = "defer"
+
+
+_STATUS_REASONS = {"opted_out": DeliveryReason.OPTED_OUT, "invalid": DeliveryReason.INVALID_NUMBER}
 
 
 @dataclass(frozen=True)
@@ -76,20 +103,20 @@ class Recipient:
 class Verdict:
     """``send``, ``skip`` (with ``reason``) or ``defer`` (until ``not_before``, UTC)."""
 
-    action: str
-    reason: str | None = None
+    action: Action
+    reason: DeliveryReason | None = None
     not_before: datetime | None = None
 
 
-SEND = Verdict("send")
+SEND = Verdict(Action.SEND)
 
 
 def consent_verdict(status: str, under_review: bool = False) -> Verdict:
     """Send only to ``subscribed`` with no possible opt-out under review; skip everyone
     else with the reason."""
-    if status == "subscribed":
-        return Verdict("skip", OPT_OUT_REVIEW) if under_review else SEND
-    return Verdict("skip", _STATUS_REASONS.get(status, NOT_SUBSCRIBED))
+    if status == Status.SUBSCRIBED:
+        return Verdict(Action.SKIP, DeliveryReason.OPT_OUT_REVIEW) if under_review else SEND
+    return Verdict(Action.SKIP, _STATUS_REASONS.get(status, DeliveryReason.NOT_SUBSCRIBED))
 
 
 def decide(
@@ -106,12 +133,12 @@ def decide(
     is most of the cost of a verdict.
     """
     verdict = consent_verdict(recipient.status, recipient.under_review)
-    if verdict.action != "send":
+    if verdict.action is not Action.SEND:
         return verdict
     if rules.reach is not None and not rules.reach.reaches(recipient.phone):
         return Verdict("skip", UNREACHABLE)
     if rules.cap and recipient.sent_recently >= rules.cap:
-        return Verdict("skip", FREQUENCY_CAP)
+        return Verdict(Action.SKIP, DeliveryReason.FREQUENCY_CAP)
     key = (recipient.phone[:PREFIX_CHARS], recipient.timezone)
     if cache is not None and key in cache:
         allowed = cache[key]
@@ -119,11 +146,11 @@ def decide(
         try:
             allowed = _next_allowed(now, recipient.phone, recipient.timezone, rules)
         except ValueError:
-            return Verdict("skip", INVALID_NUMBER)
+            return Verdict(Action.SKIP, DeliveryReason.INVALID_NUMBER)
         if cache is not None:
             cache[key] = allowed
     if allowed is not None:
-        return Verdict("defer", QUIET_HOURS, allowed)
+        return Verdict(Action.DEFER, DeliveryReason.QUIET_HOURS, allowed)
     return SEND
 
 
