@@ -35,7 +35,7 @@ BIN = Path(sys.executable).parent
 def exit_on_sigterm() -> None:
     """Turn SIGTERM into SystemExit, so ``finally`` blocks and exit stacks still run."""
 
-    def handler(signum, frame):  # noqa: ANN001 - signal handler signature
+    def handler(signum, frame):
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)

@@ -36,9 +36,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy import func, select, text
 
-from bench._common import (  # noqa: E402
+from bench._common import (
     cpu_seconds,
     exit_on_sigterm,
     free_port,
@@ -47,9 +47,9 @@ from bench._common import (  # noqa: E402
     spawn,
     tree_cpu_seconds,
 )
-from sms_service.db import make_engine  # noqa: E402
-from sms_service.models import ConsentEvent, ConsentSeal  # noqa: E402
-from sms_service.services.consent_chain import seal_all, verify  # noqa: E402
+from sms_service.db import make_engine
+from sms_service.models import ConsentEvent, ConsentSeal
+from sms_service.services.consent_chain import seal_all, verify
 
 TARGET_RATIO = 0.90
 

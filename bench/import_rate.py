@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import exit_on_sigterm, private_database  # noqa: E402
-from sms_service.db import make_engine  # noqa: E402
-from sms_service.db.migrate import upgrade  # noqa: E402
-from sms_service.domain.import_rows import Rejection, read_rows  # noqa: E402
-from sms_service.services.imports import import_subscribers  # noqa: E402
+from bench._common import exit_on_sigterm, private_database
+from sms_service.db import make_engine
+from sms_service.db.migrate import upgrade
+from sms_service.domain.import_rows import Rejection, read_rows
+from sms_service.services.imports import import_subscribers
 
 
 def peak_mb() -> float:

@@ -209,7 +209,7 @@ def measure(
     server: subprocess.Popen,
     port: int,
     files: tuple[Path, Path],
-    args,  # noqa: ANN001
+    args,
     database_url: str | None = None,
 ) -> dict:
     """Warm up, then the timed run; prints and returns the timed summary. With

@@ -116,7 +116,7 @@ class ToSimulator(TwilioHttpClient):
         super().__init__()
         self.sim_url = sim_url
 
-    def request(self, method: str, url: str, *args, **kwargs) -> Response:  # noqa: D401
+    def request(self, method: str, url: str, *args, **kwargs) -> Response:
         """Send to the simulator, same path and query."""
         return super().request(method, rewrite_url(url, self.sim_url), *args, **kwargs)
 
@@ -184,7 +184,7 @@ def start_workers(
             *(["--with-scheduler"] if index == 0 else []),
             QUEUE_BROADCASTS, QUEUE_DEFAULT,
         ]  # fmt: skip
-        log = open(log_dir / f"worker-{index}.log", "wb")  # noqa: SIM115 - closed by the stack
+        log = open(log_dir / f"worker-{index}.log", "wb")  # closed by the stack
         stack.callback(log.close)
         workers.append(spawn(stack, command, env=env, stdout=log, stderr=subprocess.STDOUT))
     deadline = time.monotonic() + 60
@@ -198,7 +198,7 @@ def start_workers(
     return workers
 
 
-def deliveries_by_status(engine, run_id: int) -> dict[str, int]:  # noqa: ANN001
+def deliveries_by_status(engine, run_id: int) -> dict[str, int]:
     """Deliveries of the run per status."""
     with engine.connect() as conn:
         rows = conn.execute(
@@ -211,7 +211,7 @@ def deliveries_by_status(engine, run_id: int) -> dict[str, int]:  # noqa: ANN001
     return dict(rows)
 
 
-def wait_for_run(engine, run_id: int, timeout: float, workers: list) -> None:  # noqa: ANN001
+def wait_for_run(engine, run_id: int, timeout: float, workers: list) -> None:
     """Poll until the run is closed, printing progress every few seconds."""
     started = time.monotonic()
     last_print = started

@@ -28,7 +28,7 @@ MIN_AUTH_TOKEN_LENGTH = 32
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def default_data_dir(project_root: Path = PROJECT_ROOT, environ=os.environ) -> Path:  # noqa: B008
+def default_data_dir(project_root: Path = PROJECT_ROOT, environ=os.environ) -> Path:
     """Where the embedded SQLite file lives: absolute, whatever the working directory.
 
     In a source checkout (the ``pyproject.toml`` is beside the package) it is the

@@ -36,7 +36,7 @@ def masked_traceback(
 def install() -> None:
     """Wrap the process's log record factory and exception hooks (once) so that messages
     and tracebacks are masked wherever they are printed."""
-    global _installed  # noqa: PLW0603 - one factory per process
+    global _installed  # one factory per process
     if _installed:
         return
     original = logging.getLogRecordFactory()
@@ -45,7 +45,7 @@ def install() -> None:
         record = original(*args, **kwargs)
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format string is the handler's to report
+        except Exception:  # a bad format string is the handler's to report
             return record
         masked = mask_numbers_in(message)
         if masked != message:
@@ -60,7 +60,7 @@ def install() -> None:
 
     logging.setLogRecordFactory(factory)
 
-    def excepthook(kind, value, tb) -> None:  # noqa: ANN001 - sys.excepthook's signature
+    def excepthook(kind, value, tb) -> None:
         sys.stderr.write(masked_traceback(kind, value, tb))
 
     def thread_excepthook(hook_args: threading.ExceptHookArgs) -> None:

@@ -27,11 +27,11 @@ from tests import redis_db
 from workers import context
 
 
-def pytest_configure(config) -> None:  # noqa: ANN001, ARG001
+def pytest_configure(config) -> None:
     redis_db.lease()  # this run's own Redis database number
 
 
-def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001, ARG001
+def pytest_collection_modifyitems(config, items) -> None:
     """Everything under tests/e2e starts processes (servers, browsers): mark it ``slow``."""
     e2e = Path(__file__).resolve().parent / "e2e"
     for item in items:
@@ -39,7 +39,7 @@ def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001, ARG00
             item.add_marker(pytest.mark.slow)
 
 
-def pytest_unconfigure(config) -> None:  # noqa: ANN001, ARG001
+def pytest_unconfigure(config) -> None:
     redis_db.release()
 
 
@@ -173,7 +173,7 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / ".screenshots"
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):  # noqa: ANN001
+def pytest_runtest_makereport(item, call):
     """Keep each phase's report on the item, so fixtures can see whether the test failed."""
     report = yield
     setattr(item, f"report_{report.when}", report)

@@ -30,13 +30,13 @@ def sign(settings: Settings, path: str, form: dict[str, str]) -> str:
     return RequestValidator(settings.twilio_auth_token).compute_signature(url, form)
 
 
-def post_signed(client, settings: Settings, path: str, form: dict[str, str]):  # noqa: ANN001
+def post_signed(client, settings: Settings, path: str, form: dict[str, str]):
     """POST ``form`` to ``path`` with a valid Twilio signature."""
     headers = {"X-Twilio-Signature": sign(settings, path, form)}
     return client.post(path, data=form, headers=headers)
 
 
-def text_in(client, settings: Settings, from_: str, body: str, **extra: str):  # noqa: ANN001
+def text_in(client, settings: Settings, from_: str, body: str, **extra: str):
     """A supporter texts ``body`` from ``from_``; returns the Flask response."""
     return post_signed(client, settings, "/sms/inbound", inbound_form(from_, body, **extra))
 
@@ -44,7 +44,7 @@ def text_in(client, settings: Settings, from_: str, body: str, **extra: str):  #
 STAFF_PASSWORD = "correct horse battery staple"
 
 
-def make_staff(app, role: str, email: str | None = None, **fields):  # noqa: ANN001, ANN201
+def make_staff(app, role: str, email: str | None = None, **fields):
     """A console account with ``role`` (password :data:`STAFF_PASSWORD`)."""
     from sms_service.db import session_scope
     from sms_service.services import staff
@@ -67,7 +67,7 @@ def csrf_token_from(html: str) -> str:
     return re.search(r'<meta name="csrf-token" content="([^"]+)"', html).group(1)
 
 
-def log_in(client, email: str, password: str = STAFF_PASSWORD):  # noqa: ANN001, ANN201
+def log_in(client, email: str, password: str = STAFF_PASSWORD):
     """Sign in through /login like a browser: fetch the form for its token, then post."""
     token = csrf_token_from(client.get("/login").text)
     return client.post("/login", data={"email": email, "password": password, "csrf_token": token})

@@ -95,7 +95,7 @@ def send_run(run_id: int) -> str:
     queue = _queue()
     throttle = Throttle.for_settings(settings, connection=queue.connection)
 
-    def client():  # noqa: ANN202 - one per thread of the pool
+    def client():
         from sms_service.carrier.client import make_twilio_client
 
         return make_twilio_client(settings, timeout=tune.client_timeout)
@@ -229,7 +229,7 @@ def heartbeat(connection: Redis, run_id: int, *, ttl: timedelta) -> Iterator[Non
         while not stop.wait(ttl.total_seconds() / 3):
             try:
                 connection.set(key, os.getpid(), px=ttl_ms)
-            except Exception:  # noqa: BLE001 - a lost beat only makes the sweeper add a lane
+            except Exception:  # a lost beat only makes the sweeper add a lane
                 log.warning("could not refresh %s", key, exc_info=True)
 
     connection.set(key, os.getpid(), px=ttl_ms)

@@ -152,7 +152,7 @@ def sweep(
     return report
 
 
-def _sweep_open_run(engine, queue, run_id, status, now, lease, lanes, report) -> None:  # noqa: ANN001
+def _sweep_open_run(engine, queue, run_id, status, now, lease, lanes, report) -> None:
     redis = queue.connection
     with engine.connect() as conn:
         state = conn.execute(
@@ -245,14 +245,14 @@ class _Sweeping:
         super().__init__(*args, **kwargs)
 
     @property
-    def dequeue_timeout(self) -> int:  # noqa: D102 - RQ's API
+    def dequeue_timeout(self) -> int:  # RQ's API
         return max(1, min(super().dequeue_timeout, int(self.sweep_interval)))
 
     @property
-    def should_run_maintenance_tasks(self) -> bool:  # noqa: D102 - RQ's API
+    def should_run_maintenance_tasks(self) -> bool:  # RQ's API
         return super().should_run_maintenance_tasks or self._sweep_due()
 
-    def run_maintenance_tasks(self) -> None:  # noqa: D102 - RQ's API
+    def run_maintenance_tasks(self) -> None:  # RQ's API
         if super().should_run_maintenance_tasks:
             super().run_maintenance_tasks()
         if self._sweep_due():
@@ -275,7 +275,7 @@ class _Sweeping:
             sweep(engine=self._sweep_engine, queue=queue)
         except StopRequested:
             raise  # SIGTERM arrived mid-sweep: RQ's shutdown, not a failed sweep
-        except Exception:  # noqa: BLE001 - maintenance, not a job: log, try next time
+        except Exception:  # maintenance, not a job: log, try next time
             log.exception("broadcast sweep failed")
 
 
@@ -306,15 +306,15 @@ class SimpleBroadcastWorker(Sealing, _Sweeping, SimpleWorker):
             super()._install_signal_handlers()
 
     @property
-    def dequeue_timeout(self) -> int:  # noqa: D102 - RQ's API
+    def dequeue_timeout(self) -> int:  # RQ's API
         return 1 if self.stop_event is not None else super().dequeue_timeout
 
     @property
-    def should_run_maintenance_tasks(self) -> bool:  # noqa: D102 - RQ's API
+    def should_run_maintenance_tasks(self) -> bool:  # RQ's API
         stopping = self.stop_event is not None and self.stop_event.is_set()
         return stopping or super().should_run_maintenance_tasks
 
-    def run_maintenance_tasks(self) -> None:  # noqa: D102 - RQ's API
+    def run_maintenance_tasks(self) -> None:  # RQ's API
         if self.stop_event is not None and self.stop_event.is_set():
             # RQ checks its stop flag only between jobs; an idle worker waits in its
             # dequeue loop, which calls maintenance every second and ends on this.
@@ -374,6 +374,6 @@ def _schedule_in_thread(queues: list[Queue], connection: Redis, stop: threading.
                 scheduler.acquire_locks()
             scheduler.heartbeat()
             scheduler.enqueue_scheduled_jobs()
-        except Exception:  # noqa: BLE001 - a background loop: log and try next second
+        except Exception:  # a background loop: log and try next second
             log.exception("scheduler tick failed")
         stop.wait(1.0)

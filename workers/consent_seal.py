@@ -31,7 +31,7 @@ class Sealing:
     _next_seal: float = 0.0
     _seal_engine: Engine | None = None
 
-    def _seal_settings(self):  # noqa: ANN202 - config.Settings
+    def _seal_settings(self):
         from workers import context
 
         settings = context.settings()
@@ -40,16 +40,16 @@ class Sealing:
         return settings
 
     @property
-    def dequeue_timeout(self) -> int:  # noqa: D102 - RQ's API
+    def dequeue_timeout(self) -> int:  # RQ's API
         # Wake from the blocking dequeue in time for the next pass.
         interval = self.seal_interval or DEFAULT_INTERVAL
         return max(1, min(super().dequeue_timeout, int(interval)))
 
     @property
-    def should_run_maintenance_tasks(self) -> bool:  # noqa: D102 - RQ's API
+    def should_run_maintenance_tasks(self) -> bool:  # RQ's API
         return super().should_run_maintenance_tasks or self._seal_due()
 
-    def run_maintenance_tasks(self) -> None:  # noqa: D102 - RQ's API
+    def run_maintenance_tasks(self) -> None:  # RQ's API
         super().run_maintenance_tasks()
         if self._seal_due():
             self._next_seal = time.monotonic() + (self.seal_interval or 0)
@@ -70,5 +70,5 @@ class Sealing:
             sealed = seal_all(self._seal_engine, grace=grace)
             if sealed:
                 log.info("sealed %d consent events", sealed)
-        except Exception:  # noqa: BLE001 - maintenance, not a job: log, try next time
+        except Exception:  # maintenance, not a job: log, try next time
             log.exception("consent log sealing failed")

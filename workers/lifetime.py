@@ -55,16 +55,16 @@ class ParentBoundScheduler(RQScheduler):
 
     _parent_pid: int | None = None
 
-    def start(self):  # noqa: ANN201 - RQ's API: the scheduler process
+    def start(self):
         self._parent_pid = os.getpid()  # the worker, about to fork the scheduler
         return super().start()
 
-    def work(self) -> None:  # noqa: D102 - RQ's API; runs in the forked scheduler process
+    def work(self) -> None:  # RQ's API; runs in the forked scheduler process
         if self._parent_pid is not None:
             die_with_parent(self._parent_pid)
         super().work()
 
-    def enqueue_scheduled_jobs(self) -> None:  # noqa: D102 - RQ's API, called every tick
+    def enqueue_scheduled_jobs(self) -> None:  # RQ's API, called every tick
         if self._parent_pid is not None and os.getppid() != self._parent_pid:
             log.warning("scheduler: its worker is gone; stopping and releasing the lock")
             self.request_stop()
@@ -81,11 +81,11 @@ class ChildrenDieWithWorker:
     _with_scheduler: bool = False
     _worker_pid: int | None = None
 
-    def work(self, *args, **kwargs) -> bool:  # noqa: ANN002, ANN003, D102 - RQ's API
+    def work(self, *args, **kwargs) -> bool:  # RQ's API
         self._worker_pid = os.getpid()  # what every horse forked from here watches
         return super().work(*args, **kwargs)
 
-    def _start_scheduler(self, burst=False, logging_level="INFO", date_format=None,  # noqa: ANN001
+    def _start_scheduler(self, burst=False, logging_level="INFO", date_format=None,
                          log_format=None) -> None:  # fmt: skip
         # RQ's own, with the scheduler class above.
         from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
@@ -112,12 +112,12 @@ class ChildrenDieWithWorker:
         else:
             self.scheduler.start()
 
-    def setup_work_horse_signals(self) -> None:  # noqa: D102 - RQ's API, in the new horse
+    def setup_work_horse_signals(self) -> None:  # RQ's API, in the new horse
         super().setup_work_horse_signals()
         die_with_parent(self._worker_pid or os.getppid())
 
     @property
-    def dequeue_timeout(self) -> int:  # noqa: D102 - RQ's API
+    def dequeue_timeout(self) -> int:  # RQ's API
         if not self._with_scheduler:
             return super().dequeue_timeout
         return max(1, min(super().dequeue_timeout, int(self.scheduler_retry_seconds)))
@@ -130,14 +130,14 @@ class ChildrenDieWithWorker:
         super()._shutdown()
 
     @property
-    def should_run_maintenance_tasks(self) -> bool:  # noqa: D102 - RQ's API
+    def should_run_maintenance_tasks(self) -> bool:  # RQ's API
         return (
             self._stop_requested
             or super().should_run_maintenance_tasks
             or self.scheduler_retry_due()
         )
 
-    def run_maintenance_tasks(self) -> None:  # noqa: D102 - RQ's API
+    def run_maintenance_tasks(self) -> None:  # RQ's API
         if self._stop_requested:
             raise StopRequested()
         if super().should_run_maintenance_tasks:
@@ -161,5 +161,5 @@ class ChildrenDieWithWorker:
             self.scheduler.acquire_locks(auto_start=True)
         except StopRequested:
             raise  # SIGTERM arrived meanwhile: RQ's shutdown
-        except Exception:  # noqa: BLE001 - maintenance: log and try next time
+        except Exception:  # maintenance: log and try next time
             log.exception("taking the scheduler lock failed")

@@ -40,11 +40,11 @@ class ClientPool:
                 self._clients.append(client)
         return client
 
-    def map(self, fn, items: Sequence, due: Sequence[float] | None = None) -> list[tuple]:  # noqa: ANN001
+    def map(self, fn, items: Sequence, due: Sequence[float] | None = None) -> list[tuple]:
         """``fn(client, item)`` for every item; ``(result, None)`` or ``(None, exception)``
         each, in order. ``due`` gives each call's earliest start (``time.monotonic``)."""
 
-        def call(index: int):  # noqa: ANN202
+        def call(index: int):
             if due is not None:
                 delay = due[index] - time.monotonic()
                 if delay > 0:
@@ -56,7 +56,7 @@ class ClientPool:
         for future in futures:
             try:
                 results.append((future.result(), None))
-            except Exception as exc:  # noqa: BLE001 - handed back to the caller, per item
+            except Exception as exc:  # handed back to the caller, per item
                 results.append((None, exc))
         return results
 

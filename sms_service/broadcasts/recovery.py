@@ -135,7 +135,7 @@ class Recoverer:
                 settled += 1
         return settled, failures
 
-    def _verdict(self, row, found, run_status, now) -> dict:  # noqa: ANN001
+    def _verdict(self, row, found, run_status, now) -> dict:
         subscriber_id = row.subscriber_id
         if found is not None:
             log.info("reconciled %s: sent as %s", mask(row.phone), found.sid)
@@ -178,7 +178,7 @@ def wake_time(
     return min(times) if times else None
 
 
-def _known_sids(conn, stale) -> dict[int, set[str]]:  # noqa: ANN001
+def _known_sids(conn, stale) -> dict[int, set[str]]:
     """Per subscriber, the sids already recorded for texts to them around the attempts
     (broadcast deliveries and other outbound messages): never to be taken for this one."""
     since = min(row.attempt_started_at for row in stale) - sender.RECONCILE_SKEW

@@ -285,7 +285,7 @@ def finish_run(*, session: Session, run_id: int, now: datetime | None = None) ->
     return True
 
 
-def lock_run(connection, run_id: int, *, exclusive: bool) -> None:  # noqa: ANN001
+def lock_run(connection, run_id: int, *, exclusive: bool) -> None:
     """Take the run's transaction-scoped advisory lock (PostgreSQL; a no-op on SQLite,
     where every writing transaction is serialised anyway).
 

@@ -153,7 +153,7 @@ class RunSender:
             def pipeline(part: LaneReport) -> None:
                 try:
                     self._pipeline(run_id, body, deadline, part)
-                except BaseException as exc:  # noqa: BLE001 - re-raised below, in the job
+                except BaseException as exc:  # re-raised below, in the job
                     errors.append(exc)
 
             threads = [
@@ -255,7 +255,7 @@ class RunSender:
             targets = self._screen(conn, run_id, attempt, claimed, now, body, report)
         return claimed, targets
 
-    def _screen(self, conn, run_id, attempt, ids, now, body, report) -> list[_Target]:  # noqa: ANN001
+    def _screen(self, conn, run_id, attempt, ids, now, body, report) -> list[_Target]:
         """Check the claimed rows; settle skips and deferrals in the claim's transaction."""
         people = conn.execute(
             select(S.c.id, S.c.phone, S.c.status, S.c.timezone, S.c.language).where(S.c.id.in_(ids))
@@ -307,14 +307,14 @@ class RunSender:
 
     # -- step 2: send under locks ---------------------------------------------------------
 
-    def _send(self, run_id, attempt, targets, segments, report) -> None:  # noqa: ANN001
+    def _send(self, run_id, attempt, targets, segments, report) -> None:
         wait = self.throttle.reserve(segments * len(targets))
         if wait > 0:
             time.sleep(wait)  # outside any transaction: no lock is held while waiting
         verdicts = self._send_locked(run_id, attempt, targets, segments, report)
         self._apply_carrier_verdicts(verdicts)
 
-    def _send_locked(self, run_id, attempt, targets, segments, report) -> list:  # noqa: ANN001
+    def _send_locked(self, run_id, attempt, targets, segments, report) -> list:
         carrier_verdicts = []
         with self.engine.begin() as conn:
             if self.sqlite:
@@ -396,7 +396,7 @@ class RunSender:
             status_callback=self.status_callback,
         )
 
-    def _settle_outcome(self, target: _Target, attempts: int, outcome, now: datetime,  # noqa: ANN001
+    def _settle_outcome(self, target: _Target, attempts: int, outcome, now: datetime,
                         report: LaneReport) -> dict:  # fmt: skip
         """The delivery row's settlement for one API answer (``attempts`` counts this one)."""
         subscriber_id = target.subscriber_id

@@ -26,7 +26,7 @@ def broadcast() -> None:
     """Texts to an audience, now or on a schedule."""
 
 
-def _redis(settings, *, quiet: bool = False):  # noqa: ANN001, ANN202 - Settings → Redis | None
+def _redis(settings, *, quiet: bool = False):
     """A Redis client if one answers at REDIS_URL within a second, else None."""
     import redis
 
@@ -51,7 +51,7 @@ def _redis(settings, *, quiet: bool = False):  # noqa: ANN001, ANN202 - Settings
 @click.option("--every", type=click.Choice(["daily", "weekly", "monthly"]), help="Repeat.")
 @click.option("--tz", help="The organiser's time zone (default: DEFAULT_TIMEZONE).")
 @click.option("--gsm-safe", is_flag=True, help="Apply the GSM-7 replacements offered.")
-def create(body, body_es, audience, at_, every, tz, gsm_safe) -> None:  # noqa: ANN001
+def create(body, body_es, audience, at_, every, tz, gsm_safe) -> None:
     """Create and schedule a broadcast; print its id and what it will cost."""
     from sms_service import broadcasts as svc
     from sms_service.domain.audience import parse_audience, read_number_list
@@ -113,7 +113,7 @@ def create(body, body_es, audience, at_, every, tz, gsm_safe) -> None:  # noqa: 
         click.echo("not enqueued: a worker's sweeper will pick it up when one starts")
 
 
-def _echo_estimate(estimate) -> None:  # noqa: ANN001 - broadcasts.Estimate
+def _echo_estimate(estimate) -> None:
     plural = "s" if estimate.segments != 1 else ""
     click.echo(
         f"{estimate.recipients} recipients x {estimate.segments} {estimate.encoding} "
@@ -170,7 +170,7 @@ def status(broadcast_id: int, as_json: bool, watch: bool, interval: float) -> No
         _echo_progress(progress)
 
 
-def _bar(progress, width: int = 30) -> str:  # noqa: ANN001 - BroadcastProgress
+def _bar(progress, width: int = 30) -> str:
     run = progress.current
     if run is None:
         return f"broadcast {progress.broadcast_id}: {progress.status}, not started"
@@ -186,7 +186,7 @@ def _bar(progress, width: int = 30) -> str:  # noqa: ANN001 - BroadcastProgress
     )
 
 
-def _echo_progress(progress) -> None:  # noqa: ANN001 - BroadcastProgress
+def _echo_progress(progress) -> None:
     zone = ZoneInfo(progress.timezone)
     click.echo(
         f"broadcast {progress.broadcast_id}: {progress.status} ({progress.recurrence}, "

@@ -20,7 +20,7 @@ from sms_service.db import make_engine, session_scope
 from sms_service.errors import BadRequest
 
 
-def _grace(settings) -> timedelta:  # noqa: ANN001
+def _grace(settings) -> timedelta:
     return timedelta(seconds=settings.consent_seal_grace_seconds)
 
 
@@ -28,7 +28,7 @@ def _grace(settings) -> timedelta:  # noqa: ANN001
 @click.option("--checkpoint", "checkpoint_file", type=click.File("r"),
               help="A head printed by `consent checkpoint`: also prove nothing before it "
                    "changed and nothing was cut from the end.")  # fmt: skip
-def consent_verify(checkpoint_file) -> None:  # noqa: ANN001
+def consent_verify(checkpoint_file) -> None:
     """Recompute the consent log's hash chain; exit 1 naming the first bad event."""
     from sms_service.services.consent_chain import Head, verify
 
@@ -156,7 +156,7 @@ def consent_opt_out(phone: str, by: str, channel: str, note: str | None) -> None
     click.echo("opted out; " + enqueue_confirmation(settings, recorded.confirmation.id))
 
 
-def enqueue_confirmation(settings, message_id: int) -> str:  # noqa: ANN001
+def enqueue_confirmation(settings, message_id: int) -> str:
     """Queue the confirmation for the worker; what happened, for people."""
     import redis
     from rq import Queue

@@ -14,7 +14,7 @@ from sms_service.domain.phones import InvalidPhoneNumber, to_e164
 
 @click.command("messages")
 @_export_options
-def export_messages(since, until, phone, output, raw) -> None:  # noqa: ANN001
+def export_messages(since, until, phone, output, raw) -> None:
     """Every message to or from a number (inbound, keyword replies, single sends,
     broadcasts) in time order, with direction, body, sid, kind and last status."""
     from sms_service.services.exports import ExportFilter
@@ -26,7 +26,7 @@ def export_messages(since, until, phone, output, raw) -> None:  # noqa: ANN001
     except (InvalidPhoneNumber, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     engine = make_engine(load_settings().database_url)
-    out = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+    out = open(output, "wb") if output else sys.stdout.buffer
     try:
         count = write_messages(engine, out, flt, raw=raw)
         out.flush()

@@ -88,13 +88,13 @@ def subscribers() -> None:
 @click.option("--tag", help="Tag every subscribed number of the list.")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write rejected lines (line number, reason) to this CSV.")  # fmt: skip
-def subscribers_import(file: Path, consent_source: str, tag: str | None, report_file) -> None:  # noqa: ANN001
+def subscribers_import(file: Path, consent_source: str, tag: str | None, report_file) -> None:
     """Subscribe the numbers of a CSV (column phone; optional name, opted_in_at,
     consent_wording). Opted-out numbers are never re-subscribed; re-running is safe."""
     run_import("subscribers", file, report_file, consent_source=consent_source, tag=tag)
 
 
-def _with_session(action):  # noqa: ANN001, ANN202
+def _with_session(action):
     engine = make_engine(load_settings().database_url)
     try:
         with session_scope(engine) as session:
@@ -135,7 +135,7 @@ def subscribers_show(phone: str) -> None:
 
     r = _with_session(lambda s: svc.show(session=s, phone=e164(phone)))
 
-    def when(value) -> str:  # noqa: ANN001
+    def when(value) -> str:
         return value.isoformat() if value else "-"
 
     click.echo(f"phone:           {r.phone}")

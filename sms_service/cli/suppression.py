@@ -23,6 +23,6 @@ def suppression() -> None:
 @click.option("--name", "list_name", help="What the list is (kept in each event's note).")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write rejected lines (line number, reason) to this CSV.")  # fmt: skip
-def suppression_import(file: Path, list_name: str | None, report_file) -> None:  # noqa: ANN001
+def suppression_import(file: Path, list_name: str | None, report_file) -> None:
     """Opt out every number of FILE (a CSV with a phone column, or one number per line)."""
     run_import("suppression", file, report_file, list_name=list_name)

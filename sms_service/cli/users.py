@@ -20,7 +20,7 @@ def user() -> None:
     """Console accounts and their roles."""
 
 
-def _engine():  # noqa: ANN202 - SQLAlchemy engine
+def _engine():
     from sms_service.cli.main import load_settings
 
     return make_engine(load_settings().database_url)

@@ -53,7 +53,7 @@ def make_engine(database_url: str, **kwargs) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI hook
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -67,11 +67,11 @@ def display_url(database_url: str) -> str:
 
     try:
         return make_url(normalise_database_url(database_url)).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a malformed URL is shown as given, for the error
+    except Exception:  # a malformed URL is shown as given, for the error
         return database_url
 
 
-def dialect_insert(session: Session):  # noqa: ANN201 - the dialect's insert construct
+def dialect_insert(session: Session):
     """The ``insert`` of the session's database, which has ``on_conflict_do_nothing``
     (PostgreSQL and SQLite both take it)."""
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert

@@ -82,7 +82,7 @@ DEMO_CAMPAIGN = dict(
 )
 
 
-def seed_demo_campaign(engine) -> str | None:  # noqa: ANN001 - SQLAlchemy engine
+def seed_demo_campaign(engine) -> str | None:
     """On an empty database, add the petition this product grew from, so SIGN works."""
     from sms_service.db import session_scope
     from sms_service.services.campaigns import create_campaign, list_campaigns
@@ -97,7 +97,7 @@ def seed_demo_campaign(engine) -> str | None:  # noqa: ANN001 - SQLAlchemy engin
 DEMO_ADMIN_EMAIL = "admin@example.org"
 
 
-def seed_demo_admin(engine) -> tuple[str, str] | None:  # noqa: ANN001 - SQLAlchemy engine
+def seed_demo_admin(engine) -> tuple[str, str] | None:
     """On a database with no console account, add an admin with a fresh random password;
     return (email, password) to print, or None when accounts exist."""
     import secrets

@@ -74,7 +74,7 @@ class Rules:
     reach: Reach | None = None
 
     @classmethod
-    def from_settings(cls, settings) -> Rules:  # noqa: ANN001 - config.Settings
+    def from_settings(cls, settings) -> Rules:
         """Rules from ``QUIET_HOURS``, ``PROGRAM_MAX_MESSAGES_PER_30_DAYS`` and the zone."""
         return cls(
             window=parse_window(settings.quiet_hours),

@@ -96,7 +96,7 @@ def read_rows(lines: Iterable[str], *, default_region: str = "US") -> Iterator[R
         yield _row(reader.line_num, fields, phone_at, name_at, when_at, wording_at, default_region)
 
 
-def _row(line, fields, phone_at, name_at, when_at, wording_at, region) -> Row | Rejection:  # noqa: ANN001
+def _row(line, fields, phone_at, name_at, when_at, wording_at, region) -> Row | Rejection:
     def get(i: int | None) -> str | None:
         return _clean(fields[i]) if i is not None and i < len(fields) else None
 

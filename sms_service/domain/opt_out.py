@@ -208,7 +208,7 @@ def _clauses(folded: str) -> list[str]:
     return found
 
 
-def _match(patterns, clauses: list[str], reading: Reading) -> OptOutReading | None:  # noqa: ANN001
+def _match(patterns, clauses: list[str], reading: Reading) -> OptOutReading | None:
     """The first of ``patterns`` found in a clause, read as ``reading``; a match in a
     question or condition is only POSSIBLE; a negated one does not count."""
     for clause in clauses:

@@ -33,10 +33,10 @@ class ConsentSeal(SQLModel, table=True):
 
 
 @event.listens_for(ConsentSeal, "before_update")
-def _refuse_update(mapper, connection, target) -> None:  # noqa: ANN001 - SQLAlchemy hook
+def _refuse_update(mapper, connection, target) -> None:
     raise ConsentLogIsAppendOnly("consent seals are never updated")
 
 
 @event.listens_for(ConsentSeal, "before_delete")
-def _refuse_delete(mapper, connection, target) -> None:  # noqa: ANN001 - SQLAlchemy hook
+def _refuse_delete(mapper, connection, target) -> None:
     raise ConsentLogIsAppendOnly("consent seals are never deleted")

@@ -136,10 +136,10 @@ class ConsentEvent(SQLModel, table=True):
 
 
 @event.listens_for(ConsentEvent, "before_update")
-def _refuse_update(mapper, connection, target) -> None:  # noqa: ANN001 - SQLAlchemy hook
+def _refuse_update(mapper, connection, target) -> None:
     raise ConsentLogIsAppendOnly("consent events are never updated")
 
 
 @event.listens_for(ConsentEvent, "before_delete")
-def _refuse_delete(mapper, connection, target) -> None:  # noqa: ANN001 - SQLAlchemy hook
+def _refuse_delete(mapper, connection, target) -> None:
     raise ConsentLogIsAppendOnly("consent events are never deleted")

@@ -63,12 +63,12 @@ class AuditEntry(SQLModel, table=True):
 
 
 @event.listens_for(AuditEntry, "before_update")
-def _refuse_update(mapper, connection, target) -> None:  # noqa: ANN001 - SQLAlchemy hook
+def _refuse_update(mapper, connection, target) -> None:
     raise AuditLogIsAppendOnly("audit entries are never updated")
 
 
 @event.listens_for(AuditEntry, "before_delete")
-def _refuse_delete(mapper, connection, target) -> None:  # noqa: ANN001 - SQLAlchemy hook
+def _refuse_delete(mapper, connection, target) -> None:
     raise AuditLogIsAppendOnly("audit entries are never deleted")
 
 

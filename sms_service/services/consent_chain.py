@@ -124,7 +124,7 @@ def _lock(session: Session) -> None:
         session.execute(text("UPDATE consent_seals SET position = position WHERE 0 = 1"))
 
 
-def _unsealed(alias=E):  # noqa: ANN001, ANN202 - a SQL expression
+def _unsealed(alias=E):
     return ~exists().where(S.c.event_id == alias.c.id)
 
 

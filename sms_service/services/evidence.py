@@ -63,7 +63,7 @@ CONFIRMATION_KINDS = frozenset({"keyword_reply", "optout_confirm"})
 class Sink(Protocol):
     """Where a pack's files go: ``open(name)`` gives a text file to write."""
 
-    def open(self, name: str) -> AbstractContextManager[TextIO]: ...  # noqa: D102
+    def open(self, name: str) -> AbstractContextManager[TextIO]: ...
 
 
 class DirectorySink:
@@ -74,7 +74,7 @@ class DirectorySink:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
-    def open(self, name: str) -> Iterator[TextIO]:  # noqa: D102 - see Sink
+    def open(self, name: str) -> Iterator[TextIO]:  # see Sink
         with (self.directory / name).open("w", encoding="utf-8", newline="") as f:
             yield f
 
@@ -86,7 +86,7 @@ class ZipSink:
         self.archive, self.folder = archive, folder
 
     @contextmanager
-    def open(self, name: str) -> Iterator[TextIO]:  # noqa: D102 - see Sink
+    def open(self, name: str) -> Iterator[TextIO]:  # see Sink
         with self.archive.open(self.folder + name, "w") as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
             yield text
@@ -282,7 +282,7 @@ _ENV = Environment(
 _ENV.filters["when"] = lambda iso: f"{iso[:19].replace('T', ' ')} UTC" if iso else ""
 
 
-def _render(summary, status, events, messages, signatures, revoked) -> str:  # noqa: ANN001
+def _render(summary, status, events, messages, signatures, revoked) -> str:
     return _ENV.get_template("evidence.html").render(
         s=summary, status=status, events=events, messages=messages, signatures=signatures,
         revoked=revoked, verification=_verification_rows(summary), masked=mask(summary.phone),

@@ -180,7 +180,7 @@ def load_conversation(
     )
 
 
-def _campaign(conn: Connection, catalogue_: keywords.Catalogue, campaign_id: int):  # noqa: ANN202
+def _campaign(conn: Connection, catalogue_: keywords.Catalogue, campaign_id: int):
     for campaign in catalogue_.by_keyword.values():
         if campaign.id == campaign_id:
             return campaign
@@ -355,7 +355,7 @@ def _append_events(session: Session, sms: InboundSms, decision: Decision, progra
 _compiled: dict[tuple[int, frozenset[str]], tuple[str, dict]] = {}
 
 
-def _run(conn: Connection, statement, params: dict | list[dict]) -> list:  # noqa: ANN001
+def _run(conn: Connection, statement, params: dict | list[dict]) -> list:
     """Execute a Core statement built once below; the rows it returns (attribute access).
 
     On PostgreSQL the statement is compiled once by SQLAlchemy (the same SQL it would send)
@@ -427,7 +427,7 @@ _UPDATE_SUBSCRIBER = update(SUBSCRIBERS).where(SUBSCRIBERS.c.id == bindparam("su
 _INSERT_EVENT = EVENTS.insert()
 
 
-def _lock_with_fingerprint():  # noqa: ANN202 - a Select
+def _lock_with_fingerprint():
     # A campaign row's xmin changes with every insert or update of it; with the ids this
     # names the catalogue's exact state in a few bytes. The lateral subquery keeps FOR
     # UPDATE on subscribers while the fingerprint row exists even for a new number.
@@ -453,7 +453,7 @@ class _Writes:
     named_signature: object
 
 
-def _writes(insert) -> _Writes:  # noqa: ANN001 - postgresql.insert or sqlite.insert
+def _writes(insert) -> _Writes:
     claim = (
         insert(MESSAGES)
         .on_conflict_do_nothing(index_elements=["message_sid"])

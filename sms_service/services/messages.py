@@ -46,11 +46,11 @@ SUBS = Subscriber.__table__
 MSE = MessageStatusEvent.__table__
 
 
-def _text(value: str):  # noqa: ANN202 - a SQL literal typed as text, so UNION ALL agrees
+def _text(value: str):
     return literal(value, String())
 
 
-def _last_broadcast_status():  # noqa: ANN202 - a scalar subquery
+def _last_broadcast_status():
     rank = case(*((MSE.c.status == name, value) for name, value in STATUS_RANK.items()), else_=-1)
     reported = (
         select(MSE.c.status)

@@ -24,7 +24,7 @@ POSSIBLE = "possible_opt_out"
 RESOLVED = "possible_opt_out_resolved"
 
 
-def _open_reviews():  # noqa: ANN202 - a Select
+def _open_reviews():
     """``possible_opt_out`` events with no resolution (the outer join finds none)."""
     resolution = aliased(ConsentEvent)
     return (
@@ -40,7 +40,7 @@ def _open_reviews():  # noqa: ANN202 - a Select
     )
 
 
-def phones_under_review(db, phones: Iterable[str]) -> set[str]:  # noqa: ANN001 - Session | Connection
+def phones_under_review(db, phones: Iterable[str]) -> set[str]:
     """The numbers among ``phones`` with a possible opt-out staff have not decided yet."""
     wanted = sorted(set(phones))
     if not wanted:
@@ -49,18 +49,18 @@ def phones_under_review(db, phones: Iterable[str]) -> set[str]:  # noqa: ANN001 
     return set(db.execute(query).scalars())
 
 
-def review_open(phone):  # noqa: ANN001, ANN201 - a value or SQL expression -> EXISTS (…)
+def review_open(phone):
     """A SQL condition, true while a possible opt-out from ``phone`` waits for staff (for a
     caller that reads it in a statement of its own: the inbound hot path)."""
     return _open_reviews().where(ConsentEvent.phone == phone).exists()
 
 
-def is_under_review(db, phone: str) -> bool:  # noqa: ANN001 - Session | Connection
+def is_under_review(db, phone: str) -> bool:
     """True while a possible opt-out from ``phone`` waits for staff."""
     return bool(phones_under_review(db, [phone]))
 
 
-def subscribers_under_review(db, subscriber_ids: Iterable[int]) -> set[int]:  # noqa: ANN001
+def subscribers_under_review(db, subscriber_ids: Iterable[int]) -> set[int]:
     """The subscriber ids among ``subscriber_ids`` whose number is under review (one query,
     by the consent log's phone index: a batch of the sender asks this)."""
     wanted = sorted(set(subscriber_ids))

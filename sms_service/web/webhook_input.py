@@ -30,7 +30,7 @@ def clean_text(value: str | None) -> str:
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
 
 
-def identifier(form, *names: str, required: bool = True) -> str | None:  # noqa: ANN001
+def identifier(form, *names: str, required: bool = True) -> str | None:
     """The first of ``names`` present in ``form``, validated as a Twilio sid; 400 if bad."""
     raw = next((form.get(n) for n in names if form.get(n)), "")
     value = raw.strip()

@@ -33,7 +33,7 @@ def running_dev(tmp_path: Path, **env_overrides: str) -> Iterator[dict]:
     for name in ("TWILIO_API_BASE_URL", "PUBLIC_BASE_URL", "TWILIO_AUTH_TOKEN"):
         env.pop(name, None)
     env.update(env_overrides)
-    log = open(tmp_path / "dev.log", "w")  # noqa: SIM115 - closed below
+    log = open(tmp_path / "dev.log", "w")  # closed below
     proc = subprocess.Popen(
         [str(BIN / "sms-service"), "dev", "--port", str(port), "--sim-port", str(sim_port)],
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -123,7 +123,7 @@ def at_once(base: str, *requests: tuple[str, dict[str, str]]) -> list[tuple[int,
     return results  # type: ignore[return-value]
 
 
-def rows(engine, model, *where):  # noqa: ANN001
+def rows(engine, model, *where):
     with Session(engine) as s:
         return list(s.execute(select(model).where(*where).order_by(model.id)).scalars())
 

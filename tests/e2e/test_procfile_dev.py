@@ -46,7 +46,7 @@ def stack(tmp_path, pg_db, redis_connection):
     }  # fmt: skip
     for name in ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "APP_ENV"):
         env.pop(name, None)
-    log = open(tmp_path / "honcho.log", "wb")  # noqa: SIM115 - closed below
+    log = open(tmp_path / "honcho.log", "wb")  # closed below
     proc = subprocess.Popen(
         [str(BIN / "honcho"), "-f", str(PROJECT_ROOT / "Procfile.dev"), "start"],
         cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -82,9 +82,9 @@ def engine(pg_db, sim):
 class WorkerProcess:
     """``rq worker`` in its own process group, so a kill takes its horse and scheduler."""
 
-    def __init__(self, env: dict[str, str], log_path) -> None:  # noqa: ANN001
+    def __init__(self, env: dict[str, str], log_path) -> None:
         rq = shutil.which("rq") or os.path.join(os.path.dirname(os.sys.executable), "rq")
-        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.log = open(log_path, "ab")  # closed in stop()
         self.process = subprocess.Popen(
             [rq, "worker", "--with-scheduler", "-w", "workers.broadcast_worker.BroadcastWorker",
              "--url", REDIS_URL, "--name", f"test-{uuid.uuid4().hex[:8]}", QUEUE_BROADCASTS],

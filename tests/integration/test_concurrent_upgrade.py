@@ -26,7 +26,7 @@ def test_concurrent_upgrades_of_an_empty_database_both_succeed():
         start.wait()
         try:
             upgrade(url)
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+        except BaseException as exc:  # collected for the assertion
             errors.append(exc)
 
     try:

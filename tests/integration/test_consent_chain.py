@@ -25,7 +25,7 @@ def engine(database_url):
     engine.dispose()
 
 
-def add_events(engine, *kinds: str, **fields) -> list[int]:  # noqa: ANN001
+def add_events(engine, *kinds: str, **fields) -> list[int]:
     with session_scope(engine) as s:
         rows = [
             ConsentEvent(phone=PHONE, event=k, source="sms", program="Rights Alerts",
@@ -37,7 +37,7 @@ def add_events(engine, *kinds: str, **fields) -> list[int]:  # noqa: ANN001
         return [r.id for r in rows]
 
 
-def tamper(engine, sql: str, **params) -> None:  # noqa: ANN001
+def tamper(engine, sql: str, **params) -> None:
     """Run ``sql`` with the append-only triggers out of the way, as an owner could."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -245,7 +245,7 @@ def test_two_sealers_at_once_extend_one_chain(engine):
         try:
             for _ in range(5):
                 seal_all(engine, limit=20)
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=sealer) for _ in range(3)]

@@ -26,7 +26,7 @@ def cli(monkeypatch, settings):
     return CliRunner()
 
 
-def run(cli, *args):  # noqa: ANN001
+def run(cli, *args):
     return cli.invoke(main, list(args), catch_exceptions=False)
 
 
@@ -43,7 +43,7 @@ def tamper(url: str, sql: str) -> None:
     engine.dispose()
 
 
-def event_id(app, kind: str) -> int:  # noqa: ANN001
+def event_id(app, kind: str) -> int:
     with Session(app.extensions["sms_engine"]) as s:
         return s.execute(select(ConsentEvent.id).where(ConsentEvent.event == kind)).scalar_one()
 

@@ -20,18 +20,18 @@ def runner(monkeypatch, database_url):
     return CliRunner()
 
 
-def run(runner, *args):  # noqa: ANN001
+def run(runner, *args):
     return runner.invoke(main, list(args), catch_exceptions=False)
 
 
-def sid_of(app, body):  # noqa: ANN001
+def sid_of(app, body):
     with Session(app.extensions["sms_engine"]) as s:
         return s.execute(
             select(InboundMessage.message_sid).where(InboundMessage.body == body)
         ).scalar_one()
 
 
-def status(app) -> str:  # noqa: ANN001
+def status(app) -> str:
     with Session(app.extensions["sms_engine"]) as s:
         return s.execute(select(Subscriber.status)).scalar_one()
 

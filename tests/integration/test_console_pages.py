@@ -35,11 +35,11 @@ def compliance(app):
     return client
 
 
-def post(client, url, **form):  # noqa: ANN001, ANN201
+def post(client, url, **form):
     return client.post(url, data={"csrf_token": client.token, **form})
 
 
-def estimate(client, **data):  # noqa: ANN001, ANN201
+def estimate(client, **data):
     return client.post("/console/broadcasts/estimate", json=data,
                        headers={"X-CSRFToken": client.token})  # fmt: skip
 

@@ -13,7 +13,7 @@ from sms_service.services.console_stats import dashboard
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 
 
-def add_event(engine, when: datetime, event: str = "opt_in") -> None:  # noqa: ANN001
+def add_event(engine, when: datetime, event: str = "opt_in") -> None:
     with engine.begin() as conn:
         conn.execute(insert(ConsentEvent.__table__).values(
             occurred_at=when, phone="+12025550123", event=event, source="sms",
@@ -21,7 +21,7 @@ def add_event(engine, when: datetime, event: str = "opt_in") -> None:  # noqa: A
         ))  # fmt: skip
 
 
-def figures(engine):  # noqa: ANN001, ANN201
+def figures(engine):
     with session_scope(engine) as session:
         return dashboard(session=session, days=7, now=NOW)
 

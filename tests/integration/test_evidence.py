@@ -57,7 +57,7 @@ def engine(app):
     return app.extensions["sms_engine"]
 
 
-def send_broadcast(engine, settings, sim) -> None:  # noqa: ANN001
+def send_broadcast(engine, settings, sim) -> None:
     clear_sim(sim.url)
     broadcast_id, _ = schedule_broadcast(engine, "all", body=BROADCAST)
     with session_scope(engine) as session:
@@ -75,7 +75,7 @@ def send_broadcast(engine, settings, sim) -> None:  # noqa: ANN001
         connection.close()
 
 
-def read_csv(path) -> list[dict]:  # noqa: ANN001
+def read_csv(path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 

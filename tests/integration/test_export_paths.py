@@ -31,7 +31,7 @@ def at(day: int, micro: int = 0) -> datetime:
     return datetime(2026, 1, day, 9, 30, 5, micro, tzinfo=UTC)
 
 
-def seed(engine) -> None:  # noqa: ANN001
+def seed(engine) -> None:
     """Events and signatures with every kind of awkward cell."""
     with Session(engine) as s:
         hk = Campaign(keyword="HK64", title="Release the 64, now", created_at=at(1))
@@ -107,7 +107,7 @@ SIGNATURES_SAFE = (
 )
 
 
-def export_bytes(engine, export, **kwargs) -> bytes:  # noqa: ANN001
+def export_bytes(engine, export, **kwargs) -> bytes:
     out = io.BytesIO()
     write_export(engine, out, export, **kwargs)
     return out.getvalue()

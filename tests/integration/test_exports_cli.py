@@ -26,7 +26,7 @@ def cli_env(monkeypatch, database_url):
     return CliRunner()
 
 
-def invoke(runner, *args):  # noqa: ANN001
+def invoke(runner, *args):
     result = runner.invoke(main, list(args), catch_exceptions=False)
     return result
 

@@ -29,12 +29,12 @@ from tests.factories import inbound_form, new_sid, post_signed, text_in
 PHONE = "+12025550123"
 
 
-def rows(app, model):  # noqa: ANN001
+def rows(app, model):
     with Session(app.extensions["sms_engine"]) as s:
         return list(s.execute(select(model).order_by(model.id)).scalars())
 
 
-def status_of(app) -> str | None:  # noqa: ANN001
+def status_of(app) -> str | None:
     [subscriber] = rows(app, Subscriber) or [None]
     return subscriber.status if subscriber else None
 
@@ -108,7 +108,7 @@ def test_a_callback_sid_over_64_characters_is_400(client, app, settings):
     assert response.status_code == 400 and rows(app, MessageStatusEvent) == []
 
 
-def add_campaign(app, title: str) -> None:  # noqa: ANN001
+def add_campaign(app, title: str) -> None:
     with Session(app.extensions["sms_engine"]) as s:
         s.add(Campaign(keyword="HK64", title=title, petition_text="Dear Secretary"))
         s.commit()

@@ -28,7 +28,7 @@ def number(i: int) -> str:
     return f"+1202{2000000 + i:07d}"  # +1 202 200-0000... valid US numbers
 
 
-def counts(engine) -> dict:  # noqa: ANN001
+def counts(engine) -> dict:
     with Session(engine) as s:
         by_status = dict(
             s.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all()
@@ -45,7 +45,7 @@ def test_a_100k_line_import_reports_bad_lines_and_is_idempotent(engine, tmp_path
     check_large_import(engine, tmp_path, 100_000)
 
 
-def check_large_import(engine, tmp_path, size: int) -> None:  # noqa: ANN001
+def check_large_import(engine, tmp_path, size: int) -> None:
     path = tmp_path / "supporters.csv"
     bad_lines = {}
     with path.open("w", encoding="utf-8") as f:

@@ -16,17 +16,17 @@ from tests.factories import text_in
 A, B, C = "+12025550123", "+14155550100", "+13125550142"
 
 
-def statements(engine, action) -> list[str]:  # noqa: ANN001
+def statements(engine, action) -> list[str]:
     """The SQL statements (BEGIN and COMMIT included) the engine sends while ``action`` runs."""
     seen: list[str] = []
 
-    def record(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+    def record(conn, cursor, statement, *args) -> None:
         seen.append(statement.split(None, 1)[0].upper())
 
-    def begin(conn) -> None:  # noqa: ANN001
+    def begin(conn) -> None:
         seen.append("BEGIN")
 
-    def commit(conn) -> None:  # noqa: ANN001
+    def commit(conn) -> None:
         seen.append("COMMIT")
 
     event.listen(engine, "before_cursor_execute", record)
@@ -46,7 +46,7 @@ def engine(app):
     return app.extensions["sms_engine"]
 
 
-def add_campaign(engine, keyword: str, title: str) -> None:  # noqa: ANN001
+def add_campaign(engine, keyword: str, title: str) -> None:
     with session_scope(engine) as session:
         create_campaign(session=session, keyword=keyword, title=title)
 

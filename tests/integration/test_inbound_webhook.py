@@ -17,18 +17,18 @@ from tests.factories import inbound_form, post_signed, sign, text_in
 PHONE = "+12025550123"
 
 
-def replies(response) -> list[str]:  # noqa: ANN001
+def replies(response) -> list[str]:
     root = ET.fromstring(response.data)
     assert root.tag == "Response"
     return [m.text or "" for m in root.findall("Message")]
 
 
-def rows(app, model):  # noqa: ANN001
+def rows(app, model):
     with Session(app.extensions["sms_engine"]) as s:
         return list(s.execute(select(model).order_by(model.id)).scalars())
 
 
-def add_campaign(app, keyword="HK64", title="Release the 64", active=True) -> int:  # noqa: ANN001
+def add_campaign(app, keyword="HK64", title="Release the 64", active=True) -> int:
     with Session(app.extensions["sms_engine"]) as s:
         c = Campaign(
             keyword=keyword, title=title, petition_text="Dear Secretary Cheng", active=active

@@ -20,7 +20,7 @@ PHONE = "+12025550123"
 MASKED = "+1********23"
 
 
-def insert_twice(engine) -> None:  # noqa: ANN001
+def insert_twice(engine) -> None:
     """A real unique violation on subscribers.phone: ``Key (phone)=(+1…) already exists``."""
     with Session(engine) as s:
         s.add(Subscriber(phone=PHONE))

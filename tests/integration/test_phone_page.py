@@ -17,7 +17,7 @@ from tests.conftest import TEST_AUTH_TOKEN, make_settings
 PHONE = "+12025550123"
 
 
-def token(client) -> str:  # noqa: ANN001
+def token(client) -> str:
     """The CSRF token the page hands its form and script."""
     page = client.get("/phone").get_data(as_text=True)
     [meta] = re.findall(r'<meta name="csrf-token" content="([^"]+)">', page)
@@ -26,12 +26,12 @@ def token(client) -> str:  # noqa: ANN001
     return meta
 
 
-def send(client, **json):  # noqa: ANN001
+def send(client, **json):
     """What the page's script posts."""
     return client.post("/phone/send", json=json, headers={"X-CSRFToken": token(client)})
 
 
-def subscriber(app) -> Subscriber | None:  # noqa: ANN001
+def subscriber(app) -> Subscriber | None:
     with Session(app.extensions["sms_engine"]) as s:
         return s.execute(select(Subscriber).where(Subscriber.phone == PHONE)).scalar_one_or_none()
 

@@ -19,7 +19,7 @@ def engine(database_url):
     engine.dispose()
 
 
-def phones(engine) -> list[str]:  # noqa: ANN001
+def phones(engine) -> list[str]:
     with Session(engine) as s:
         return list(s.execute(select(Subscriber.phone).order_by(Subscriber.id)).scalars())
 

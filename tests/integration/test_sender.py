@@ -32,36 +32,36 @@ INVALID = "+11234567890"  # area code 123 does not exist: Twilio answers 21211
 
 
 @pytest.fixture
-def engine(settings: Settings):  # noqa: ANN201
+def engine(settings: Settings):
     engine = make_engine(settings.database_url)
     yield engine
     engine.dispose()
 
 
-def via(settings: Settings, sim: SimHandle, **overrides) -> Settings:  # noqa: ANN003
+def via(settings: Settings, sim: SimHandle, **overrides) -> Settings:
     """``settings`` pointed at the simulator (no public URL unless given: no callbacks)."""
     values = settings.model_dump() | {"twilio_api_base_url": sim.url, "public_base_url": None}
     return Settings(**(values | overrides))
 
 
-def new_message(engine, settings: Settings, to: str = PHONE, body: str = "Rally at noon", **kw):  # noqa: ANN001, ANN003
+def new_message(engine, settings: Settings, to: str = PHONE, body: str = "Rally at noon", **kw):
     with session_scope(engine) as session:
         return sender.create_outbound_message(session, settings=settings, to=to, body=body, **kw).id
 
 
-def load(engine, message_id: int) -> OutboundMessage:  # noqa: ANN001
+def load(engine, message_id: int) -> OutboundMessage:
     with Session(engine) as session:
         return session.get(OutboundMessage, message_id)
 
 
-def subscriber(engine, phone: str = PHONE) -> Subscriber | None:  # noqa: ANN001
+def subscriber(engine, phone: str = PHONE) -> Subscriber | None:
     with Session(engine) as session:
         return session.execute(
             select(Subscriber).where(Subscriber.phone == phone)
         ).scalar_one_or_none()
 
 
-def consent_events(engine) -> list[ConsentEvent]:  # noqa: ANN001
+def consent_events(engine) -> list[ConsentEvent]:
     with Session(engine) as session:
         return list(session.execute(select(ConsentEvent).order_by(ConsentEvent.id)).scalars())
 

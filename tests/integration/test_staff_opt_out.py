@@ -46,7 +46,7 @@ def engine(settings):
     engine.dispose()
 
 
-def send(engine, settings, message_id: int) -> str:  # noqa: ANN001
+def send(engine, settings, message_id: int) -> str:
     client = make_twilio_client(settings)
     try:
         return deliver(engine=engine, client=client, settings=settings,
@@ -55,7 +55,7 @@ def send(engine, settings, message_id: int) -> str:  # noqa: ANN001
         close_twilio_client(client)
 
 
-def texts_to(sim, phone: str = PHONE) -> list[str]:  # noqa: ANN001
+def texts_to(sim, phone: str = PHONE) -> list[str]:
     answer = requests.get(f"{sim.url}/sim/messages", params={"to": phone}, timeout=5).json()
     return [m["body"] for m in answer["messages"]]
 

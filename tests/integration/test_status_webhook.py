@@ -49,11 +49,11 @@ def status_form(sid: str, status: str, *, to: str = PHONE, error_code: str = "")
     return form
 
 
-def callback(client, settings, sid: str, status: str, **kw):  # noqa: ANN001
+def callback(client, settings, sid: str, status: str, **kw):
     return post_signed(client, settings, "/sms/status", status_form(sid, status, **kw))
 
 
-def add_message(app, *, sid: str | None, status: str = "queued", to: str = PHONE) -> int:  # noqa: ANN001
+def add_message(app, *, sid: str | None, status: str = "queued", to: str = PHONE) -> int:
     with Session(app.extensions["sms_engine"]) as s:
         m = OutboundMessage(sid=sid, to_number=to, body="Rally at noon", status=status)
         s.add(m)
@@ -61,12 +61,12 @@ def add_message(app, *, sid: str | None, status: str = "queued", to: str = PHONE
         return m.id
 
 
-def message(app, message_id: int) -> OutboundMessage:  # noqa: ANN001
+def message(app, message_id: int) -> OutboundMessage:
     with Session(app.extensions["sms_engine"]) as s:
         return s.get(OutboundMessage, message_id)
 
 
-def events(app, sid: str) -> list[tuple[str, int | None]]:  # noqa: ANN001
+def events(app, sid: str) -> list[tuple[str, int | None]]:
     with Session(app.extensions["sms_engine"]) as s:
         rows = s.execute(
             select(MessageStatusEvent).where(MessageStatusEvent.sid == sid).order_by("id")
@@ -74,12 +74,12 @@ def events(app, sid: str) -> list[tuple[str, int | None]]:  # noqa: ANN001
         return [(e.status, e.error_code) for e in rows]
 
 
-def consent(app) -> list[ConsentEvent]:  # noqa: ANN001
+def consent(app) -> list[ConsentEvent]:
     with Session(app.extensions["sms_engine"]) as s:
         return list(s.execute(select(ConsentEvent).order_by(ConsentEvent.id)).scalars())
 
 
-def subscriber(app, phone: str = PHONE) -> Subscriber | None:  # noqa: ANN001
+def subscriber(app, phone: str = PHONE) -> Subscriber | None:
     with Session(app.extensions["sms_engine"]) as s:
         return s.execute(select(Subscriber).where(Subscriber.phone == phone)).scalar_one_or_none()
 
@@ -191,7 +191,7 @@ def test_landline_or_unknown_handset_marks_the_number_invalid(client, app, setti
 
 
 @pytest.fixture
-def live(database_url):  # noqa: ANN001, ANN201
+def live(database_url):
     """The app served on a free loopback port, PUBLIC_BASE_URL matching it, and a carrier
     simulator whose signed status callbacks reach ``/sms/status``."""
     holder = {}
@@ -215,7 +215,7 @@ def live(database_url):  # noqa: ANN001, ANN201
         app.extensions["sms_engine"].dispose()
 
 
-def send_via_job(app, settings, to: str = PHONE) -> int:  # noqa: ANN001
+def send_via_job(app, settings, to: str = PHONE) -> int:
     engine = app.extensions["sms_engine"]
     with session_scope(engine) as session:
         message_id = sender.create_outbound_message(
@@ -272,7 +272,7 @@ def test_broadcast_progress_counts_what_the_carrier_reports(live):
     finally:
         pool.close()
 
-    def progress():  # noqa: ANN202
+    def progress():
         with session_scope(engine) as session:
             return svc.broadcast_progress(session=session, broadcast_id=broadcast_id).runs[0]
 

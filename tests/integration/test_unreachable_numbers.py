@@ -37,11 +37,11 @@ UK = "+447400123456"
 US = "+12025550123"
 
 
-def replies(response) -> list[str]:  # noqa: ANN001
+def replies(response) -> list[str]:
     return [m.text or "" for m in ET.fromstring(response.data).findall("Message")]
 
 
-def rows(app, model):  # noqa: ANN001
+def rows(app, model):
     with Session(app.extensions["sms_engine"]) as s:
         return list(s.execute(select(model)).scalars())
 

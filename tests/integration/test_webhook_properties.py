@@ -59,7 +59,7 @@ extra_pairs = st.lists(st.tuples(st.text(min_size=1, max_size=12), noise), max_s
 
 
 @st.composite
-def inbound_forms(draw) -> MultiDict:  # noqa: ANN001
+def inbound_forms(draw) -> MultiDict:
     fields = {
         "MessageSid": draw(sids),
         "AccountSid": draw(st.one_of(st.just("AC" + "1" * 32), noise)),
@@ -77,7 +77,7 @@ def inbound_forms(draw) -> MultiDict:  # noqa: ANN001
 
 
 @st.composite
-def status_forms(draw) -> MultiDict:  # noqa: ANN001
+def status_forms(draw) -> MultiDict:
     sid = draw(sids)
     status = draw(st.one_of(st.sampled_from(STATUSES), noise))
     form = MultiDict(
@@ -94,13 +94,13 @@ def status_forms(draw) -> MultiDict:  # noqa: ANN001
     return form
 
 
-def post(client, settings, path: str, form: MultiDict):  # noqa: ANN001
+def post(client, settings, path: str, form: MultiDict):
     url = settings.public_base_url + path
     signature = RequestValidator(settings.twilio_auth_token).compute_signature(url, form)
     return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
 
 
-def count(session: Session, model, *where) -> int:  # noqa: ANN001
+def count(session: Session, model, *where) -> int:
     return session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
 
 

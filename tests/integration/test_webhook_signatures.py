@@ -22,11 +22,11 @@ PHONE = "+12025550123"
 OTHER_WEBHOOK = "https://other.example/sms/inbound"  # another app on the same Twilio account
 
 
-def signature(url: str, form) -> str:  # noqa: ANN001 - dict or MultiDict
+def signature(url: str, form) -> str:
     return RequestValidator(TEST_AUTH_TOKEN).compute_signature(url, form)
 
 
-def stored(app) -> list[InboundMessage]:  # noqa: ANN001
+def stored(app) -> list[InboundMessage]:
     with Session(app.extensions["sms_engine"]) as s:
         return list(s.execute(select(InboundMessage)).scalars())
 

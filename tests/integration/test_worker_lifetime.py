@@ -47,7 +47,7 @@ def start_worker(pg_db, tmp_path, redis_connection):
     env = os.environ | {"DATABASE_URL": pg_db, "REDIS_URL": redis_url(), "APP_ENV": "test"}
 
     def start() -> subprocess.Popen:
-        log = open(tmp_path / f"worker{len(started)}.log", "wb")  # noqa: SIM115 - child owns it
+        log = open(tmp_path / f"worker{len(started)}.log", "wb")  # child owns it
         proc = subprocess.Popen(
             [str(BIN / "sms-service"), "broadcast", "worker"], env=env, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,

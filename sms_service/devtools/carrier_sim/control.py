@@ -119,7 +119,7 @@ async def list_sent(request: web.Request) -> web.Response:
     return json_response({"messages": messages, "count": len(messages)})
 
 
-def _reply_resource(sim: Simulator, number: str, entry) -> dict:  # noqa: ANN001 - store.Entry
+def _reply_resource(sim: Simulator, number: str, entry) -> dict:
     """A keyword reply in the shape of a message resource (TwiML replies have no sid of
     their own in the simulator)."""
     return {

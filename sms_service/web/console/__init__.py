@@ -43,12 +43,12 @@ def build_console() -> Blueprint:
     console.before_request(auth.guard)
 
     @console.after_request
-    def _no_store(response):  # noqa: ANN001, ANN202 - pages hold personal data
+    def _no_store(response):
         response.headers["Cache-Control"] = "no-store"
         return response
 
     @console.errorhandler(403)
-    def _forbidden(error):  # noqa: ANN001, ANN202
+    def _forbidden(error):
         message = "Your role does not include this page."
         return render_template("console/error.html", code=403, message=message), 403
 

@@ -27,7 +27,7 @@ def users() -> str:
 
 @bp.post("/users")
 @requires("users")
-def create_user():  # noqa: ANN201
+def create_user():
     """Add an account (the admin sets a first password and hands it over)."""
     email = request.form.get("email", "")
     try:
@@ -48,7 +48,7 @@ def create_user():  # noqa: ANN201
 
 @bp.post("/users/<int:user_id>/disable")
 @requires("users")
-def disable_user(user_id: int):  # noqa: ANN201
+def disable_user(user_id: int):
     """Disable an account and end its sessions."""
     from sms_service.models import StaffUser
 
@@ -119,7 +119,7 @@ def queues() -> str:
     )  # fmt: skip
 
 
-def _throttle_backlog(connection) -> float:  # noqa: ANN001 - redis.Redis
+def _throttle_backlog(connection) -> float:
     """Seconds until the send throttle's next free slot (0 when idle), on Redis' clock."""
     from sms_service.carrier.throttle import DEFAULT_KEY
 

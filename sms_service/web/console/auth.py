@@ -183,7 +183,7 @@ def logout() -> Response:
 
 
 @bp.app_errorhandler(429)
-def too_many(error) -> tuple[str, int]:  # noqa: ANN001 - werkzeug HTTPException
+def too_many(error) -> tuple[str, int]:
     """A limit was reached: say so plainly, on the login form when it was a sign-in."""
     if request.endpoint == "auth.login":
         message = "Too many failed sign-ins. Wait 15 minutes and try again."

@@ -64,7 +64,7 @@ def new() -> str:
     )  # fmt: skip
 
 
-def _audience(form) -> AudienceSpec:  # noqa: ANN001 - form or JSON mapping
+def _audience(form) -> AudienceSpec:
     kind = form.get("audience") or "all"
     value = form.get("campaign") if kind == "campaign" else form.get("tag")
     if kind not in ("all", "campaign", "tag"):
@@ -75,7 +75,7 @@ def _audience(form) -> AudienceSpec:  # noqa: ANN001 - form or JSON mapping
         raise BadRequest(str(exc)) from None
 
 
-def _send_at(form) -> datetime:  # noqa: ANN001
+def _send_at(form) -> datetime:
     text = (form.get("send_at") or "").strip()
     now = datetime.now(UTC)
     if not text:
@@ -86,7 +86,7 @@ def _send_at(form) -> datetime:  # noqa: ANN001
     return max(when, now)
 
 
-def _transient(session, body: str, spec: AudienceSpec) -> Broadcast:  # noqa: ANN001
+def _transient(session, body: str, spec: AudienceSpec) -> Broadcast:
     """An unsaved broadcast with the audience columns the service would store."""
     kind, value, campaign_id = AudienceKind(spec.kind), spec.value, None
     if spec.kind == "campaign":
@@ -104,7 +104,7 @@ def _transient(session, body: str, spec: AudienceSpec) -> Broadcast:  # noqa: AN
 
 @bp.post("/estimate")
 @requires("broadcasts.write")
-def estimate():  # noqa: ANN201
+def estimate():
     """JSON for the composer: segments and cost, GSM-7 warning, audience size, forecast."""
     data = request.get_json(silent=True) or {}
     body = str(data.get("body") or "")
@@ -134,7 +134,7 @@ def estimate():  # noqa: ANN201
 
 @bp.post("/")
 @requires("broadcasts.write")
-def create():  # noqa: ANN201
+def create():
     """Save the composed broadcast as a draft (``action=draft``) or schedule it."""
     form = request.form
     schedule = form.get("action") != "draft"
@@ -165,7 +165,7 @@ def create():  # noqa: ANN201
     return redirect(url_for(".show", broadcast_id=created.id))
 
 
-def _enqueue(run) -> None:  # noqa: ANN001 - BroadcastRun
+def _enqueue(run) -> None:
     if enqueue_broadcast_start(run):
         flash(f"Broadcast {run.broadcast_id} scheduled.", "ok")
     else:
@@ -175,7 +175,7 @@ def _enqueue(run) -> None:  # noqa: ANN001 - BroadcastRun
 
 @bp.post("/<int:broadcast_id>/schedule")
 @requires("broadcasts.write")
-def schedule(broadcast_id: int):  # noqa: ANN201
+def schedule(broadcast_id: int):
     """Schedule a draft (refused when its time has passed: edit means a new draft)."""
     try:
         with transaction() as session:
@@ -195,7 +195,7 @@ def schedule(broadcast_id: int):  # noqa: ANN201
 
 @bp.post("/<int:broadcast_id>/cancel")
 @requires("broadcasts.write")
-def cancel(broadcast_id: int):  # noqa: ANN201
+def cancel(broadcast_id: int):
     """Stop the broadcast: nothing is sent after this commits."""
     try:
         with transaction() as session:
@@ -213,7 +213,7 @@ def cancel(broadcast_id: int):  # noqa: ANN201
 @bp.post("/test")
 @requires("broadcasts.write")
 @limiter.limit(TEST_SEND_LIMIT, key_func=_user_key)
-def test_send():  # noqa: ANN201
+def test_send():
     """Send the composed text once to the signed-in user's own phone (set by an admin), so
     the console cannot be used to text arbitrary numbers."""
     body = request.form.get("body", "")
@@ -236,7 +236,7 @@ def show(broadcast_id: int) -> str:
 
 @bp.get("/<int:broadcast_id>/progress.json")
 @requires("broadcasts.read")
-def progress_json(broadcast_id: int):  # noqa: ANN201
+def progress_json(broadcast_id: int):
     """The same figures as the page, for its live refresh."""
     return jsonify(_progress(broadcast_id))
 

@@ -27,7 +27,7 @@ def index() -> str:
 
 @bp.post("/")
 @requires("campaigns.write")
-def create():  # noqa: ANN201
+def create():
     """Add a campaign from the form (keyword, title, petition text)."""
     form = request.form
     try:
@@ -60,7 +60,7 @@ def show(campaign_id: int) -> str:
 
 @bp.post("/<int:campaign_id>")
 @requires("campaigns.write")
-def update(campaign_id: int):  # noqa: ANN201
+def update(campaign_id: int):
     """Save the title and petition text."""
     return _change(
         campaign_id, "campaign.edit",
@@ -73,7 +73,7 @@ def update(campaign_id: int):  # noqa: ANN201
 
 @bp.post("/<int:campaign_id>/active")
 @requires("campaigns.write")
-def set_active(campaign_id: int):  # noqa: ANN201
+def set_active(campaign_id: int):
     """Open (``active=1``) or close the campaign to signatures."""
     active = request.form.get("active") == "1"
     return _change(
@@ -84,7 +84,7 @@ def set_active(campaign_id: int):  # noqa: ANN201
 
 @bp.post("/<int:campaign_id>/default")
 @requires("campaigns.write")
-def make_default(campaign_id: int):  # noqa: ANN201
+def make_default(campaign_id: int):
     """Make this the campaign a plain SIGN signs."""
     return _change(
         campaign_id, "campaign.sign_default",
@@ -92,7 +92,7 @@ def make_default(campaign_id: int):  # noqa: ANN201
     )  # fmt: skip
 
 
-def _change(campaign_id: int, action: str, apply):  # noqa: ANN001, ANN202
+def _change(campaign_id: int, action: str, apply):
     try:
         with transaction() as session:
             campaign = apply(session)

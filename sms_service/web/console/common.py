@@ -26,7 +26,7 @@ def transaction() -> Iterator[Session]:
         yield session
 
 
-def settings():  # noqa: ANN201 - config.Settings
+def settings():
     """The app's settings."""
     return current_app.config["SETTINGS"]
 

@@ -66,7 +66,7 @@ def reviews() -> str:
 
 @bp.post("/reviews/<sid>")
 @requires("compliance")
-def decide(sid: str):  # noqa: ANN201
+def decide(sid: str):
     """Record the decision (``decision`` = ``opt_out`` or ``keep``) as the signed-in user."""
     decision = request.form.get("decision")
     if decision not in ("opt_out", "keep"):
@@ -120,11 +120,11 @@ def export(kind: str) -> Response:
     if kind == "signatures":
         campaign = request.args.get("campaign") or None
 
-        def write(out):  # noqa: ANN001, ANN202
+        def write(out):
             return exports.write_signatures(engine, out, flt, campaign=campaign)
     else:
 
-        def write(out):  # noqa: ANN001, ANN202
+        def write(out):
             return exports.write_consent(engine, out, flt, opt_outs_only=kind == "optouts")
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -34,7 +34,7 @@ def _connection() -> redis.Redis:
     return connection
 
 
-def enqueue_broadcast_start(run) -> bool:  # noqa: ANN001 - BroadcastRun
+def enqueue_broadcast_start(run) -> bool:
     """Enqueue the run's start job; False when no queue answered (the sweeper will)."""
     from workers import QUEUE_BROADCASTS
     from workers.broadcast import enqueue_start

@@ -53,7 +53,7 @@ def stream_writer(write: Callable[[IO], object]) -> Iterator[bytes]:
         try:
             write(writer)  # type: ignore[arg-type]
             writer.flush()
-        except BaseException as exc:  # noqa: BLE001 - handed to the reader, re-raised there
+        except BaseException as exc:  # handed to the reader, re-raised there
             failure.append(exc)
         finally:
             chunks.put(_END)

@@ -40,7 +40,7 @@ def show(subscriber_id: int) -> str:
 
 @bp.post("/<int:subscriber_id>/tags")
 @requires("subscribers")
-def tag(subscriber_id: int):  # noqa: ANN201
+def tag(subscriber_id: int):
     """Add (``add``) or remove (``remove``) a tag."""
     add, remove = request.form.get("add"), request.form.get("remove")
     try:

@@ -42,7 +42,7 @@ def require_twilio_signature() -> None:
         abort(403, description="invalid or missing X-Twilio-Signature")
 
 
-def parse_inbound(form) -> InboundSms:  # noqa: ANN001 - werkzeug MultiDict
+def parse_inbound(form) -> InboundSms:
     """Twilio's inbound form into an :class:`InboundSms`; 400 on what cannot be stored.
 
     Control characters are dropped from the text (``STOP\\x00`` is kept, as ``STOP``).

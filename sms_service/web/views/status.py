@@ -21,7 +21,7 @@ bp = Blueprint("status", __name__, url_prefix="/sms")
 STATUS_MAX = 32
 
 
-def parse_status(form) -> StatusReport:  # noqa: ANN001 - werkzeug MultiDict
+def parse_status(form) -> StatusReport:
     """Twilio's status callback form into a :class:`StatusReport`; 400 without sid/status
     or with a sid we could not store (see :mod:`sms_service.web.webhook_input`)."""
     if not (form.get("MessageSid") or form.get("SmsSid")):
