@@ -71,9 +71,9 @@ SWEEP_LOCK = "sms:bcast:sweep-lock"
 STARTED_GRACE = timedelta(seconds=120)  # a started job with no heartbeat for this long is dead
 WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
-D = BroadcastDelivery.__table__
-R = BroadcastRun.__table__
-outbound = OutboundMessage.__table__
+delivery_table = BroadcastDelivery.__table__
+run_table = BroadcastRun.__table__
+outbound_table = OutboundMessage.__table__
 
 
 @dataclass
@@ -126,14 +126,14 @@ def sweep(
     redis = queue.connection
     with engine.connect() as conn:
         scheduled = conn.execute(
-            select(R.c.id, R.c.broadcast_id, R.c.occurrence_at).where(
-                R.c.status == RunStatus.SCHEDULED
+            select(run_table.c.id, run_table.c.broadcast_id, run_table.c.occurrence_at).where(
+                run_table.c.status == RunStatus.SCHEDULED
             )
         ).all()
         open_runs = conn.execute(
-            select(R.c.id, R.c.status).where(
-                R.c.status.in_((RunStatus.SENDING, RunStatus.CANCELLED)),
-                R.c.finished_at.is_(None),
+            select(run_table.c.id, run_table.c.status).where(
+                run_table.c.status.in_((RunStatus.SENDING, RunStatus.CANCELLED)),
+                run_table.c.finished_at.is_(None),
             )
         ).all()
     for run in scheduled:
@@ -158,14 +158,22 @@ def _sweep_open_run(engine, queue, run_id, status, now, lease, lanes, report) ->
         state = conn.execute(
             select(
                 func.count(),
-                func.count().filter(D.c.status == DeliveryStatus.PENDING),
-                func.count().filter(D.c.status == DeliveryStatus.DEFERRED, D.c.not_before <= now),
+                func.count().filter(delivery_table.c.status == DeliveryStatus.PENDING),
                 func.count().filter(
-                    D.c.status == DeliveryStatus.SENDING, D.c.attempt_started_at < now - lease
+                    delivery_table.c.status == DeliveryStatus.DEFERRED,
+                    delivery_table.c.not_before <= now,
                 ),
-                func.min(D.c.not_before).filter(D.c.status == DeliveryStatus.DEFERRED),
-                func.min(D.c.attempt_started_at).filter(D.c.status == DeliveryStatus.SENDING),
-            ).where(D.c.run_id == run_id, D.c.status.in_(OPEN_DELIVERY))
+                func.count().filter(
+                    delivery_table.c.status == DeliveryStatus.SENDING,
+                    delivery_table.c.attempt_started_at < now - lease,
+                ),
+                func.min(delivery_table.c.not_before).filter(
+                    delivery_table.c.status == DeliveryStatus.DEFERRED
+                ),
+                func.min(delivery_table.c.attempt_started_at).filter(
+                    delivery_table.c.status == DeliveryStatus.SENDING
+                ),
+            ).where(delivery_table.c.run_id == run_id, delivery_table.c.status.in_(OPEN_DELIVERY))
         ).one()
     total, pending, due, stale, deferred_at, started_at = state
     if not total:
@@ -189,12 +197,15 @@ def _sweep_single_sends(engine: Engine, queue: Queue, now: datetime, lease: time
                         report: SweepReport) -> None:  # fmt: skip
     """Enqueue the send job of every single text left open past the lease without one."""
     open_ = or_(
-        outbound.c.status.in_((MessageStatus.PENDING, MessageStatus.UNKNOWN)),
-        and_(outbound.c.status == MessageStatus.SENDING, outbound.c.attempted_at < now - lease),
+        outbound_table.c.status.in_((MessageStatus.PENDING, MessageStatus.UNKNOWN)),
+        and_(
+            outbound_table.c.status == MessageStatus.SENDING,
+            outbound_table.c.attempted_at < now - lease,
+        ),
     )
     with engine.connect() as conn:
-        query = select(outbound.c.id).where(open_, outbound.c.created_at < now - lease)
-        ids = conn.execute(query.order_by(outbound.c.id).limit(5000)).scalars().all()
+        query = select(outbound_table.c.id).where(open_, outbound_table.c.created_at < now - lease)
+        ids = conn.execute(query.order_by(outbound_table.c.id).limit(5000)).scalars().all()
     for message_id in ids:
         # A job that exists (waiting, retrying, or failed for good and kept for people to
         # see) is left alone; only one Redis never had or has lost is enqueued again.

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from sms_service.models import BroadcastDelivery, DeliveryStatus
 
-D = BroadcastDelivery.__table__
+delivery_table = BroadcastDelivery.__table__
 
 
 def settle(
@@ -51,26 +51,28 @@ def write_outcomes(conn: Connection, run_id: int, attempt: str, rows: list[dict]
     keep_time = [r for r in rows if r["b_now"] is None]  # unknown: keep the attempt time
     timed = [r for r in rows if r["b_now"] is not None]
     guard = and_(
-        D.c.run_id == run_id,
-        D.c.subscriber_id == bindparam("b_sub"),
-        D.c.attempt_id == attempt,
-        D.c.status == DeliveryStatus.SENDING,
+        delivery_table.c.run_id == run_id,
+        delivery_table.c.subscriber_id == bindparam("b_sub"),
+        delivery_table.c.attempt_id == attempt,
+        delivery_table.c.status == DeliveryStatus.SENDING,
     )
     values = dict(
         status=bindparam("b_status"),
         reason=bindparam("b_reason"),
         sid=bindparam("b_sid"),
         segments=bindparam("b_segments"),
-        sent_at=bindparam("b_sent_at", type_=D.c.sent_at.type),
-        not_before=bindparam("b_not_before", type_=D.c.not_before.type),
+        sent_at=bindparam("b_sent_at", type_=delivery_table.c.sent_at.type),
+        not_before=bindparam("b_not_before", type_=delivery_table.c.not_before.type),
         error_code=bindparam("b_code"),
     )
     if timed:
         conn.execute(
-            update(D)
+            update(delivery_table)
             .where(guard)
-            .values(**values, updated_at=bindparam("b_now", type_=D.c.updated_at.type)),
+            .values(
+                **values, updated_at=bindparam("b_now", type_=delivery_table.c.updated_at.type)
+            ),
             timed,
         )
     if keep_time:
-        conn.execute(update(D).where(guard).values(**values), keep_time)
+        conn.execute(update(delivery_table).where(guard).values(**values), keep_time)

@@ -36,10 +36,10 @@ from sms_service.models import (
 
 log = logging.getLogger(__name__)
 
-D = BroadcastDelivery.__table__
-S = Subscriber.__table__
-R = BroadcastRun.__table__
-OUT = OutboundMessage.__table__
+delivery_table = BroadcastDelivery.__table__
+subscriber_table = Subscriber.__table__
+run_table = BroadcastRun.__table__
+outbound_table = OutboundMessage.__table__
 
 
 class Recoverer:
@@ -59,9 +59,12 @@ class Recoverer:
         now = self.clock()
         with self.engine.begin() as conn:
             return conn.execute(
-                update(D)
-                .where(D.c.run_id == run_id, D.c.status == DeliveryStatus.DEFERRED)
-                .where(D.c.not_before <= now)
+                update(delivery_table)
+                .where(
+                    delivery_table.c.run_id == run_id,
+                    delivery_table.c.status == DeliveryStatus.DEFERRED,
+                )
+                .where(delivery_table.c.not_before <= now)
                 .values(status=DeliveryStatus.PENDING, updated_at=now)
             ).rowcount
 
@@ -87,28 +90,41 @@ class Recoverer:
         failures: list[Exception] = []
         with self.engine.begin() as conn:
             if self.sqlite:
-                conn.execute(update(R).where(R.c.id == run_id).values(status=R.c.status))
+                conn.execute(
+                    update(run_table)
+                    .where(run_table.c.id == run_id)
+                    .values(status=run_table.c.status)
+                )
             run = conn.execute(
-                select(R.c.status, R.c.body, R.c.body_es).where(R.c.id == run_id)
+                select(run_table.c.status, run_table.c.body, run_table.c.body_es).where(
+                    run_table.c.id == run_id
+                )
             ).first()
             if run is None:
                 return 0, failures
             query = (
                 select(
-                    D.c.subscriber_id,
-                    D.c.attempt_id,
-                    D.c.attempt_started_at,
-                    D.c.attempts,
-                    S.c.phone,
+                    delivery_table.c.subscriber_id,
+                    delivery_table.c.attempt_id,
+                    delivery_table.c.attempt_started_at,
+                    delivery_table.c.attempts,
+                    subscriber_table.c.phone,
                 )
-                .select_from(D.join(S, S.c.id == D.c.subscriber_id))
-                .where(D.c.run_id == run_id, D.c.status == DeliveryStatus.SENDING)
-                .where(D.c.attempt_started_at < cutoff)
-                .order_by(D.c.subscriber_id)
+                .select_from(
+                    delivery_table.join(
+                        subscriber_table, subscriber_table.c.id == delivery_table.c.subscriber_id
+                    )
+                )
+                .where(
+                    delivery_table.c.run_id == run_id,
+                    delivery_table.c.status == DeliveryStatus.SENDING,
+                )
+                .where(delivery_table.c.attempt_started_at < cutoff)
+                .order_by(delivery_table.c.subscriber_id)
                 .limit(batch)
             )
             if not self.sqlite:
-                query = query.with_for_update(of=D, skip_locked=True)
+                query = query.with_for_update(of=delivery_table, skip_locked=True)
             stale = conn.execute(query).all()
             if not stale:
                 return 0, failures
@@ -162,9 +178,15 @@ class Recoverer:
         with self.engine.connect() as conn:
             deferred, started = conn.execute(
                 select(
-                    func.min(D.c.not_before).filter(D.c.status == DeliveryStatus.DEFERRED),
-                    func.min(D.c.attempt_started_at).filter(D.c.status == DeliveryStatus.SENDING),
-                ).where(D.c.run_id == run_id, D.c.status.in_(OPEN_DELIVERY))
+                    func.min(delivery_table.c.not_before).filter(
+                        delivery_table.c.status == DeliveryStatus.DEFERRED
+                    ),
+                    func.min(delivery_table.c.attempt_started_at).filter(
+                        delivery_table.c.status == DeliveryStatus.SENDING
+                    ),
+                ).where(
+                    delivery_table.c.run_id == run_id, delivery_table.c.status.in_(OPEN_DELIVERY)
+                )
             ).one()
         return wake_time(deferred, started, self.tuning.lease)
 
@@ -185,15 +207,21 @@ def _known_sids(conn, stale) -> dict[int, set[str]]:
     ids = [row.subscriber_id for row in stale]
     known: dict[int, set[str]] = {i: set() for i in ids}
     for subscriber_id, sid in conn.execute(
-        select(D.c.subscriber_id, D.c.sid)
-        .where(D.c.subscriber_id.in_(ids), D.c.sent_at.is_not(None), D.c.sent_at >= since)
-        .where(D.c.sid.is_not(None))
+        select(delivery_table.c.subscriber_id, delivery_table.c.sid)
+        .where(
+            delivery_table.c.subscriber_id.in_(ids),
+            delivery_table.c.sent_at.is_not(None),
+            delivery_table.c.sent_at >= since,
+        )
+        .where(delivery_table.c.sid.is_not(None))
     ):
         known[subscriber_id].add(sid)
     phones = {row.phone: row.subscriber_id for row in stale}
     for phone, sid in conn.execute(
-        select(OUT.c.to_number, OUT.c.sid).where(
-            OUT.c.to_number.in_(list(phones)), OUT.c.sid.is_not(None), OUT.c.created_at >= since
+        select(outbound_table.c.to_number, outbound_table.c.sid).where(
+            outbound_table.c.to_number.in_(list(phones)),
+            outbound_table.c.sid.is_not(None),
+            outbound_table.c.created_at >= since,
         )
     ):
         known[phones[phone]].add(sid)

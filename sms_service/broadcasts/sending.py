@@ -68,9 +68,9 @@ from sms_service.services.reviews import subscribers_under_review
 
 log = logging.getLogger(__name__)
 
-D = BroadcastDelivery.__table__
-S = Subscriber.__table__
-R = BroadcastRun.__table__
+delivery_table = BroadcastDelivery.__table__
+subscriber_table = Subscriber.__table__
+run_table = BroadcastRun.__table__
 
 
 @dataclass
@@ -196,7 +196,9 @@ class RunSender:
     def _body(self, run_id: int) -> RunTexts | None:
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(R.c.status, R.c.body, R.c.body_es).where(R.c.id == run_id)
+                select(run_table.c.status, run_table.c.body, run_table.c.body_es).where(
+                    run_table.c.id == run_id
+                )
             ).first()
         if row is None or row.status != RunStatus.SENDING or not row.body:
             return None
@@ -220,10 +222,12 @@ class RunSender:
         now = self.clock()
         limit = self._chunk(segments)
         picked = (
-            select(D.c.subscriber_id)
-            .where(D.c.run_id == run_id, D.c.status == DeliveryStatus.PENDING)
-            .where(D.c.subscriber_id > after)
-            .order_by(D.c.subscriber_id)
+            select(delivery_table.c.subscriber_id)
+            .where(
+                delivery_table.c.run_id == run_id, delivery_table.c.status == DeliveryStatus.PENDING
+            )
+            .where(delivery_table.c.subscriber_id > after)
+            .order_by(delivery_table.c.subscriber_id)
             .limit(limit)
         )
         if not self.sqlite:
@@ -232,19 +236,21 @@ class RunSender:
         # re-run it per row while the UPDATE locks rows, and claim the whole run.
         picked = picked.cte("picked").prefix_with("MATERIALIZED")
         claim = (
-            update(D)
-            .where(D.c.run_id == run_id, D.c.status == DeliveryStatus.PENDING)
-            .where(D.c.subscriber_id == picked.c.subscriber_id)
+            update(delivery_table)
+            .where(
+                delivery_table.c.run_id == run_id, delivery_table.c.status == DeliveryStatus.PENDING
+            )
+            .where(delivery_table.c.subscriber_id == picked.c.subscriber_id)
             .values(
                 status=DeliveryStatus.SENDING,
                 attempt_id=attempt,
                 attempt_started_at=now,
-                attempts=D.c.attempts + 1,
+                attempts=delivery_table.c.attempts + 1,
                 reason=None,
                 error_code=None,
                 updated_at=now,
             )
-            .returning(D.c.subscriber_id)
+            .returning(delivery_table.c.subscriber_id)
         )
         with self.engine.begin() as conn:
             claimed = sorted(conn.execute(claim).scalars())
@@ -258,15 +264,23 @@ class RunSender:
     def _screen(self, conn, run_id, attempt, ids, now, body, report) -> list[_Target]:
         """Check the claimed rows; settle skips and deferrals in the claim's transaction."""
         people = conn.execute(
-            select(S.c.id, S.c.phone, S.c.status, S.c.timezone, S.c.language).where(S.c.id.in_(ids))
+            select(
+                subscriber_table.c.id,
+                subscriber_table.c.phone,
+                subscriber_table.c.status,
+                subscriber_table.c.timezone,
+                subscriber_table.c.language,
+            ).where(subscriber_table.c.id.in_(ids))
         ).all()
         since = now - gate.CAP_WINDOW
         recent = dict(
             conn.execute(
-                select(D.c.subscriber_id, func.count())
-                .where(D.c.subscriber_id.in_(ids), D.c.sent_at.is_not(None))
-                .where(D.c.sent_at >= since)
-                .group_by(D.c.subscriber_id)
+                select(delivery_table.c.subscriber_id, func.count())
+                .where(
+                    delivery_table.c.subscriber_id.in_(ids), delivery_table.c.sent_at.is_not(None)
+                )
+                .where(delivery_table.c.sent_at >= since)
+                .group_by(delivery_table.c.subscriber_id)
             ).all()
         )
         held = subscribers_under_review(conn, ids)
@@ -318,9 +332,15 @@ class RunSender:
         carrier_verdicts = []
         with self.engine.begin() as conn:
             if self.sqlite:
-                conn.execute(update(R).where(R.c.id == run_id).values(status=R.c.status))
+                conn.execute(
+                    update(run_table)
+                    .where(run_table.c.id == run_id)
+                    .values(status=run_table.c.status)
+                )
             lock_run(conn, run_id, exclusive=False)  # a cancel waits for this batch
-            run_status = conn.execute(select(R.c.status).where(R.c.id == run_id)).scalar_one()
+            run_status = conn.execute(
+                select(run_table.c.status).where(run_table.c.id == run_id)
+            ).scalar_one()
             ids = [t.subscriber_id for t in targets]
             now = self.clock()
             if run_status != RunStatus.SENDING:
@@ -334,17 +354,22 @@ class RunSender:
                 return []
             mine = dict(
                 conn.execute(
-                    select(D.c.subscriber_id, D.c.attempts)
-                    .where(D.c.run_id == run_id, D.c.subscriber_id.in_(ids))
-                    .where(D.c.status == DeliveryStatus.SENDING, D.c.attempt_id == attempt)
+                    select(delivery_table.c.subscriber_id, delivery_table.c.attempts)
+                    .where(
+                        delivery_table.c.run_id == run_id, delivery_table.c.subscriber_id.in_(ids)
+                    )
+                    .where(
+                        delivery_table.c.status == DeliveryStatus.SENDING,
+                        delivery_table.c.attempt_id == attempt,
+                    )
                     .with_for_update()
                 ).all()
             )
             status = dict(
                 conn.execute(
-                    select(S.c.id, S.c.status)
-                    .where(S.c.id.in_(sorted(mine)))
-                    .order_by(S.c.id)
+                    select(subscriber_table.c.id, subscriber_table.c.status)
+                    .where(subscriber_table.c.id.in_(sorted(mine)))
+                    .order_by(subscriber_table.c.id)
                     .with_for_update(read=True)
                 ).all()
             )

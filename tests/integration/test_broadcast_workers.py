@@ -53,8 +53,8 @@ from .broadcast_support import (
 pytestmark = pytest.mark.slow  # real worker processes, killed and restarted
 
 REDIS_URL = redis_url()  # this run's own Redis database
-D = BroadcastDelivery.__table__
-R = BroadcastRun.__table__
+delivery_table = BroadcastDelivery.__table__
+run_table = BroadcastRun.__table__
 
 
 @pytest.fixture(scope="module")
@@ -151,13 +151,15 @@ def workers(pg_db, sim, tmp_path):
 
 def count(engine, run_id: int, status: str) -> int:
     with engine.connect() as conn:
-        query = select(func.count()).where(D.c.run_id == run_id, D.c.status == status)
+        query = select(func.count()).where(
+            delivery_table.c.run_id == run_id, delivery_table.c.status == status
+        )
         return conn.execute(query).scalar_one()
 
 
 def run_row(engine, run_id: int):
     with engine.connect() as conn:
-        return conn.execute(select(R).where(R.c.id == run_id)).one()
+        return conn.execute(select(run_table).where(run_table.c.id == run_id)).one()
 
 
 def closed(engine, run_id: int) -> bool:
@@ -232,12 +234,18 @@ def test_nothing_is_sent_to_a_number_after_its_stop_commits(engine, queue, worke
     # in flight finish and holds every later batch before it re-checks consent.
     with engine.begin() as conn:
         lock_run(conn, run.id, exclusive=True)
-        assert conn.execute(select(R.c.status).where(R.c.id == run.id)).scalar_one() == "sending"
+        assert (
+            conn.execute(select(run_table.c.status).where(run_table.c.id == run.id)).scalar_one()
+            == "sending"
+        )
         held = (
             conn.execute(
                 select(Subscriber.phone)
-                .join(D, D.c.subscriber_id == Subscriber.id)
-                .where(D.c.run_id == run.id, D.c.status.in_(("pending", "sending")))
+                .join(delivery_table, delivery_table.c.subscriber_id == Subscriber.id)
+                .where(
+                    delivery_table.c.run_id == run.id,
+                    delivery_table.c.status.in_(("pending", "sending")),
+                )
                 .order_by(Subscriber.id.desc())
                 .limit(3)
             )
@@ -258,8 +266,9 @@ def test_nothing_is_sent_to_a_number_after_its_stop_commits(engine, queue, worke
     with engine.connect() as conn:
         opted_out = set(conn.execute(
             select(Subscriber.phone)
-            .join(D, D.c.subscriber_id == Subscriber.id)
-            .where(D.c.run_id == run.id, D.c.status == "skipped", D.c.reason == "opted_out")
+            .join(delivery_table, delivery_table.c.subscriber_id == Subscriber.id)
+            .where(delivery_table.c.run_id == run.id, delivery_table.c.status == "skipped")
+            .where(delivery_table.c.reason == "opted_out")
         ).scalars())  # fmt: skip
     assert opted_out == {number for number, seen in seen_at_stop.items() if seen == 0}
     assert delivery_counts(engine, run.id) == {
@@ -302,14 +311,14 @@ def test_quiet_hours_defer_until_a_job_at_the_allowed_time(engine, queue, redis_
              timeout=30, what="3 sent, 3 deferred")  # fmt: skip
     with engine.connect() as conn:
         not_before = conn.execute(
-            select(func.min(D.c.not_before)).where(D.c.run_id == run.id)
+            select(func.min(delivery_table.c.not_before)).where(delivery_table.c.run_id == run.id)
         ).scalar_one()
     started = run_row(engine, run.id).started_at
     assert not_before == next_allowed_time(not_before - timedelta(minutes=1), phone(0),
                                            window="08:00-21:00", stored_zone=night)  # fmt: skip
     assert not_before > started + timedelta(hours=4)  # tomorrow morning, their time
     registry = ScheduledJobRegistry(queue=queue)
-    wake_id = f"bwake-{run.id}-{not_before:%Y%m%dT%H%M%S}Z"
+    wake_id = f"bwake-{run.id}-{not_before:%Y%m%dT%H%M%subscriber_table}Z"
     wait_for(lambda: wake_id in registry.get_job_ids(), timeout=10, what="the wake-up job")
     assert registry.get_scheduled_time(wake_id) == not_before.replace(microsecond=0)
     assert set(texts_per_number(sim.url)) == {phone(10), phone(11), phone(12)}
@@ -319,7 +328,8 @@ def test_quiet_hours_defer_until_a_job_at_the_allowed_time(engine, queue, redis_
     with engine.begin() as conn:
         conn.execute(update(Subscriber.__table__).where(Subscriber.id.in_(asleep))
                      .values(timezone=day))  # fmt: skip
-        conn.execute(update(D).where(D.c.run_id == run.id, D.c.status == "deferred")
+        conn.execute(update(delivery_table).where(delivery_table.c.run_id == run.id)
+                     .where(delivery_table.c.status == "deferred")
                      .values(not_before=utcnow()))  # fmt: skip
     redis_connection.zadd(registry.key, {wake_id: time.time()})
     wait_for(lambda: closed(engine, run.id), timeout=30, what="the run to close")

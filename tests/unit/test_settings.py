@@ -90,9 +90,7 @@ def test_app_env_is_read_whatever_its_case_and_spaces(monkeypatch, value):
 
 @pytest.mark.parametrize("value", ["prod", "staging", "", "production-eu"])
 def test_an_unknown_app_env_is_refused(value):
-    with pytest.raises(
-        SettingsError, match="APP_ENV must be one of development, test, production"
-    ):
+    with pytest.raises(SettingsError, match="APP_ENV must be one of development, test, production"):
         Settings(app_env=value)
 
 
