@@ -42,7 +42,7 @@ from sms_service.broadcasts.recovery import wake_time
 from sms_service.broadcasts.runs import OPEN_DELIVERY, finish_run
 from sms_service.carrier.single_send import enqueue_send_job, send_job_id
 from sms_service.db import make_engine, session_scope
-from sms_service.domain.delivery import MessageStatus
+from sms_service.domain.carrier_status import MessageStatus
 from sms_service.models import (
     BroadcastDelivery,
     BroadcastRun,

@@ -27,7 +27,7 @@ from sms_service.broadcasts.tuning import Tuning
 from sms_service.carrier import sender
 from sms_service.carrier.throttle import Throttle
 from sms_service.db import session_scope
-from sms_service.domain.delivery import MessageStatus, Outcome
+from sms_service.domain.carrier_status import MessageStatus, Outcome
 from sms_service.errors import SendRetryable
 from sms_service.models import OutboundMessage, Subscriber, utcnow
 from workers import context
@@ -40,7 +40,7 @@ def send_outbound_message(outbound_message_id: int) -> str:
     settings = context.settings()
     job = get_current_job()
     connection = job.connection if job is not None else Redis.from_url(settings.redis_url)
-    return deliver(
+    return send_message(
         engine=context.engine(),
         client=context.twilio_client(),
         settings=settings,
@@ -49,7 +49,7 @@ def send_outbound_message(outbound_message_id: int) -> str:
     )
 
 
-def deliver(
+def send_message(
     *,
     engine: Engine,
     client: Client,
@@ -135,4 +135,4 @@ def _suppressed(session: Session, message: OutboundMessage) -> bool:
     return True
 
 
-__all__ = ["Outcome", "deliver", "send_outbound_message"]
+__all__ = ["Outcome", "send_message", "send_outbound_message"]

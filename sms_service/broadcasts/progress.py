@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from sms_service.broadcasts.runs import OPEN_DELIVERY, get_broadcast
 from sms_service.domain.broadcast_gate import DeliveryReason
-from sms_service.domain.delivery import MessageStatus
+from sms_service.domain.carrier_status import MessageStatus
 from sms_service.models import (
     Broadcast,
     BroadcastDelivery,

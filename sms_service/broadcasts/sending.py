@@ -53,7 +53,7 @@ from sms_service.carrier import sender
 from sms_service.carrier.throttle import Throttle
 from sms_service.db import session_scope
 from sms_service.domain import broadcast_gate as gate
-from sms_service.domain.delivery import CarrierVerdict, Outcome, verdict_of_refusal
+from sms_service.domain.carrier_status import CarrierVerdict, Outcome, verdict_of_refusal
 from sms_service.domain.phones import mask
 from sms_service.models import (
     BroadcastDelivery,
@@ -63,8 +63,8 @@ from sms_service.models import (
     Subscriber,
     utcnow,
 )
-from sms_service.services.delivery_reports import apply_carrier_verdict
 from sms_service.services.reviews import subscribers_under_review
+from sms_service.services.status_reports import apply_carrier_verdict
 
 log = logging.getLogger(__name__)
 

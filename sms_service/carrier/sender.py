@@ -29,8 +29,8 @@ from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
 
 from config import Settings
-from sms_service.domain import delivery
-from sms_service.domain.delivery import MessageStatus, Outcome
+from sms_service.domain import carrier_status
+from sms_service.domain.carrier_status import MessageStatus, Outcome
 from sms_service.domain.phones import mask
 from sms_service.domain.segments import count_segments, make_gsm_safe
 from sms_service.errors import SendInFlight
@@ -42,7 +42,7 @@ from sms_service.models import (
     SubscriberStatus,
     utcnow,
 )
-from sms_service.services.delivery_reports import apply_carrier_verdict, latest_reported_status
+from sms_service.services.status_reports import apply_carrier_verdict, latest_reported_status
 
 __all__ = [
     "Outcome",
@@ -127,7 +127,7 @@ def send_sms(
     try:
         message = client.messages.create(**params)
     except TwilioRestException as exc:
-        kind = delivery.classify_api_error(exc.status, exc.code)
+        kind = carrier_status.classify_api_error(exc.status, exc.code)
         return SendOutcome(
             kind=kind, error_code=exc.code, error_message=exc.msg or None, http_status=exc.status
         )
@@ -335,7 +335,7 @@ def record_outcome(
     if outcome.kind is Outcome.ACCEPTED:
         message.sid = outcome.sid
         message.status = outcome.status or MessageStatus.QUEUED
-        if delivery.rank(message.status) is None:
+        if carrier_status.rank(message.status) is None:
             message.status = MessageStatus.QUEUED
         if outcome.num_segments:  # 0 via a Messaging Service until a sender is picked
             message.segments = outcome.num_segments
@@ -345,7 +345,7 @@ def record_outcome(
         session.add(message)
         session.flush()
         early = latest_reported_status(session, outcome.sid or "")
-        if early is not None and delivery.advances(message.status, early.status):
+        if early is not None and carrier_status.advances(message.status, early.status):
             message.status = early.status
             message.error_code = early.error_code
         session.add(message)
@@ -360,8 +360,9 @@ def record_outcome(
     else:
         message.status = MessageStatus.FAILED
     session.add(message)
+    verdict = carrier_status.verdict_of_refusal(outcome.kind)
     apply_carrier_verdict(
-        session, message.to_number, delivery.verdict_of_refusal(outcome.kind), program=program,
+        session, message.to_number, verdict, program=program,
         error_code=outcome.error_code, occurred_at=now,
     )  # fmt: skip
     session.flush()

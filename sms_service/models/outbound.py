@@ -50,7 +50,7 @@ class OutboundMessage(SQLModel, table=True):
     have accepted it; the carrier is asked (:func:`sms_service.carrier.sender.reconcile`) before
     any retry. ``accepted``/``queued``: Twilio took it (``sid`` set). ``sent``,
     ``delivered``, ``undelivered``, ``failed``: from status callbacks, moving forward only
-    (:data:`sms_service.domain.delivery.STATUS_RANK`). A refusal at the API (opted out,
+    (:data:`sms_service.domain.carrier_status.STATUS_RANK`). A refusal at the API (opted out,
     invalid number, other error) is ``failed`` with ``error_code`` and no sid.
     """
 

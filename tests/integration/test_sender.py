@@ -20,12 +20,12 @@ from sms_service.carrier import sender
 from sms_service.carrier.single_send import enqueue_send_job
 from sms_service.db import make_engine, session_scope
 from sms_service.devtools.carrier_sim import SimConfig, SimHandle, run_in_thread
-from sms_service.domain.delivery import Outcome
+from sms_service.domain.carrier_status import Outcome
 from sms_service.errors import SendRetryable
 from sms_service.models import ConsentEvent, OutboundMessage, Subscriber, utcnow
 from tests.conftest import make_settings
 from tests.support import free_port
-from workers.send import deliver
+from workers.send import send_message
 
 PHONE = "+12025550123"
 INVALID = "+11234567890"  # area code 123 does not exist: Twilio answers 21211
@@ -78,7 +78,9 @@ def test_accepted_send_is_recorded_with_sid_and_segments(engine, settings, sim, 
     body = "Rally at City Hall at noon. " * 7  # 196 GSM-7 characters: two segments
     message_id = new_message(engine, cfg, body=body, kind="system")
     assert (
-        deliver(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id)
+        send_message(
+            engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id
+        )
         == "accepted"
     )
     stored = load(engine, message_id)
@@ -89,7 +91,9 @@ def test_accepted_send_is_recorded_with_sid_and_segments(engine, settings, sim, 
     assert stored.sent_at is not None and seen["body"] == body
     # Done means done: running the job again sends nothing.
     assert (
-        deliver(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id)
+        send_message(
+            engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id
+        )
         == "done"
     )
     assert len(sim_messages(sim)) == 1
@@ -98,7 +102,7 @@ def test_accepted_send_is_recorded_with_sid_and_segments(engine, settings, sim, 
 def test_messaging_service_is_preferred_over_from(engine, settings, sim, clients):
     cfg = via(settings, sim, twilio_messaging_service_sid="MG" + "a" * 32)
     message_id = new_message(engine, cfg, body="Café tonight")  # é is GSM-7; ’ would not be
-    deliver(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id)
+    send_message(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id)
     stored = load(engine, message_id)
     [seen] = sim_messages(sim)
     assert seen["messaging_service_sid"] == "MG" + "a" * 32
@@ -109,7 +113,7 @@ def test_21610_opts_the_subscriber_out_with_a_carrier_consent_event(engine, sett
     requests.post(f"{sim.url}/sim/optouts", json={"number": PHONE}, timeout=5).raise_for_status()
     cfg = via(settings, sim)
     message_id = new_message(engine, cfg, kind="broadcast")
-    result = deliver(
+    result = send_message(
         engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id
     )
     assert result == "opted_out"
@@ -124,7 +128,7 @@ def test_21610_opts_the_subscriber_out_with_a_carrier_consent_event(engine, sett
     # The next broadcast to the number is not even attempted.
     again = new_message(engine, cfg, kind="broadcast")
     assert (
-        deliver(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=again)
+        send_message(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=again)
         == "suppressed"
     )
     assert load(engine, again).status == "failed" and len(consent_events(engine)) == 1
@@ -134,14 +138,18 @@ def test_21211_marks_the_number_invalid_and_is_not_retried(engine, settings, sim
     cfg = via(settings, sim)
     message_id = new_message(engine, cfg, to=INVALID)
     assert (
-        deliver(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id)
+        send_message(
+            engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id
+        )
         == "invalid_number"
     )
     stored = load(engine, message_id)
     assert (stored.status, stored.error_code) == ("failed", 21211)
     assert subscriber(engine, INVALID).status == "invalid"
     assert (
-        deliver(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id)
+        send_message(
+            engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id
+        )
         == "done"
     )
 
@@ -176,7 +184,9 @@ def test_500_is_retryable_and_the_message_waits_for_the_next_attempt(
     cfg = via(settings, sim)
     message_id = new_message(engine, cfg)
     with pytest.raises(SendRetryable):
-        deliver(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id)
+        send_message(
+            engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id
+        )
     stored = load(engine, message_id)
     assert (stored.status, stored.error_code, stored.attempts) == ("pending", 20500, 1)
 
@@ -218,7 +228,7 @@ def test_job_reconciles_a_lost_answer_instead_of_sending_twice(
     cfg = via(settings, sim)
     message_id = new_message(engine, cfg)
     with pytest.raises(SendRetryable):
-        deliver(
+        send_message(
             engine=engine,
             client=clients(cfg, timeout=0.2),
             settings=cfg,
@@ -226,7 +236,9 @@ def test_job_reconciles_a_lost_answer_instead_of_sending_twice(
         )
     assert load(engine, message_id).status == "unknown"
     assert (
-        deliver(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id)
+        send_message(
+            engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id
+        )
         == "accepted"
     )
     [seen] = sim_messages(sim)
@@ -237,11 +249,13 @@ def test_job_reconciles_a_lost_answer_instead_of_sending_twice(
 def test_reconcile_never_takes_another_messages_sid(engine, settings, sim, clients):
     cfg = via(settings, sim)
     first = new_message(engine, cfg, body="Same words")
-    deliver(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=first)
+    send_message(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=first)
     second = new_message(engine, cfg, body="Same words")
     with session_scope(engine) as session:  # its answer was lost before Twilio saw it
         session.get(OutboundMessage, second).status = "unknown"
-    result = deliver(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=second)
+    result = send_message(
+        engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=second
+    )
     assert result == "accepted"
     sids = {m["sid"] for m in sim_messages(sim)}
     assert len(sids) == 2 and sids == {load(engine, first).sid, load(engine, second).sid}
@@ -254,7 +268,9 @@ def test_an_attempt_in_flight_is_not_duplicated(engine, settings, sim, clients):
         # a worker that is still waiting for Twilio's answer
         sender.claim_for_sending(session, message_id, lease=Tuning.from_settings(cfg).lease)
     with pytest.raises(SendRetryable):
-        deliver(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id)
+        send_message(
+            engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message_id
+        )
     assert sim_messages(sim) == []
 
 

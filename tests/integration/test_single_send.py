@@ -22,7 +22,7 @@ from sms_service.errors import SendInFlight
 from sms_service.models import MessageKind, OutboundMessage, Subscriber, SubscriberStatus, utcnow
 from tests import redis_db
 from workers.broadcast_worker import sweep
-from workers.send import deliver
+from workers.send import send_message
 
 PHONE = "+12025550123"
 
@@ -110,11 +110,13 @@ def test_an_attempt_younger_than_the_lease_is_left_to_its_worker(engine, cfg, si
         message.status, message.attempted_at = "sending", utcnow() - timedelta(seconds=50)
     assert cfg.broadcast_lease_seconds == 60
     with pytest.raises(SendInFlight):
-        deliver(engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message.id)
+        send_message(
+            engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message.id
+        )
     assert sent_to(sim) == []
     with session_scope(engine) as session:  # now older than the lease: its worker is gone
         session.get(OutboundMessage, message.id).attempted_at = utcnow() - timedelta(seconds=61)
-    result = deliver(
+    result = send_message(
         engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message.id
     )
     assert result == "accepted" and len(sent_to(sim)) == 1  # asked the carrier, then sent
@@ -131,7 +133,7 @@ def test_an_opted_out_number_gets_only_its_opt_out_confirmation(
     add_subscriber(engine, SubscriberStatus.OPTED_OUT)
     with session_scope(engine) as session:
         message = enqueue_single_send(session, settings=cfg, to=PHONE, body="x", kind=kind)
-    result = deliver(
+    result = send_message(
         engine=engine, client=clients(cfg), settings=cfg, outbound_message_id=message.id
     )
     assert result == expected

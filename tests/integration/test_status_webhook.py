@@ -25,7 +25,7 @@ from sms_service.models import ConsentEvent, MessageStatusEvent, OutboundMessage
 from tests.conftest import make_settings
 from tests.factories import new_sid, post_signed, sign
 from tests.support import wait_for
-from workers.send import deliver
+from workers.send import send_message
 
 from .broadcast_support import add_subscribers, phone, schedule_broadcast
 
@@ -223,7 +223,9 @@ def send_via_job(app, settings, to: str = PHONE) -> int:
         ).id
     client = make_twilio_client(settings)
     try:
-        deliver(engine=engine, client=client, settings=settings, outbound_message_id=message_id)
+        send_message(
+            engine=engine, client=client, settings=settings, outbound_message_id=message_id
+        )
     finally:
         close_twilio_client(client)
     return message_id

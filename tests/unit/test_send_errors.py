@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sms_service.carrier.sender import SendOutcome
-from sms_service.domain.delivery import (
+from sms_service.domain.carrier_status import (
     CarrierVerdict,
     Outcome,
     advances,

@@ -7,10 +7,10 @@ import logging
 from flask import Blueprint, Response, abort, current_app, request
 
 from sms_service.db import run_transaction
-from sms_service.domain.delivery import parse_error_code
+from sms_service.domain.carrier_status import parse_error_code
 from sms_service.domain.phones import InvalidPhoneNumber, to_e164
 from sms_service.models import utcnow
-from sms_service.services.delivery_reports import StatusReport, record_status
+from sms_service.services.status_reports import StatusReport, record_status
 from sms_service.web.views.sms import require_twilio_signature
 from sms_service.web.webhook_input import clean_text, identifier, short_text
 

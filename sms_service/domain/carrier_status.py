@@ -1,4 +1,4 @@
-"""Outbound delivery rules, pure: status order and what Twilio's error codes mean for us.
+"""What the carrier says, pure: message status order and what Twilio's error codes mean.
 
 No Flask, ORM or Twilio imports: the sender and the status webhook ask this module and act.
 """

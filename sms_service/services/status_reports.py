@@ -1,5 +1,5 @@
-"""Delivery reports and what the carrier tells us about numbers: the data behind
-``POST /sms/status`` and the sender's handling of refusals.
+"""Status reports (Twilio's status callbacks) and what the carrier tells us about numbers:
+the data behind ``POST /sms/status`` and the sender's handling of refusals.
 
 Nothing here commits; the webhook's or the job's transaction holds the event, the status
 change and any consent event together. Idempotency is the database's: one
@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from sms_service.db import dialect_insert
-from sms_service.domain import delivery
-from sms_service.domain.delivery import CarrierVerdict
+from sms_service.domain import carrier_status
+from sms_service.domain.carrier_status import CarrierVerdict
 from sms_service.domain.keywords import REVIEW_BUSINESS_DAYS, add_business_days
 from sms_service.domain.phones import mask
 from sms_service.models import (
@@ -74,8 +74,11 @@ def record_status(session: Session, report: StatusReport, *, program: str) -> St
         select(OutboundMessage).where(OutboundMessage.sid == report.sid)
     ).scalar_one_or_none()
     verdict = CarrierVerdict.NONE
-    if recorded and status in (delivery.MessageStatus.FAILED, delivery.MessageStatus.UNDELIVERED):
-        verdict = delivery.classify_delivery_error(report.error_code)
+    if recorded and status in (
+        carrier_status.MessageStatus.FAILED,
+        carrier_status.MessageStatus.UNDELIVERED,
+    ):
+        verdict = carrier_status.classify_delivery_error(report.error_code)
         phone = message.to_number if message is not None else report.to_number
         if phone and verdict is not CarrierVerdict.NONE:
             apply_carrier_verdict(
@@ -114,7 +117,7 @@ def advance_status(session: Session, sid: str, status: str, error_code: int | No
 
     The guard is in the UPDATE itself, so two callbacks racing cannot move it back.
     """
-    lower = delivery.lower_statuses(status)
+    lower = carrier_status.lower_statuses(status)
     if not lower:
         return False
     values: dict[str, object] = {"status": status, "updated_at": utcnow()}
@@ -134,8 +137,8 @@ def latest_reported_status(session: Session, sid: str) -> MessageStatusEvent | N
     events = session.execute(
         select(MessageStatusEvent).where(MessageStatusEvent.sid == sid)
     ).scalars()
-    known = [e for e in events if delivery.rank(e.status) is not None]
-    return max(known, key=lambda e: delivery.rank(e.status) or 0, default=None)
+    known = [e for e in events if carrier_status.rank(e.status) is not None]
+    return max(known, key=lambda e: carrier_status.rank(e.status) or 0, default=None)
 
 
 def apply_carrier_verdict(
