@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import text
 
 from config import Settings
 from sms_service.carrier.client import close_twilio_client, make_twilio_client
-from sms_service.db import make_engine
 from sms_service.db.migrate import private_database, upgrade
 from sms_service.devtools.carrier_sim import SimConfig, SimHandle, run_in_thread
 from tests import redis_db
+from tests.factories import PG_ADMIN_URL, make_settings, truncate_all
 from workers import context
 
 
@@ -43,13 +41,6 @@ def pytest_unconfigure(config) -> None:
     redis_db.release()
 
 
-PG_ADMIN_URL = os.environ.get(
-    "TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-TEST_AUTH_TOKEN = "test-auth-token-" + uuid.uuid4().hex[:16]  # 32 characters, like Twilio's
-TEST_ACCOUNT_SID = "AC" + "1" * 32
-
-
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, migrated to head, dropped afterwards."""
@@ -65,24 +56,6 @@ def redis_connection() -> Iterator[redis.Redis]:
     yield conn
     conn.flushdb()
     conn.close()
-
-
-def truncate_all(url: str) -> None:
-    """Empty every table. The consent log refuses TRUNCATE by trigger; the test run is a
-    superuser, and in replica mode ordinary triggers do not fire."""
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("SET LOCAL session_replication_role = replica"))
-        tables = conn.execute(
-            text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                "AND tablename <> 'alembic_version'"
-            )
-        ).scalars()
-        names = ", ".join(f'"{t}"' for t in tables)
-        if names:
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    engine.dispose()
 
 
 @pytest.fixture
@@ -106,29 +79,6 @@ def sqlite_url(tmp_path, sqlite_template) -> str:
     path = tmp_path / "sms.db"
     shutil.copyfile(sqlite_template, path)
     return f"sqlite:///{path}"
-
-
-def make_settings(database_url: str, **overrides) -> Settings:
-    """Settings for tests: never the environment's secrets."""
-    values = dict(
-        app_env="test",
-        database_url=database_url,
-        twilio_account_sid=TEST_ACCOUNT_SID,
-        twilio_auth_token=TEST_AUTH_TOKEN,
-        twilio_from="21333",
-        program_name="Rights Alerts",
-        program_help_contact="help@rights.example",
-        program_frequency="Up to 4 msgs/mo",
-        program_terms_url="https://rights.example/sms-terms",
-        public_base_url="https://sms.rights.example",
-        secret_key="test-secret",
-        # Each app counts its own limits; tests of shared counting pass a Redis URL.
-        ratelimit_storage_url="memory://",
-        # Anything the app enqueues goes to this run's own Redis database, never db 0.
-        redis_url=redis_db.redis_url(),
-    )
-    values.update(overrides)
-    return Settings(**values)
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])

@@ -1,13 +1,85 @@
-"""Builders shared by tests: Twilio-shaped inbound forms, signed with RequestValidator."""
+"""Builders shared by tests: settings, Twilio-shaped inbound forms (signed with
+RequestValidator), subscribers and broadcasts in bulk, and the carrier simulator's view.
+
+Fixtures live in ``tests/conftest.py``; waiting and free ports in ``tests/support.py``.
+No test module imports another test module or ``conftest``: what two of them share is here.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
 
+import requests
+from sqlalchemy import insert, select, text
+from sqlalchemy.engine import Engine
 from twilio.request_validator import RequestValidator
 
 from config import Settings
+from sms_service import broadcasts
 from sms_service.carrier import twiml as twilio_webhooks
+from sms_service.db import make_engine, session_scope
+from sms_service.domain.audience import parse_audience
+from sms_service.models import (
+    BroadcastDelivery,
+    BroadcastRun,
+    Campaign,
+    Signature,
+    Subscriber,
+    SubscriberTag,
+    utcnow,
+)
+from tests import redis_db
+
+PG_ADMIN_URL = os.environ.get(
+    "TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+TEST_AUTH_TOKEN = "test-auth-token-" + uuid.uuid4().hex[:16]  # 32 characters, like Twilio's
+TEST_ACCOUNT_SID = "AC" + "1" * 32
+
+
+def make_settings(database_url: str, **overrides) -> Settings:
+    """Settings for tests: never the environment's secrets."""
+    values = dict(
+        app_env="test",
+        database_url=database_url,
+        twilio_account_sid=TEST_ACCOUNT_SID,
+        twilio_auth_token=TEST_AUTH_TOKEN,
+        twilio_from="21333",
+        program_name="Rights Alerts",
+        program_help_contact="help@rights.example",
+        program_frequency="Up to 4 msgs/mo",
+        program_terms_url="https://rights.example/sms-terms",
+        public_base_url="https://sms.rights.example",
+        secret_key="test-secret",
+        # Each app counts its own limits; tests of shared counting pass a Redis URL.
+        ratelimit_storage_url="memory://",
+        # Anything the app enqueues goes to this run's own Redis database, never db 0.
+        redis_url=redis_db.redis_url(),
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+def truncate_all(url: str) -> None:
+    """Empty every table. The consent log refuses TRUNCATE by trigger; the test run is a
+    superuser, and in replica mode ordinary triggers do not fire."""
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        tables = conn.execute(
+            text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+        ).scalars()
+        names = ", ".join(f'"{t}"' for t in tables)
+        if names:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
 
 
 def new_sid(prefix: str = "SM") -> str:
@@ -71,3 +143,131 @@ def log_in(client, email: str, password: str = STAFF_PASSWORD):
     """Sign in through /login like a browser: fetch the form for its token, then post."""
     token = csrf_token_from(client.get("/login").text)
     return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+# -- subscribers and broadcasts in bulk, the simulator's view ---------------------------
+
+
+def phone(i: int) -> str:
+    """A valid Washington DC number (no state quiet-hours rule applies)."""
+    return f"+1202{2_000_000 + i:07d}"
+
+
+def add_subscribers(
+    engine: Engine,
+    count: int,
+    *,
+    start: int = 0,
+    status: str = "subscribed",
+    timezone: str | None = None,
+    tag: str | None = None,
+) -> list[int]:
+    """Insert ``count`` subscribers (numbers ``phone(start)``…); their ids, in order."""
+    now = utcnow()
+    rows = [
+        dict(phone=phone(i), status=status, timezone=timezone, created_at=now, updated_at=now)
+        for i in range(start, start + count)
+    ]
+    table = Subscriber.__table__
+    with engine.begin() as conn:
+        conn.execute(insert(table), rows)
+        ids = list(
+            conn.execute(
+                select(table.c.id).where(table.c.phone.in_([r["phone"] for r in rows]))
+            ).scalars()
+        )
+        if tag:
+            conn.execute(
+                insert(SubscriberTag.__table__), [dict(subscriber_id=i, tag=tag) for i in ids]
+            )
+    return sorted(ids)
+
+
+def add_campaign(engine: Engine, keyword: str, signer_ids: list[int]) -> int:
+    """A campaign signed by ``signer_ids``; its id."""
+    with engine.begin() as conn:
+        campaign_id = conn.execute(
+            insert(Campaign.__table__)
+            .values(
+                keyword=keyword,
+                title=keyword.title(),
+                petition_text="",
+                active=True,
+                created_at=utcnow(),
+            )  # fmt: skip
+            .returning(Campaign.__table__.c.id)
+        ).scalar_one()
+        if signer_ids:
+            conn.execute(
+                insert(Signature.__table__),
+                [
+                    dict(
+                        campaign_id=campaign_id, subscriber_id=i, source="sms", signed_at=utcnow()
+                    )  # fmt: skip
+                    for i in signer_ids
+                ],
+            )
+    return campaign_id
+
+
+def sim_messages(sim_url: str, to: str | None = None) -> list[dict]:
+    """Every message the simulator accepted (newest first), optionally to one number."""
+    params = {"to": to} if to else {}
+    response = requests.get(f"{sim_url}/sim/messages", params=params, timeout=10)
+    response.raise_for_status()
+    return response.json()["messages"]
+
+
+def texts_per_number(sim_url: str) -> Counter:
+    """How many texts each number got from the simulator's point of view."""
+    return Counter(message["to"] for message in sim_messages(sim_url))
+
+
+def clear_sim(sim_url: str) -> None:
+    """Forget every message, opt-out and preset outcome the simulator holds."""
+    for path in ("/sim/messages", "/sim/optouts", "/sim/outcomes"):
+        requests.delete(f"{sim_url}{path}", timeout=10).raise_for_status()
+
+
+def zone_at_local_hour(hour: int) -> str:
+    """An ``Etc/GMT±N`` zone where the local hour is now ``hour`` (or within an hour)."""
+    offset = (hour - datetime.now(UTC).hour + 12) % 24 - 12
+    return "UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def delivery_counts(engine: Engine, run_id: int | None = None) -> Counter:
+    """Deliveries per (status, reason), for one run or all."""
+    d = BroadcastDelivery.__table__
+    query = select(d.c.status, d.c.reason)
+    if run_id is not None:
+        query = query.where(d.c.run_id == run_id)
+    with engine.connect() as conn:
+        return Counter(tuple(row) for row in conn.execute(query))
+
+
+def runs_of(engine: Engine, broadcast_id: int) -> list:
+    """The broadcast's runs, in occurrence order."""
+    r = BroadcastRun.__table__
+    with engine.connect() as conn:
+        return conn.execute(
+            select(r).where(r.c.broadcast_id == broadcast_id).order_by(r.c.occurrence_at)
+        ).all()
+
+
+def schedule_broadcast(
+    engine: Engine,
+    audience: str = "all",
+    *,
+    body: str = "Rally at city hall, 6pm",
+    timezone: str = "America/New_York",
+    **options: Any,
+) -> tuple[int, BroadcastRun]:
+    """Create and schedule a broadcast, as ``sms-service broadcast create`` does; its id and
+    first run. ``options`` go to :func:`create_broadcast` (``send_at``, ``recurrence``...)."""
+    with session_scope(engine) as session:
+        created = broadcasts.create_broadcast(
+            session=session, body=body, audience=parse_audience(audience), timezone=timezone,
+            **options,
+        )  # fmt: skip
+        run = broadcasts.schedule_broadcast(session=session, broadcast_id=created.id)
+    return created.id, run

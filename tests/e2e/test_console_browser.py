@@ -101,8 +101,13 @@ def test_each_role_signs_in_and_sees_only_its_pages(console, page):
     assert "opt-ins (3)" in page.inner_text(".legend")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=shot("phone-dashboard"), full_page=True)
-    for path in ("/console/reviews", "/console/lookup?number=%2B12025550101", "/console/exports",
-                 "/console/broadcasts/", "/console/audit"):  # wide tables scroll inside
+    for path in (
+        "/console/reviews",
+        "/console/lookup?number=%2B12025550101",
+        "/console/exports",
+        "/console/broadcasts/",
+        "/console/audit",
+    ):  # wide tables scroll inside
         page.goto(base + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
     page.screenshot(path=shot("phone-audit"), full_page=True)

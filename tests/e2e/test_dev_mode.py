@@ -8,7 +8,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.integration.broadcast_support import sim_messages
+from tests.factories import sim_messages
 from tests.support import wait_for
 
 BIN = Path(sys.executable).parent

@@ -33,8 +33,7 @@ from sms_service.models import (
     Signature,
     Subscriber,
 )
-from tests.conftest import truncate_all
-from tests.factories import inbound_form, new_sid
+from tests.factories import inbound_form, new_sid, truncate_all
 from tests.support import answers, free_port, wait_for
 
 BIN = Path(sys.executable).parent

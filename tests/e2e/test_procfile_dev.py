@@ -15,7 +15,7 @@ import pytest
 
 from config import PROJECT_ROOT
 from tests.e2e.conftest import wait_until_it_answers
-from tests.integration.broadcast_support import sim_messages
+from tests.factories import sim_messages
 from tests.integration.test_broadcast_workers import descendants
 from tests.redis_db import redis_url
 from tests.support import free_port, wait_for

@@ -20,27 +20,26 @@ from sms_service.carrier.throttle import Throttle
 from sms_service.cli.main import main
 from sms_service.db import make_engine, session_scope
 from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
-from sms_service.domain.broadcast_gate import OPT_OUT_REVIEW
+from sms_service.domain.broadcast_gate import DeliveryReason
 from sms_service.errors import BadRequest
 from sms_service.models import Broadcast, BroadcastDelivery, Subscriber
 from sms_service.program import program_from
 from sms_service.services.consent import resolve_review
 from sms_service.services.inbound import InboundSms, handle_inbound
 from sms_service.services.reviews import phones_under_review
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, make_settings
-from tests.redis_db import redis_url
-
-from .broadcast_support import (
+from tests.factories import (
+    TEST_ACCOUNT_SID,
+    TEST_AUTH_TOKEN,
     add_subscribers,
     clear_sim,
     delivery_counts,
+    make_settings,
     phone,
     runs_of,
     schedule_broadcast,
     sim_messages,
 )
-
-REDIS_URL = redis_url()
+from tests.redis_db import redis_url
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +68,7 @@ def engine(database_url):
 def settings(database_url, sim):
     return make_settings(
         database_url, twilio_api_base_url=sim.url, quiet_hours="off", sender_mps=0,
-        public_base_url=None, redis_url=REDIS_URL,
+        public_base_url=None, redis_url=redis_url(),
     )  # fmt: skip
 
 
@@ -78,7 +77,7 @@ def send(engine, settings, sim):
     """Start the broadcast's latest run (unless ``started``) and send it all; the run id."""
     tuning = Tuning(chunk=25, concurrency=4)
     pool = ClientPool(lambda: make_twilio_client(settings, timeout=10), tuning.concurrency)
-    connection = redis.Redis.from_url(REDIS_URL)
+    connection = redis.Redis.from_url(redis_url())
     throttle = Throttle(connection, rate=0, key="test:review:throttle")
     sender = RunSender(engine=engine, settings=settings, pool=pool, throttle=throttle,
                        tuning=tuning)  # fmt: skip
@@ -116,7 +115,10 @@ def test_a_number_under_review_gets_no_broadcast_until_staff_decide(engine, sett
         assert phones_under_review(session, [phone(0), phone(1)]) == {phone(1)}
 
     run_id = send(schedule_broadcast(engine, body="Rally at 6")[0])
-    assert delivery_counts(engine, run_id) == {("sent", None): 2, ("skipped", OPT_OUT_REVIEW): 1}
+    assert delivery_counts(engine, run_id) == {
+        ("sent", None): 2,
+        ("skipped", DeliveryReason.OPT_OUT_REVIEW): 1,
+    }
     assert set(received(sim.url)) == {phone(0), phone(2)}
 
     with session_scope(engine) as session:  # staff: it was not an opt-out
@@ -135,7 +137,10 @@ def test_a_review_opened_after_planning_still_holds_the_text(engine, settings, s
         svc.begin_run(session=session, run_id=run_id)  # planned: both numbers
     text_in(engine, settings, phone(0), "S T O P", "SMreview2")
     assert send(broadcast_id, started=True) == run_id
-    assert delivery_counts(engine, run_id) == {("sent", None): 1, ("skipped", OPT_OUT_REVIEW): 1}
+    assert delivery_counts(engine, run_id) == {
+        ("sent", None): 1,
+        ("skipped", DeliveryReason.OPT_OUT_REVIEW): 1,
+    }
     assert set(received(sim.url)) == {phone(1)}
 
 
@@ -186,7 +191,7 @@ def test_a_lost_spanish_attempt_is_found_at_the_carrier_not_resent(engine, setti
                      .values(language="en"))  # fmt: skip
     tuning = Tuning(chunk=25, concurrency=2, lease=timedelta(seconds=60), client_timeout=5)
     pool = ClientPool(lambda: make_twilio_client(settings, timeout=5), tuning.concurrency)
-    connection = redis.Redis.from_url(REDIS_URL)
+    connection = redis.Redis.from_url(redis_url())
     try:
         throttle = Throttle(connection, rate=0, key="test:review:lost")
         sender = RunSender(

@@ -30,25 +30,26 @@ from sms_service.domain.quiet_hours import next_allowed_time
 from sms_service.models import BroadcastDelivery, BroadcastRun, Subscriber, utcnow
 from sms_service.program import program_from
 from sms_service.services.inbound import InboundSms, handle_inbound
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, make_settings
-from tests.factories import new_sid
-from tests.redis_db import redis_url
-from workers import QUEUE_BROADCASTS
-from workers.broadcast import enqueue_start, start_run
-from workers.job_ids import occurrence_job_id
-
-from .broadcast_support import (
+from tests.factories import (
+    TEST_ACCOUNT_SID,
+    TEST_AUTH_TOKEN,
     add_subscribers,
     clear_sim,
     delivery_counts,
+    make_settings,
+    new_sid,
     phone,
     runs_of,
     schedule_broadcast,
     sim_messages,
     texts_per_number,
-    wait_for,
     zone_at_local_hour,
 )
+from tests.redis_db import redis_url
+from tests.support import wait_for
+from workers import QUEUE_BROADCASTS
+from workers.broadcast import enqueue_start, start_run
+from workers.job_ids import occurrence_job_id
 
 pytestmark = pytest.mark.slow  # real worker processes, killed and restarted
 

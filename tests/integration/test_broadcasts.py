@@ -30,21 +30,22 @@ from sms_service.models import (
     BroadcastRun,
     Subscriber,
 )
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, make_settings
-from tests.redis_db import redis_url
-
-from .broadcast_support import (
+from tests.factories import (
+    TEST_ACCOUNT_SID,
+    TEST_AUTH_TOKEN,
     add_campaign,
     add_subscribers,
     clear_sim,
     delivery_counts,
+    make_settings,
     phone,
     runs_of,
     schedule_broadcast,
     texts_per_number,
-    wait_for,
     zone_at_local_hour,
 )
+from tests.redis_db import redis_url
+from tests.support import wait_for
 
 REDIS_URL = redis_url()  # this run's own Redis database
 

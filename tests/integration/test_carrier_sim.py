@@ -341,7 +341,7 @@ def test_a_short_codes_stop_is_posted_plain_for_the_service_to_answer(start_sim,
 
 
 def test_advanced_opt_out_follows_the_messaging_service_setting():
-    from tests.conftest import make_settings
+    from tests.factories import make_settings
 
     plain = SimConfig.from_settings(make_settings("sqlite://"))
     service = SimConfig.from_settings(

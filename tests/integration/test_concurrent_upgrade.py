@@ -9,7 +9,7 @@ import uuid
 from sqlalchemy import create_engine, inspect, text
 
 from sms_service.db.migrate import upgrade
-from tests.conftest import PG_ADMIN_URL
+from tests.factories import PG_ADMIN_URL
 
 
 def test_concurrent_upgrades_of_an_empty_database_both_succeed():

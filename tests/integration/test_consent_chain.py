@@ -221,8 +221,12 @@ def test_the_documented_app_role_may_insert_and_seal_but_not_rewrite(pg_db):
             s.flush()
             consent_chain.seal_pending(session=s)
             s.commit()
-        for sql in ("UPDATE consent_events SET event = 'x'", "DELETE FROM consent_seals",
-                    "TRUNCATE consent_events", "ALTER TABLE consent_events DISABLE TRIGGER ALL"):
+        for sql in (
+            "UPDATE consent_events SET event = 'x'",
+            "DELETE FROM consent_seals",
+            "TRUNCATE consent_events",
+            "ALTER TABLE consent_events DISABLE TRIGGER ALL",
+        ):
             with pytest.raises(DBAPIError, match="permission denied|must be owner"):
                 with engine.begin() as conn:
                     conn.execute(text(f"SET LOCAL ROLE {role}"))

@@ -88,8 +88,10 @@ def test_staff_opt_out_and_evidence_from_the_cli(cli, app, client, settings, tmp
 
     assert run(cli, "consent", "seal").output.strip() == "3 events sealed"
     pack = run(cli, "consent", "evidence", PHONE, "-o", str(tmp_path / "pack"))
-    assert pack.exit_code == 0 and "3 consent events" in pack.output and "status opted_out" in (
-        pack.output
+    assert (
+        pack.exit_code == 0
+        and "3 consent events" in pack.output
+        and "status opted_out" in (pack.output)
     )
     rows = list(csv.DictReader(io.StringIO((tmp_path / "pack" / "messages.csv").read_text())))
     assert [r["kind"] for r in rows] == ["inbound", "keyword_reply", "optout_confirm"]

@@ -11,8 +11,15 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from sms_service.models import Broadcast, BroadcastDelivery, Campaign
-from tests.factories import csrf_token_from, log_in, make_staff, text_in
-from tests.integration.broadcast_support import add_subscribers, phone, zone_at_local_hour
+from tests.factories import (
+    add_subscribers,
+    csrf_token_from,
+    log_in,
+    make_staff,
+    phone,
+    text_in,
+    zone_at_local_hour,
+)
 
 
 @pytest.fixture

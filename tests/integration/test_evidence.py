@@ -26,11 +26,16 @@ from sms_service.services.consent_chain import seal_all
 from sms_service.services.evidence import FILES, DirectorySink, write_evidence, write_evidence_zip
 from sms_service.services.exports import ExportFilter
 from sms_service.services.messages import write_messages
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, make_settings
-from tests.factories import text_in
+from tests.factories import (
+    TEST_ACCOUNT_SID,
+    TEST_AUTH_TOKEN,
+    clear_sim,
+    make_settings,
+    runs_of,
+    schedule_broadcast,
+    text_in,
+)
 from tests.redis_db import redis_url
-
-from .broadcast_support import clear_sim, runs_of, schedule_broadcast
 
 PHONE = "+12025550123"
 OTHER = "+12025550199"

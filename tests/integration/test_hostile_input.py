@@ -23,8 +23,7 @@ from sms_service.models import (
     Signature,
     Subscriber,
 )
-from tests.conftest import make_settings
-from tests.factories import inbound_form, new_sid, post_signed, text_in
+from tests.factories import inbound_form, make_settings, new_sid, post_signed, text_in
 
 PHONE = "+12025550123"
 

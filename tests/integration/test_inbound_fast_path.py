@@ -97,7 +97,7 @@ def test_the_cached_catalogue_follows_campaigns_created_and_closed_elsewhere(
 
 def test_a_text_after_the_database_dropped_the_connection_is_stored(pg_db):
     from sms_service import create_app
-    from tests.conftest import make_settings
+    from tests.factories import make_settings
 
     settings = make_settings(pg_db)
     app = create_app(settings)

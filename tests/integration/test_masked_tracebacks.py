@@ -14,7 +14,7 @@ from sqlmodel import Session
 from sms_service import create_app
 from sms_service.db import make_engine
 from sms_service.models import Subscriber
-from tests.conftest import make_settings
+from tests.factories import make_settings
 
 PHONE = "+12025550123"
 MASKED = "+1********23"

@@ -12,7 +12,7 @@ from config import ConfigError
 from sms_service import create_app
 from sms_service.devtools.webapp import create_dev_app
 from sms_service.models import ConsentEvent, InboundMessage, OutboundMessage, Subscriber
-from tests.conftest import TEST_AUTH_TOKEN, make_settings
+from tests.factories import TEST_AUTH_TOKEN, make_settings
 
 PHONE = "+12025550123"
 

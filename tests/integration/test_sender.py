@@ -23,7 +23,7 @@ from sms_service.devtools.carrier_sim import SimConfig, SimHandle, run_in_thread
 from sms_service.domain.carrier_status import Outcome
 from sms_service.errors import SendRetryable
 from sms_service.models import ConsentEvent, OutboundMessage, Subscriber, utcnow
-from tests.conftest import make_settings
+from tests.factories import make_settings
 from tests.support import free_port
 from workers.send import send_message
 

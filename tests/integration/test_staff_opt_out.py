@@ -16,11 +16,8 @@ from sms_service.errors import BadRequest
 from sms_service.models import ConsentEvent, OutboundMessage, Subscriber
 from sms_service.program import program_from
 from sms_service.services.consent import record_opt_out, resolve_review
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, make_settings
-from tests.factories import text_in
+from tests.factories import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, clear_sim, make_settings, text_in
 from workers.send import deliver
-
-from .broadcast_support import clear_sim
 
 PHONE = "+12025550123"
 

@@ -22,12 +22,17 @@ from sms_service.carrier.throttle import Throttle
 from sms_service.db import session_scope
 from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 from sms_service.models import ConsentEvent, MessageStatusEvent, OutboundMessage, Subscriber
-from tests.conftest import make_settings
-from tests.factories import new_sid, post_signed, sign
+from tests.factories import (
+    add_subscribers,
+    make_settings,
+    new_sid,
+    phone,
+    post_signed,
+    schedule_broadcast,
+    sign,
+)
 from tests.support import wait_for
 from workers.send import send_message
-
-from .broadcast_support import add_subscribers, phone, schedule_broadcast
 
 PHONE = "+12025550123"
 

@@ -20,18 +20,19 @@ from sms_service.carrier.throttle import Throttle
 from sms_service.db import make_engine, session_scope
 from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 from sms_service.models import Campaign, ConsentEvent, InboundMessage, Signature, Subscriber, utcnow
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, make_settings
-from tests.factories import text_in
-from tests.redis_db import redis_url
-
-from .broadcast_support import (
+from tests.factories import (
+    TEST_ACCOUNT_SID,
+    TEST_AUTH_TOKEN,
     add_subscribers,
     clear_sim,
     delivery_counts,
+    make_settings,
     runs_of,
     schedule_broadcast,
+    text_in,
     texts_per_number,
 )
+from tests.redis_db import redis_url
 
 UK = "+447400123456"
 US = "+12025550123"

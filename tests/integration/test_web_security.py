@@ -9,8 +9,7 @@ from flask import render_template_string, session
 
 from sms_service import create_app
 from sms_service.web.security import limiter, limiter_storage_uri
-from tests.conftest import make_settings
-from tests.factories import text_in
+from tests.factories import make_settings, text_in
 from tests.redis_db import redis_url
 
 

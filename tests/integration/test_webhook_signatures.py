@@ -15,8 +15,7 @@ from werkzeug.datastructures import MultiDict
 
 from sms_service import create_app
 from sms_service.models import InboundMessage
-from tests.conftest import TEST_AUTH_TOKEN, make_settings
-from tests.factories import inbound_form
+from tests.factories import TEST_AUTH_TOKEN, inbound_form, make_settings
 
 PHONE = "+12025550123"
 OTHER_WEBHOOK = "https://other.example/sms/inbound"  # another app on the same Twilio account
