@@ -1,9 +1,11 @@
 """One Redis database number for each test run, so runs side by side never share keys.
 
 ``pytest_configure`` leases a free number (1-15, less the benchmarks' 8 and 9) with a key
-in db 0 that expires on its own should the run be killed, and puts it in the environment
-(``SMS_TEST_REDIS_DB``), where worker processes the tests start read it too. The lease is
-given back when the run ends. Tests flush the database around themselves.
+in db 0 holding the run's pid, and puts it in the environment (``SMS_TEST_REDIS_DB``),
+where worker processes the tests start read it too. The lease is given back when the run
+ends; one whose run was killed expires on its own, or is taken over at once when every
+number is leased and its pid is gone from this machine. Nothing leases at import: test
+modules ask :func:`redis_url` when they need it. Tests flush the database around themselves.
 """
 
 from __future__ import annotations
@@ -25,17 +27,52 @@ def lease() -> int:
         return int(os.environ[ENV])
     admin = redis.Redis(host=HOST, port=PORT, db=0)
     try:
-        for number in CANDIDATES:
-            if admin.set(LEASE_KEY.format(number), os.getpid(), nx=True, ex=LEASE_SECONDS):
-                _flush(number)  # a dead run's keys
-                os.environ[ENV] = str(number)
-                return number
+        for take in (_take_free, _take_abandoned):
+            for number in CANDIDATES:
+                if take(admin, LEASE_KEY.format(number)):
+                    _flush(number)  # a dead run's keys
+                    os.environ[ENV] = str(number)
+                    return number
     finally:
         admin.close()
     raise RuntimeError(
         f"every Redis database in {CANDIDATES} is leased by another test run "
         f"(keys {LEASE_KEY.format('*')} in db 0; they expire after {LEASE_SECONDS} s)"
     )
+
+
+def _take_free(admin: redis.Redis, key: str) -> bool:
+    return bool(admin.set(key, os.getpid(), nx=True, ex=LEASE_SECONDS))
+
+
+# Replace the holder only if it is still the one found dead (another run may be faster).
+_TAKE_OVER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+def _take_abandoned(admin: redis.Redis, key: str) -> bool:
+    holder = admin.get(key)
+    if holder is None:
+        return _take_free(admin, key)
+    if _alive(int(holder)):
+        return False
+    return bool(admin.eval(_TAKE_OVER, 1, key, holder, os.getpid(), LEASE_SECONDS))
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs on this machine (test runs share one host and its Redis)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 def release() -> None:
@@ -62,8 +99,11 @@ def _flush(number: int) -> None:
 
 
 def db_number() -> int:
-    """This run's database number (leased in ``pytest_configure``)."""
-    return lease()
+    """This run's database number (leased in ``pytest_configure``); never leases itself."""
+    number = os.environ.get(ENV)
+    if not number:
+        raise RuntimeError(f"no Redis database leased: {ENV} is unset (tests/conftest.py leases)")
+    return int(number)
 
 
 def redis_url() -> str:

@@ -53,7 +53,6 @@ from workers.job_ids import occurrence_job_id
 
 pytestmark = pytest.mark.slow  # real worker processes, killed and restarted
 
-REDIS_URL = redis_url()  # this run's own Redis database
 delivery_table = BroadcastDelivery.__table__
 run_table = BroadcastRun.__table__
 
@@ -88,7 +87,7 @@ class WorkerProcess:
         self.log = open(log_path, "ab")  # closed in stop()
         self.process = subprocess.Popen(
             [rq, "worker", "--with-scheduler", "-w", "workers.broadcast_worker.BroadcastWorker",
-             "--url", REDIS_URL, "--name", f"test-{uuid.uuid4().hex[:8]}", QUEUE_BROADCASTS],
+             "--url", redis_url(), "--name", f"test-{uuid.uuid4().hex[:8]}", QUEUE_BROADCASTS],
             env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
@@ -132,7 +131,7 @@ def workers(pg_db, sim, tmp_path):
     """Start workers with the test environment (plus overrides); all killed at the end."""
     started: list[WorkerProcess] = []
     base = os.environ | {
-        "DATABASE_URL": pg_db, "REDIS_URL": REDIS_URL, "TWILIO_API_BASE_URL": sim.url,
+        "DATABASE_URL": pg_db, "REDIS_URL": redis_url(), "TWILIO_API_BASE_URL": sim.url,
         "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": TEST_AUTH_TOKEN,
         "APP_ENV": "test", "PUBLIC_BASE_URL": "", "QUIET_HOURS": "off", "SENDER_MPS": "0",
         "BROADCAST_SWEEP_SECONDS": "1", "BROADCAST_LEASE_SECONDS": "4",

@@ -47,8 +47,6 @@ from tests.factories import (
 from tests.redis_db import redis_url
 from tests.support import wait_for
 
-REDIS_URL = redis_url()  # this run's own Redis database
-
 
 @pytest.fixture(scope="module")
 def sim():
@@ -76,7 +74,7 @@ def engine(database_url):
 def settings(database_url, sim):
     return make_settings(
         database_url, twilio_api_base_url=sim.url, quiet_hours="off", sender_mps=0,
-        public_base_url=None, redis_url=REDIS_URL,
+        public_base_url=None, redis_url=redis_url(),
     )  # fmt: skip
 
 
@@ -86,7 +84,7 @@ def sender_for(engine, settings, sim):
     settings), small batches unless ``tuning`` says otherwise; closes its pools."""
     clear_sim(sim.url)
     pools = []
-    connection = redis.Redis.from_url(REDIS_URL)
+    connection = redis.Redis.from_url(redis_url())
 
     def build(via: Settings | None = None, **tuning) -> RunSender:
         cfg = via or settings

@@ -39,3 +39,33 @@ def test_a_second_run_leases_another_redis_db_and_gives_it_back():
         admin.close()
     finally:
         other.kill()
+
+
+def test_importing_every_test_module_leases_nothing():
+    env = {k: v for k, v in os.environ.items() if k != redis_db.ENV}
+    code = (
+        "import importlib, os, pathlib\n"
+        "for path in sorted(pathlib.Path('tests').rglob('test_*.py')):\n"
+        "    importlib.import_module('.'.join(path.with_suffix('').parts))\n"
+        f"print(os.environ.get({redis_db.ENV!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"
+
+
+def test_a_lease_whose_run_died_is_taken_over_and_a_live_one_is_not():
+    admin = redis.Redis(host=redis_db.HOST, port=redis_db.PORT, db=0)
+    key = f"sms_test:lease-takeover-test:{os.getpid()}"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    try:
+        admin.set(key, int(gone.stdout), ex=60)  # that process has exited
+        assert redis_db._take_abandoned(admin, key)
+        assert admin.get(key) == str(os.getpid()).encode()
+        assert not redis_db._take_abandoned(admin, key)  # held by this live process
+    finally:
+        admin.delete(key)
+        admin.close()
