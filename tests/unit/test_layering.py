@@ -256,7 +256,6 @@ def test_workers_and_cli_do_not_load_flask():
         for m in MODULES
         if m.startswith(("workers", "sms_service.cli"))
         and not m.endswith(RUN_ON_IMPORT)
-        and m != "workers.context"  # builds the app's engine for jobs, see its docstring
     ]
     assert "sms_service.cli.main" in modules and "workers.broadcast_worker" in modules
     assert "flask" not in loaded_after_import(modules)
