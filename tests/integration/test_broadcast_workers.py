@@ -318,7 +318,7 @@ def test_quiet_hours_defer_until_a_job_at_the_allowed_time(engine, queue, redis_
                                            window="08:00-21:00", stored_zone=night)  # fmt: skip
     assert not_before > started + timedelta(hours=4)  # tomorrow morning, their time
     registry = ScheduledJobRegistry(queue=queue)
-    wake_id = f"bwake-{run.id}-{not_before:%Y%m%dT%H%M%subscriber_table}Z"
+    wake_id = f"bwake-{run.id}-{not_before:%Y%m%dT%H%M%S}Z"
     wait_for(lambda: wake_id in registry.get_job_ids(), timeout=10, what="the wake-up job")
     assert registry.get_scheduled_time(wake_id) == not_before.replace(microsecond=0)
     assert set(texts_per_number(sim.url)) == {phone(10), phone(11), phone(12)}
