@@ -22,6 +22,7 @@ from sms_service.cli.exports import export
 from sms_service.cli.messages import export_messages
 from sms_service.cli.subscribers import subscribers
 from sms_service.cli.suppression import suppression
+from sms_service.cli.users import user
 
 
 @click.group()
@@ -44,9 +45,6 @@ main.add_command(suppression)
 for command in CONSENT_CHAIN_COMMANDS:
     consent.add_command(command)
 export.add_command(export_messages)
-
-from sms_service.cli.users import user  # noqa: E402 - registers on main
-
 main.add_command(user)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,7 +21,7 @@ def user() -> None:
 
 
 def _engine():
-    from sms_service.cli.main import load_settings
+    from sms_service.cli.context import load_settings
 
     return make_engine(load_settings().database_url)
 
