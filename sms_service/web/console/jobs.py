@@ -14,6 +14,7 @@ from flask import current_app
 from rq import Queue
 
 from sms_service.carrier.sender import create_outbound_message
+from sms_service.carrier.single_send import enqueue_send_job
 from sms_service.web.console.common import log_action, settings, transaction
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,9 @@ def enqueue_broadcast_start(run) -> bool:
 def enqueue_message(message_id: int) -> bool:
     """Enqueue the send of an outbound message already committed; False if no queue."""
     from workers import QUEUE_DEFAULT
-    from workers.send import enqueue_send
 
     try:
-        enqueue_send(Queue(QUEUE_DEFAULT, connection=_connection()), message_id)
+        enqueue_send_job(Queue(QUEUE_DEFAULT, connection=_connection()), message_id)
     except redis.RedisError as exc:
         log.warning("outbound message %s not enqueued: %s", message_id, exc)
         return False
@@ -64,14 +64,13 @@ def enqueue_text(to: str, body: str, *, kind: str, audit_target: str) -> int | N
     """Write one outbound text (audited) and enqueue its send; the id, or None if no queue
     answered (the text then stays pending)."""
     from workers import QUEUE_DEFAULT
-    from workers.send import enqueue_send
 
     with transaction() as session:
         message = create_outbound_message(session, settings=settings(), to=to, body=body, kind=kind)
         log_action(session, f"text.{kind}", audit_target, outbound_message_id=message.id)
         message_id = message.id
     try:
-        enqueue_send(Queue(QUEUE_DEFAULT, connection=_connection()), message_id)
+        enqueue_send_job(Queue(QUEUE_DEFAULT, connection=_connection()), message_id)
     except redis.RedisError as exc:
         log.warning("outbound message %s not enqueued: %s", message_id, exc)
         return None
