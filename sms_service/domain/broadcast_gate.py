@@ -20,7 +20,7 @@ from enum import StrEnum
 
 from sms_service.domain.keywords import Status
 from sms_service.domain.quiet_hours import Window, next_allowed_time, parse_window
-from sms_service.domain.reach import UNREACHABLE, Reach, reach_of
+from sms_service.domain.reach import Reach, reach_of
 
 CAP_WINDOW = timedelta(days=30)
 PREFIX_CHARS = 10  # "+" and the nine digits phonenumbers places a number by
@@ -36,6 +36,7 @@ class DeliveryReason(StrEnum):
     NOT_SUBSCRIBED = "not_subscribed"
     FREQUENCY_CAP = "frequency_cap"
     OPT_OUT_REVIEW = "opt_out_review"  # a possible opt-out waits for staff: hold everything
+    UNREACHABLE = "unreachable"  # the sender cannot reach the number's country (domain.reach)
     # deferred by this gate
     QUIET_HOURS = "quiet_hours"
     # set by the senders
@@ -136,7 +137,7 @@ def decide(
     if verdict.action is not Action.SEND:
         return verdict
     if rules.reach is not None and not rules.reach.reaches(recipient.phone):
-        return Verdict("skip", UNREACHABLE)
+        return Verdict(Action.SKIP, DeliveryReason.UNREACHABLE)
     if rules.cap and recipient.sent_recently >= rules.cap:
         return Verdict(Action.SKIP, DeliveryReason.FREQUENCY_CAP)
     key = (recipient.phone[:PREFIX_CHARS], recipient.timezone)

@@ -20,7 +20,6 @@ import phonenumbers
 from sms_service.domain.keywords import Decision, Intent, Status
 from sms_service.domain.replies import Program
 
-UNREACHABLE = "unreachable"  # the skip reason stored on a broadcast delivery
 _SHORT_CODE = re.compile(r"^\d{3,8}$")
 _REGION_NAMES = {"US": "the US", "CA": "Canada", "GB": "the UK"}
 

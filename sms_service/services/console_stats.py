@@ -97,9 +97,7 @@ def _settled_counts(session: Session, span: tuple[date, ...], open_from: date) -
         return kept
     fresh = count_days(session, _start(missing[0]), _start(open_from))
     rows = [
-        dict(day=d, series=series, count=n)
-        for (d, series), n in fresh.items()
-        if d in set(missing)
+        dict(day=d, series=series, count=n) for (d, series), n in fresh.items() if d in set(missing)
     ] + [dict(day=d, series=DONE, count=0) for d in missing]
     # Two pages counting the same day at once write the same rows: the second does nothing.
     session.execute(

@@ -254,8 +254,7 @@ def test_workers_and_cli_do_not_load_flask():
     modules = [
         m
         for m in MODULES
-        if m.startswith(("workers", "sms_service.cli"))
-        and not m.endswith(RUN_ON_IMPORT)
+        if m.startswith(("workers", "sms_service.cli")) and not m.endswith(RUN_ON_IMPORT)
     ]
     assert "sms_service.cli.main" in modules and "workers.broadcast_worker" in modules
     assert "flask" not in loaded_after_import(modules)
