@@ -161,12 +161,12 @@ def enqueue_confirmation(settings, message_id: int) -> str:
     import redis
     from rq import Queue
 
+    from sms_service.carrier.single_send import enqueue_send_job
     from workers import QUEUE_DEFAULT
-    from workers.send import enqueue_send
 
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1)
     try:
-        enqueue_send(Queue(QUEUE_DEFAULT, connection=client), message_id)
+        enqueue_send_job(Queue(QUEUE_DEFAULT, connection=client), message_id)
     except redis.RedisError:
         return (f"confirmation saved as outbound message {message_id}, but no Redis answers at "
                 f"{settings.redis_url}: it is sent once a worker picks it up")  # fmt: skip

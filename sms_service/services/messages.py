@@ -23,7 +23,7 @@ from sqlalchemy import Select, case, cast, func, literal, null, select, union_al
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import Integer, String
 
-from sms_service.domain.delivery import STATUS_RANK
+from sms_service.domain.carrier_status import STATUS_RANK
 from sms_service.models import (
     BroadcastDelivery,
     BroadcastRun,

@@ -17,7 +17,7 @@ from sms_service.models import ConsentEvent, OutboundMessage, Subscriber
 from sms_service.program import program_from
 from sms_service.services.consent import record_opt_out, resolve_review
 from tests.factories import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, clear_sim, make_settings, text_in
-from workers.send import deliver
+from workers.send import send_message
 
 PHONE = "+12025550123"
 
@@ -46,7 +46,7 @@ def engine(settings):
 def send(engine, settings, message_id: int) -> str:
     client = make_twilio_client(settings)
     try:
-        return deliver(engine=engine, client=client, settings=settings,
+        return send_message(engine=engine, client=client, settings=settings,
                        outbound_message_id=message_id)  # fmt: skip
     finally:
         close_twilio_client(client)
