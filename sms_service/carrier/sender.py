@@ -5,7 +5,8 @@ goes through :func:`sms_service.carrier.single_send.enqueue_single_send`):
 
 * :func:`send_sms` makes one API call with a ``twilio.rest.Client`` and classifies what
   happened as a :class:`SendOutcome`. It never touches the database.
-* :func:`create_outbound_message`, :func:`claim_for_sending` and :func:`record_outcome`
+* :func:`claim_for_sending` and :func:`record_outcome` (rows are written by
+  :func:`sms_service.services.outbox.create_outbound_message`)
   write the caller's session; they never commit.
 * :func:`reconcile` asks the carrier whether a send whose answer was lost went through,
   so nothing is sent twice on a guess.
@@ -32,11 +33,10 @@ from config import Settings
 from sms_service.domain import carrier_status
 from sms_service.domain.carrier_status import MessageStatus, Outcome
 from sms_service.domain.phones import mask
-from sms_service.domain.segments import count_segments, make_gsm_safe
+from sms_service.domain.segments import make_gsm_safe
 from sms_service.errors import SendInFlight
 from sms_service.models import (
     KINDS_AFTER_OPT_OUT,
-    MessageKind,
     OutboundMessage,
     Subscriber,
     SubscriberStatus,
@@ -48,7 +48,6 @@ __all__ = [
     "Outcome",
     "SendOutcome",
     "claim_for_sending",
-    "create_outbound_message",
     "known_sids",
     "reconcile",
     "reconcile_outcome",
@@ -226,34 +225,6 @@ def known_sids(session: Session, *, to: str, since: datetime) -> set[str]:
         )
     ).scalars()
     return set(rows)
-
-
-def create_outbound_message(
-    session: Session,
-    *,
-    settings: Settings,
-    to: str,
-    body: str,
-    kind: MessageKind | str = MessageKind.REPLY,
-    dedupe_key: str | None = None,
-) -> OutboundMessage:
-    """Write a ``pending`` message (segments counted, sender from settings); flushes for
-    the id, does not commit. ``dedupe_key`` is unique: use it to make "one text per
-    recipient per broadcast" a database rule."""
-    info = count_segments(body)
-    message = OutboundMessage(
-        to_number=to,
-        body=body,
-        kind=str(kind),
-        dedupe_key=dedupe_key,
-        from_number=None if settings.twilio_messaging_service_sid else settings.twilio_from,
-        messaging_service_sid=settings.twilio_messaging_service_sid,
-        segments=info.segments,
-        encoding=str(info.encoding),
-    )
-    session.add(message)
-    session.flush()
-    return message
 
 
 @dataclass(frozen=True)

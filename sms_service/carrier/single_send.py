@@ -39,8 +39,8 @@ from rq.job import Job
 from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 
-from sms_service.carrier.sender import create_outbound_message
 from sms_service.models import MessageKind, OutboundMessage
+from sms_service.services.outbox import create_outbound_message
 
 if TYPE_CHECKING:
     from sqlmodel import Session

@@ -154,7 +154,7 @@ def _opt_out(
     session.flush()
     confirmation = None
     if wording is not None:
-        from sms_service.carrier.sender import create_outbound_message
+        from sms_service.services.outbox import create_outbound_message
 
         confirmation = create_outbound_message(
             session, settings=settings, to=phone, body=wording, kind=CONFIRMATION_KIND,

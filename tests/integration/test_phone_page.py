@@ -125,12 +125,12 @@ def test_there_is_no_phone_page_in_production(sqlite_url, monkeypatch):
         app.extensions["sms_engine"].dispose()
 
 
-def test_the_thread_shows_broadcasts_the_carrier_accepted(client, app):
+def test_the_thread_shows_broadcasts_the_carrier_accepted(dev_client, dev_app):
     from sms_service.models import Broadcast, BroadcastDelivery, BroadcastRun, utcnow
 
-    send(client, number=PHONE, body="JOIN")
+    send(dev_client, number=PHONE, body="JOIN")
     now = utcnow()
-    with Session(app.extensions["sms_engine"]) as s:
+    with Session(dev_app.extensions["sms_engine"]) as s:
         sub_id = s.execute(select(Subscriber.id).where(Subscriber.phone == PHONE)).scalar_one()
         broadcast = Broadcast(body="Rally at 6pm", audience_kind="all", send_at=now,
                               timezone="UTC", status="sent")  # fmt: skip
@@ -149,8 +149,8 @@ def test_the_thread_shows_broadcasts_the_carrier_accepted(client, app):
         ])  # fmt: skip
         broadcast_id = broadcast.id
         s.commit()
-    page = client.get(f"/phone?number={PHONE}").get_data(as_text=True)
+    page = dev_client.get(f"/phone?number={PHONE}").get_data(as_text=True)
     assert "Rally at 6pm" in page and f"broadcast {broadcast_id}" in page
     assert "Not yet" not in page  # a deferred delivery has not reached the phone
-    bubbles = send(client, number=PHONE, body="HELP").get_json()["conversation"]
+    bubbles = send(dev_client, number=PHONE, body="HELP").get_json()["conversation"]
     assert [b["body"] for b in bubbles][2] == "Rally at 6pm"  # after JOIN and its reply

@@ -23,6 +23,7 @@ from sms_service.devtools.carrier_sim import SimConfig, SimHandle, run_in_thread
 from sms_service.domain.carrier_status import Outcome
 from sms_service.errors import SendRetryable
 from sms_service.models import ConsentEvent, OutboundMessage, Subscriber, utcnow
+from sms_service.services import outbox
 from tests.factories import make_settings
 from tests.support import free_port
 from workers.send import send_message
@@ -46,7 +47,7 @@ def via(settings: Settings, sim: SimHandle, **overrides) -> Settings:
 
 def new_message(engine, settings: Settings, to: str = PHONE, body: str = "Rally at noon", **kw):
     with session_scope(engine) as session:
-        return sender.create_outbound_message(session, settings=settings, to=to, body=body, **kw).id
+        return outbox.create_outbound_message(session, settings=settings, to=to, body=body, **kw).id
 
 
 def load(engine, message_id: int) -> OutboundMessage:

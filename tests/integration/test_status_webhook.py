@@ -16,12 +16,12 @@ from sms_service import broadcasts as svc
 from sms_service import create_app
 from sms_service.broadcasts.clients import ClientPool
 from sms_service.broadcasts.sending import RunSender
-from sms_service.carrier import sender
 from sms_service.carrier.client import close_twilio_client, make_twilio_client
 from sms_service.carrier.throttle import Throttle
 from sms_service.db import session_scope
 from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 from sms_service.models import ConsentEvent, MessageStatusEvent, OutboundMessage, Subscriber
+from sms_service.services import outbox
 from tests.factories import (
     add_subscribers,
     make_settings,
@@ -223,7 +223,7 @@ def live(database_url):
 def send_via_job(app, settings, to: str = PHONE) -> int:
     engine = app.extensions["sms_engine"]
     with session_scope(engine) as session:
-        message_id = sender.create_outbound_message(
+        message_id = outbox.create_outbound_message(
             session, settings=settings, to=to, body="Rally at noon", kind="broadcast"
         ).id
     client = make_twilio_client(settings)

@@ -13,8 +13,8 @@ import redis
 from flask import current_app
 from rq import Queue
 
-from sms_service.carrier.sender import create_outbound_message
 from sms_service.carrier.single_send import enqueue_send_job
+from sms_service.services.outbox import create_outbound_message
 from sms_service.web.console.common import log_action, settings, transaction
 
 log = logging.getLogger(__name__)
