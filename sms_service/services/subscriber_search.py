@@ -31,7 +31,7 @@ class SubscriberPage:
 
 
 def _looks_like_number(query: str) -> bool:
-    return bool(re.fullmatch(r"[+\d][\d\s().-]{5,}", query))
+    return bool(re.fullmatch(r"[+(\d][\d\s().-]{5,}", query))
 
 
 def search(*, session: Session, query: str = "", before: int | None = None) -> SubscriberPage:

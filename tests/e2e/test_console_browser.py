@@ -194,3 +194,32 @@ def test_compliance_decides_a_review_and_looks_up_the_number(console, page):
     audit = page.inner_text("#audit")
     assert "review.decide" in audit and "number.lookup" in audit
     page.screenshot(path=shot("audit"), full_page=True)
+
+
+def test_compliance_imports_a_suppression_list_and_downloads_an_evidence_pack(
+    console, page, tmp_path
+):
+    base, sim = console["web"], console["sim"]
+    sim_text(sim, SUPPORTERS[0], "JOIN")
+    dnc = tmp_path / "do-not-contact.csv"
+    dnc.write_text(f"phone\n{SUPPORTERS[0]}\nnot a number\n{SUPPORTERS[2]}\n")
+    sign_in(page, base, "compliance@rights.example")
+    page.goto(base + "/console/imports")
+    page.check("input[value=suppression]")
+    page.set_input_files("input[name=file]", str(dnc))
+    page.click("#import-form button[type=submit]")
+    expect(page.locator("#i-status")).to_have_text("finished", timeout=30_000)
+    assert page.inner_text("#i-changed") == "2"
+    assert page.inner_text("#i-rejected") in ("0", "1")
+    page.screenshot(path=shot("import"), full_page=True)
+    page.goto(base + "/console/lookup?number=" + SUPPORTERS[0].replace("+", "%2B"))
+    assert page.inner_text("#number-status") == "opted_out"
+    with page.expect_download() as download:
+        page.click("#evidence")
+    pack = tmp_path / "pack.zip"
+    download.value.save_as(pack)
+    import zipfile
+
+    names = zipfile.ZipFile(pack).namelist()
+    assert any(n.endswith("consent_events.csv") for n in names)
+    assert sim_messages(sim, SUPPORTERS[2]) == []  # a suppression list sends nothing

@@ -146,6 +146,11 @@ def test_subscriber_search_by_number_and_name_and_tags(app, organiser):
     by_number = organiser.get("/console/subscribers/?q=" + phone(0).replace("+", "%2B")).text
     assert f"/console/subscribers/{first}" in by_number
     assert f"/console/subscribers/{second}" not in by_number
+    formatted = "(" + phone(0)[2:5] + ") " + phone(0)[5:8] + "-" + phone(0)[8:]
+    assert (
+        f"/console/subscribers/{first}"
+        in organiser.get(f"/console/subscribers/?q={formatted}").text
+    )
     by_name = organiser.get("/console/subscribers/?q=ada").text
     assert f"/console/subscribers/{second}" in by_name and "Ada Lovelace" in by_name
     assert f'/console/subscribers/{first}"' not in by_name

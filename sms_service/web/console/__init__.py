@@ -22,6 +22,9 @@ NAV = (
     ("compliance", "console.compliance.lookup", "Look-up"),
     ("compliance", "console.compliance.reviews", "Reviews"),
     ("compliance", "console.compliance.exports_page", "Exports"),
+    ("compliance", "console.proof.imports_page", "Imports"),
+    ("compliance", "console.proof.staff_opt_out", "Record opt-out"),
+    ("compliance", "console.proof.verify_page", "Verify"),
     ("audit", "console.admin.audit_log", "Audit log"),
     ("users", "console.admin.users", "Users"),
     ("ops", "console.admin.queues", "Queues"),
@@ -36,6 +39,7 @@ def build_console() -> Blueprint:
         campaigns,
         compliance,
         dashboard,
+        proof,
         subscribers,
     )
 
@@ -52,7 +56,7 @@ def build_console() -> Blueprint:
         message = "Your role does not include this page."
         return render_template("console/error.html", code=403, message=message), 403
 
-    for module in (dashboard, campaigns, broadcasts, subscribers, compliance, admin):
+    for module in (dashboard, campaigns, broadcasts, subscribers, compliance, proof, admin):
         console.register_blueprint(module.bp)
     return console
 
