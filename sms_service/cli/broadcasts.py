@@ -48,28 +48,44 @@ def _redis(settings, *, quiet: bool = False):
 )
 @click.option("--audience", required=True, help="all | campaign:KEYWORD | tag:TAG | file:PATH")
 @click.option("--at", "at_", help="First send, ISO date-time in --tz (default: now).")
+@click.option("--now", "now_", is_flag=True, help="Send at once (the default without --at).")
 @click.option("--every", type=click.Choice(["daily", "weekly", "monthly"]), help="Repeat.")
 @click.option("--tz", help="The organiser's time zone (default: DEFAULT_TIMEZONE).")
 @click.option("--gsm-safe", is_flag=True, help="Apply the GSM-7 replacements offered.")
-def create(body, body_es, audience, at_, every, tz, gsm_safe) -> None:
+def create(body, body_es, audience, at_, now_, every, tz, gsm_safe) -> None:
     """Create and schedule a broadcast; print its id and what it will cost."""
+    from datetime import timedelta
+
     from sms_service import broadcasts as svc
     from sms_service.domain.audience import parse_audience, read_number_list
     from sms_service.domain.segments import make_gsm_safe
+    from sms_service.models import utcnow
 
+    if at_ and now_:
+        raise click.UsageError("--at and --now contradict each other: give one")
     settings = current().settings
     tz = tz or settings.default_timezone
     try:
         spec = parse_audience(audience)
-        numbers = None
-        if spec.kind == "file":
-            numbers = read_number_list(Path(spec.value).read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    numbers = None
+    if spec.kind == "file":  # an unreadable file ends here with one line (cli.errors)
+        numbers = read_number_list(Path(spec.value).read_text(encoding="utf-8"))
+    try:
         body = make_gsm_safe(body) if gsm_safe else body
         if body_es is not None and gsm_safe:
             body_es = make_gsm_safe(body_es)
         send_at = svc.local_to_utc(at_, tz) if at_ else None
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    # A minute of grace for the time it took to type; older is a mistake, not "send now".
+    if send_at is not None and send_at < utcnow() - timedelta(minutes=1):
+        local = send_at.astimezone(ZoneInfo(tz))
+        raise click.ClickException(
+            f"{local:%Y-%m-%d %H:%M} {tz} is in the past: give a later --at, or --now to send "
+            f"at once"
+        )
     engine = current().engine
     try:
         with session_scope(engine) as session:
@@ -78,8 +94,10 @@ def create(body, body_es, audience, at_, every, tz, gsm_safe) -> None:
                 send_at=send_at,
                 recurrence=every or "none", numbers=numbers,
             )  # fmt: skip
-            run = svc.schedule_broadcast(session=session, broadcast_id=created.id)
             recipients = svc.audience_size(session=session, broadcast=created)
+            if not recipients:  # raising rolls the broadcast back: nothing is created
+                raise BadRequest(f"audience {spec} has no subscribed recipients: nothing to send")
+            run = svc.schedule_broadcast(session=session, broadcast_id=created.id)
             report = svc.list_report(session=session, broadcast_id=created.id)
     except (BadRequest, NotFound) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -114,9 +132,10 @@ def create(body, body_es, audience, at_, every, tz, gsm_safe) -> None:
 
 
 def _echo_estimate(estimate) -> None:
+    people = "recipient" if estimate.recipients == 1 else "recipients"
     plural = "s" if estimate.segments != 1 else ""
     click.echo(
-        f"{estimate.recipients} recipients x {estimate.segments} {estimate.encoding} "
+        f"{estimate.recipients} {people} x {estimate.segments} {estimate.encoding} "
         f"segment{plural} ~ ${estimate.cost:.2f}"
     )
     if estimate.ucs2_warning:
@@ -224,11 +243,40 @@ def cancel(broadcast_id: int) -> None:
         raise click.ClickException(str(exc)) from exc
     if result.already:
         click.echo(f"broadcast {broadcast_id} was already cancelled")
-    else:
-        click.echo(
-            f"broadcast {broadcast_id} cancelled: {len(result.runs)} run(s) stopped, "
-            f"{result.skipped} deliveries will not be sent"
+        return
+    in_flight = _in_flight(result.runs)
+    message = (
+        f"broadcast {broadcast_id} cancelled: {len(result.runs)} run(s) stopped, "
+        f"{result.skipped} waiting {'delivery' if result.skipped == 1 else 'deliveries'} "
+        f"will not be sent"
+    )
+    if in_flight:
+        # Claimed by a sender before the cancel: each is either handed to Twilio by the
+        # batch already in progress or cancelled too, so the final count can be higher.
+        message += (
+            f"; {in_flight} already claimed by a sender are sent or cancelled as that batch "
+            f"ends (see `sms-service broadcast status {broadcast_id}`)"
         )
+    click.echo(message)
+
+
+def _in_flight(run_ids) -> int:
+    """Deliveries of ``run_ids`` that a sender had claimed (``sending``) at the cancel."""
+    from sqlalchemy import func, select
+
+    from sms_service.models import BroadcastDelivery
+
+    if not run_ids:
+        return 0
+    with current().engine.connect() as conn:
+        return conn.execute(
+            select(func.count())
+            .select_from(BroadcastDelivery)
+            .where(
+                BroadcastDelivery.run_id.in_(run_ids),
+                BroadcastDelivery.status == DeliveryStatus.SENDING,
+            )
+        ).scalar_one()
 
 
 @broadcast.command("sweep")

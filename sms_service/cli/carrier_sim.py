@@ -67,6 +67,12 @@ from sms_service.devtools.carrier_sim.config import CallbackMode, SimConfig
     show_default=True,
     help="Status callbacks to post: every change, the final one, or none.",
 )
+@click.option(
+    "--advanced-opt-out/--no-advanced-opt-out",
+    default=None,
+    help="Mark inbound STOP/START/HELP with OptOutType, as a Messaging Service with Advanced "
+    "Opt-Out does [default: on when TWILIO_MESSAGING_SERVICE_SID is set].",
+)
 @click.option("--seed", type=int, default=None, help="Make sids and random fates repeatable.")
 @click.option(
     "--max-messages",
@@ -84,8 +90,10 @@ from sms_service.devtools.carrier_sim.config import CallbackMode, SimConfig
 def carrier_sim_command(**options) -> None:
     """Run the carrier simulator: Twilio's Messages API and webhooks on this machine."""
     from sms_service.cli.context import load_settings
+    from sms_service.cli.ports import ensure_port_free
     from sms_service.devtools.carrier_sim.runner import serve_forever
 
+    ensure_port_free(options["host"], options["port"])
     logging.basicConfig(level=options.pop("log_level"), format="%(levelname)s %(name)s %(message)s")
     given = {name: value for name, value in options.items() if value is not None}
     try:
@@ -96,6 +104,7 @@ def carrier_sim_command(**options) -> None:
         f"carrier simulator: latency {config.latency_ms:g} ms (+0..{config.jitter_ms:g}), "
         f"errors {config.error_rate:g}, undelivered {config.undelivered_rate:g}, "
         f"max concurrency {config.max_concurrency}, callbacks {config.callbacks}, "
-        f"webhook {config.webhook_url or '-'}"
+        f"webhook {config.webhook_url or '-'}, "
+        f"inbound {'with OptOutType (Advanced Opt-Out)' if config.advanced_opt_out else 'plain'}"
     )
     serve_forever(config, announce=click.echo)

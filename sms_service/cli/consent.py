@@ -29,11 +29,19 @@ def consent_pending() -> None:
 
 @consent.command("resolve")
 @click.argument("message_sid")
-@click.option("--opt-out/--keep", "opt_out", required=True, help="What the text meant.")
+@click.option("--opt-out", "opt_out", is_flag=True, help="The text meant STOP: opt it out.")
+@click.option("--keep", is_flag=True, help="It did not mean STOP: the number stays subscribed.")
 @click.option("--by", "reviewer", required=True, help="Who decided (kept in the log).")
-def consent_resolve(message_sid: str, opt_out: bool, reviewer: str) -> None:
+def consent_resolve(message_sid: str, opt_out: bool, keep: bool, reviewer: str) -> None:
     """Decide a possible opt-out: --opt-out opts the number out, --keep leaves it."""
     from sms_service.services.consent import confirmation_of, resolve_review
+
+    if opt_out == keep:
+        raise click.UsageError(
+            "--opt-out and --keep contradict each other: give one"
+            if opt_out
+            else "say --opt-out or --keep: what did the text mean?"
+        )
 
     app = current()
     try:
@@ -64,7 +72,12 @@ def consent_history(phone: str) -> None:
     except InvalidPhoneNumber as exc:
         raise click.UsageError(str(exc)) from exc
     with session_scope(current().engine) as session:
-        for e in history(session=session, phone=number):
+        events = history(session=session, phone=number)
+        if not events:
+            from sms_service.domain.phones import mask
+
+            raise click.ClickException(f"no consent events for {mask(number)}")
+        for e in events:
             click.echo(
                 f"{e.occurred_at.isoformat()}  {e.event:<26} {e.source:<8} {e.keyword or '':<8}"
                 f" body={e.message_body!r}"

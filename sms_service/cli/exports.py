@@ -10,6 +10,21 @@ from sms_service.cli.context import current, parse_when
 from sms_service.domain.phones import InvalidPhoneNumber, to_e164
 
 
+def _require_campaign(engine, keyword: str) -> None:
+    """Exit 1 naming the keyword when no campaign has it (an empty export would look like
+    a campaign nobody signed)."""
+    from sqlalchemy import func, select
+
+    from sms_service.models import Campaign
+
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(Campaign.id).where(func.upper(Campaign.keyword) == keyword.strip().upper())
+        ).first()
+    if found is None:
+        raise click.ClickException(f"no campaign with keyword {keyword.strip().upper()}")
+
+
 @click.group("export")
 def export() -> None:
     """CSV exports for compliance."""
@@ -40,6 +55,8 @@ def _run_export(kind: str, since, until, phone, output, raw, campaign_key=None) 
     except (InvalidPhoneNumber, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     engine = current().engine
+    if campaign_key:
+        _require_campaign(engine, campaign_key)
     out = open(output, "wb") if output else sys.stdout.buffer
     try:
         if kind == "signatures":

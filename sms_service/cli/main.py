@@ -18,14 +18,16 @@ from sms_service.cli.consent import consent
 from sms_service.cli.consent_chain import COMMANDS as CONSENT_CHAIN_COMMANDS
 from sms_service.cli.db import db
 from sms_service.cli.dev import dev, serve
+from sms_service.cli.errors import FriendlyGroup
 from sms_service.cli.exports import export
+from sms_service.cli.info import info_command
 from sms_service.cli.messages import export_messages
 from sms_service.cli.subscribers import subscribers
 from sms_service.cli.suppression import suppression
 from sms_service.cli.users import user
 
 
-@click.group()
+@click.group(cls=FriendlyGroup)
 def main() -> None:
     """SMS keyword campaigns: petitions by text, consent log, broadcasts."""
     log_masking.install()
@@ -39,6 +41,7 @@ main.add_command(broadcast)
 main.add_command(serve)
 main.add_command(dev)
 main.add_command(carrier_sim_command)
+main.add_command(info_command)
 main.add_command(subscribers)
 main.add_command(suppression)
 # Issue 9's commands join existing groups: consent proof, the message log.

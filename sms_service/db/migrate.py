@@ -56,6 +56,47 @@ def upgrade(database_url: str, revision: str = "head") -> None:
         engine.dispose()
 
 
+def check_upgrade_target(database_url: str, revision: str) -> None:
+    """Refuse an upgrade that would do nothing or go backwards, with a reason
+    (:class:`~sms_service.errors.BadRequest`): an unknown revision, a relative one, or
+    one older than the database's (alembic would print success and change nothing)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from sms_service.db import make_engine
+    from sms_service.errors import BadRequest
+
+    if revision in ("head", "heads"):
+        return
+    script = ScriptDirectory.from_config(alembic_config(database_url))
+    known = [r.revision for r in script.walk_revisions()]
+    if revision.startswith(("-", "+")) or revision not in known:
+        raise BadRequest(
+            f"migration: no revision {revision!r}; use head or one of {', '.join(sorted(known))}"
+        )
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            try:
+                current = MigrationContext.configure(conn).get_current_revision()
+            except (OperationalError, ProgrammingError):
+                current = None
+    finally:
+        engine.dispose()
+    if current is None or current == revision:
+        return
+    try:
+        ancestors = {r.revision for r in script.iterate_revisions(current, "base")}
+    except CommandError:
+        return
+    if revision in ancestors:
+        raise BadRequest(
+            f"migration: the database is at {current}; upgrade cannot go back to {revision}"
+        )
+
+
 def create_database(database_url: str) -> bool:
     """Create the PostgreSQL database ``database_url`` names, connecting to the server's
     ``postgres`` database; False when it exists already. (SQLite files are made on first
