@@ -14,15 +14,33 @@ from datetime import datetime
 from sqlalchemy import and_, func, select
 from sqlmodel import Session
 
-from sms_service.models import BroadcastDelivery, ConsentEvent, Subscriber
+from sms_service.broadcasts.figures import SETTLE, kept
+from sms_service.models import BroadcastDelivery, BroadcastRun, ConsentEvent, Subscriber
+
+OPT_OUT_WINDOW = SETTLE  # a run's figures are kept once its window has closed
 
 
-def opt_outs_after(*, session: Session, run_id: int, since: datetime | None) -> int:
+def run_opt_outs(*, session: Session, run: BroadcastRun) -> int:
+    """How many of the run's recipients opted out after their text and within
+    ``OPT_OUT_WINDOW`` of the run's end; kept once that window has closed."""
+    ended = run.finished_at or run.cancelled_at
+    until = ended + OPT_OUT_WINDOW if ended else None
+    return kept(
+        session, run, "opt_outs",
+        lambda: opt_outs_after(session=session, run_id=run.id, since=run.started_at, until=until),
+    )  # fmt: skip
+
+
+def opt_outs_after(
+    *, session: Session, run_id: int, since: datetime | None, until: datetime | None = None
+) -> int:
     """How many of the run's recipients opted out after their text (``since``: when the
-    run started sending; None when it has not)."""
+    run started sending, None when it has not; ``until``: opt-outs from then on do not
+    count)."""
     if since is None:
         return 0
     d, s, e = BroadcastDelivery.__table__, Subscriber.__table__, ConsentEvent.__table__
+    window = [e.c.occurred_at < until] if until is not None else []
     return session.execute(
         select(func.count(func.distinct(s.c.id)))
         .select_from(e)
@@ -33,5 +51,6 @@ def opt_outs_after(*, session: Session, run_id: int, since: datetime | None) -> 
             e.c.occurred_at >= since,
             d.c.sent_at.is_not(None),
             e.c.occurred_at >= d.c.sent_at,
+            *window,
         )
     ).scalar_one()

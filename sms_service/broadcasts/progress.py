@@ -9,11 +9,12 @@ counts.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from sms_service.broadcasts.figures import kept
 from sms_service.broadcasts.runs import OPEN_DELIVERY, get_broadcast
 from sms_service.domain.broadcast_gate import DeliveryReason
 from sms_service.domain.carrier_status import MessageStatus
@@ -98,15 +99,12 @@ class BroadcastProgress:
 
 
 def run_progress(*, session: Session, run: BroadcastRun) -> RunProgress:
-    """Counts for one run: two grouped queries over its deliveries, one over callbacks."""
-    d = BroadcastDelivery.__table__
+    """Counts for one run: a grouped query over its deliveries, one over callbacks (read
+    from the kept figures once the run has settled, see :mod:`.figures`)."""
     result = RunProgress(run.id, run.occurrence_at, run.status, run.planned)
     result.counts = dict.fromkeys(STATES, 0)
-    rows = session.execute(
-        select(d.c.status, d.c.reason, func.count(), func.min(d.c.not_before))
-        .where(d.c.run_id == run.id)
-        .group_by(d.c.status, d.c.reason)
-    ).all()
+    rows = kept(session, run, "states", lambda: _states(session, run.id), after=timedelta(0),
+                final=lambda rows: not any(r[0] in OPEN_DELIVERY for r in rows))  # fmt: skip
     for status, reason, count, not_before in rows:
         result.counts[status] = result.counts.get(status, 0) + count
         if status == DeliveryStatus.SKIPPED:
@@ -114,21 +112,47 @@ def run_progress(*, session: Session, run: BroadcastRun) -> RunProgress:
         elif status == DeliveryStatus.FAILED:
             result.failed[reason or DeliveryReason.ERROR] = count
         elif status == DeliveryStatus.DEFERRED and not_before is not None:
+            not_before = datetime.fromisoformat(not_before)
             if result.deferred_until is None or not_before < result.deferred_until:
                 result.deferred_until = not_before
-    e = MessageStatusEvent.__table__
-    reported = session.execute(
-        select(e.c.status, func.count(func.distinct(d.c.subscriber_id)))
-        .select_from(d.join(e, e.c.sid == d.c.sid))
-        .where(d.c.run_id == run.id, e.c.status.in_((MessageStatus.DELIVERED, *CARRIER_FAILED)))
-        .group_by(e.c.status)
-    ).all()
+    reported = kept(session, run, "reports", lambda: _reports(session, run.id, run.started_at))
     for status, count in reported:
         if status == MessageStatus.DELIVERED:
             result.delivered = count
         else:
             result.undelivered += count
     return result
+
+
+def _states(session: Session, run_id: int) -> list[list]:
+    """[status, reason, count, earliest not_before (ISO) or None] per (status, reason)."""
+    d = BroadcastDelivery.__table__
+    rows = session.execute(
+        select(d.c.status, d.c.reason, func.count(), func.min(d.c.not_before))
+        .where(d.c.run_id == run_id)
+        .group_by(d.c.status, d.c.reason)
+    ).all()
+    return [[s, r, n, nb.isoformat() if nb else None] for s, r, n, nb in rows]
+
+
+def _reports(session: Session, run_id: int, since: datetime | None) -> list[list]:
+    """[carrier status, recipients] for delivered and failed reports on the run's sids.
+
+    Reports are recorded after the run started (``since``), so only that stretch of the
+    reports table (its time index) is joined, not every report ever received."""
+    d, e = BroadcastDelivery.__table__, MessageStatusEvent.__table__
+    window = [e.c.occurred_at >= since] if since is not None else []
+    rows = session.execute(
+        select(e.c.status, func.count(func.distinct(d.c.subscriber_id)))
+        .select_from(d.join(e, e.c.sid == d.c.sid))
+        .where(
+            d.c.run_id == run_id,
+            e.c.status.in_((MessageStatus.DELIVERED, *CARRIER_FAILED)),
+            *window,
+        )
+        .group_by(e.c.status)
+    ).all()
+    return [list(row) for row in rows]
 
 
 def broadcast_progress(*, session: Session, broadcast_id: int, runs: int = 3) -> BroadcastProgress:

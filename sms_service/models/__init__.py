@@ -8,6 +8,7 @@ from sms_service.models.broadcasts import (
     BroadcastRun,
     BroadcastStatus,
     DeliveryStatus,
+    RunFigures,
     RunStatus,
 )
 from sms_service.models.consent_chain import ConsentSeal
@@ -47,6 +48,7 @@ __all__ = [
     "MessageKind",
     "MessageStatusEvent",
     "OutboundMessage",
+    "RunFigures",
     "RunStatus",
     "Signature",
     "StaffRole",

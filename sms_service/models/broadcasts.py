@@ -195,3 +195,17 @@ class BroadcastDelivery(SQLModel, table=True):
     error_code: int | None = None
     sent_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class RunFigures(SQLModel, table=True):
+    """A finished run's counts, kept once they can no longer change (see
+    :mod:`sms_service.broadcasts.figures`), so its page reads one row instead of grouping
+    a million deliveries. ``name`` says which figures (``states``, ``reports``,
+    ``opt_outs``); ``value`` is their JSON."""
+
+    __tablename__ = "broadcast_run_figures"
+
+    run_id: int = Field(primary_key=True)
+    name: str = Field(primary_key=True, max_length=32)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    kept_at: datetime = Field(default_factory=utcnow)

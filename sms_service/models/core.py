@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Text, UniqueConstraint, event
+from sqlalchemy import Column, Index, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 from sms_service.errors import ConsentLogIsAppendOnly
@@ -119,6 +119,8 @@ class ConsentEvent(SQLModel, table=True):
     """
 
     __tablename__ = "consent_events"
+    # One kind of event over a time window (a run's opt-outs, the dashboard's open days).
+    __table_args__ = (Index("ix_consent_events_event_occurred_at", "event", "occurred_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     occurred_at: datetime = Field(default_factory=utcnow, index=True)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from sms_service import broadcasts as svc
 from sms_service.broadcasts.forecast import forecast
-from sms_service.broadcasts.outcomes import opt_outs_after
+from sms_service.broadcasts.outcomes import run_opt_outs
 from sms_service.broadcasts.progress import broadcast_progress
 from sms_service.broadcasts.service import MAX_BODY_CHARS
 from sms_service.domain import broadcast_gate as gate
@@ -252,7 +252,7 @@ def _progress(broadcast_id: int) -> dict:
         opted = 0
         if current and sent:
             run = session.get(BroadcastRun, current.run_id)
-            opted = opt_outs_after(session=session, run_id=run.id, since=run.started_at)
+            opted = run_opt_outs(session=session, run=run)
     mps = settings().sender_mps
     counts = current.counts if current else {}
     open_now = current.open if current else 0

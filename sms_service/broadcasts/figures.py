@@ -1,0 +1,66 @@
+"""A finished run's figures, counted once and kept.
+
+Grouping a run's deliveries costs a scan of them (a run to a million subscribers: a
+million rows), and joining them with the carrier's reports and the consent log costs more.
+Once a run is over with no delivery open, its delivery states no longer change; once
+``SETTLE`` has passed since it ended, the carrier's reports have arrived and its opt-out
+window (:data:`sms_service.broadcasts.outcomes.OPT_OUT_WINDOW`) has closed. From then on
+each set of figures is kept in ``broadcast_run_figures`` and read as one row; until then
+it is counted live (a run still sending: every refresh groups its deliveries). Known
+limit: a carrier report arriving more than a day after the run ended is not added.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from sms_service.db import dialect_insert
+from sms_service.models import BroadcastRun, RunFigures, RunStatus, utcnow
+
+SETTLE = timedelta(hours=24)
+OVER = (RunStatus.SENT, RunStatus.CANCELLED, RunStatus.FAILED)
+
+
+def settled(run: BroadcastRun, after: timedelta = SETTLE, now: datetime | None = None) -> bool:
+    """True when the run ended at least ``after`` ago."""
+    ended = run.finished_at or run.cancelled_at
+    if run.status not in OVER or ended is None:
+        return False
+    if ended.tzinfo is None:
+        ended = ended.replace(tzinfo=UTC)
+    return (now or utcnow()) >= ended + after
+
+
+def kept(
+    session: Session,
+    run: BroadcastRun,
+    name: str,
+    compute: Callable[[], Any],
+    *,
+    after: timedelta = SETTLE,
+    final: Callable[[Any], bool] = lambda value: True,
+) -> Any:
+    """The run's ``name`` figures (JSON-able): kept ones once the run has been over for
+    ``after``, else ``compute()``; such a run's fresh figures are kept when ``final(value)``
+    agrees. Writes in the caller's transaction; two pages keeping one row at once are fine."""
+    if not settled(run, after):
+        return compute()
+    found = session.execute(
+        select(RunFigures.value).where(RunFigures.run_id == run.id, RunFigures.name == name)
+    ).scalar_one_or_none()
+    if found is not None:
+        return json.loads(found)
+    value = compute()
+    if final(value):
+        session.execute(
+            dialect_insert(session)(RunFigures.__table__)
+            .values(run_id=run.id, name=name, value=json.dumps(value), kept_at=utcnow())
+            .on_conflict_do_nothing()
+        )
+    return value

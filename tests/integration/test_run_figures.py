@@ -1,0 +1,107 @@
+"""A finished run's figures: counted live until they can no longer change, then kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert, select, text
+
+from sms_service.broadcasts.outcomes import run_opt_outs
+from sms_service.broadcasts.progress import run_progress
+from sms_service.db import session_scope
+from sms_service.models import (
+    Broadcast,
+    BroadcastDelivery,
+    BroadcastRun,
+    ConsentEvent,
+    MessageStatusEvent,
+    RunFigures,
+)
+from tests.factories import add_subscribers, phone
+
+
+def make_run(engine, *, ended: datetime | None, status: str = "sent", open_ones: int = 0,  # noqa: ANN001, ANN201
+             start: int = 0):
+    """A run sent to four subscribers 'ended' ago (one undelivered report), plus
+    ``open_ones`` still pending."""
+    ids = add_subscribers(engine, 4 + open_ones, start=start)
+    started = (ended or datetime.now(UTC)) - timedelta(hours=1)
+    with engine.begin() as conn:
+        broadcast_id = conn.execute(insert(Broadcast.__table__).values(
+            body="Rally", audience_kind="all", send_at=started, timezone="UTC",
+            status=status, created_at=started, updated_at=started,
+        ).returning(Broadcast.__table__.c.id)).scalar_one()
+        run_id = conn.execute(insert(BroadcastRun.__table__).values(
+            broadcast_id=broadcast_id, occurrence_at=started, status=status,
+            planned=len(ids), created_at=started, started_at=started, finished_at=ended,
+        ).returning(BroadcastRun.__table__.c.id)).scalar_one()
+        conn.execute(insert(BroadcastDelivery.__table__), [
+            dict(run_id=run_id, subscriber_id=s, status="sent", attempts=1, sid=f"SMf{run_id}x{s}",
+                 sent_at=started, updated_at=started) for s in ids[:4]
+        ] + [
+            dict(run_id=run_id, subscriber_id=s, status="pending", attempts=0, sid=None,
+                 sent_at=None, updated_at=started)
+            for s in ids[4:]
+        ])
+        conn.execute(insert(MessageStatusEvent.__table__).values(
+            sid=f"SMf{run_id}x{ids[0]}", status="undelivered", occurred_at=started,
+        ))
+        # Opted out after the text: once within the window, once a week after the run.
+        for number, when in ((phone(start + 1), started + timedelta(minutes=5)),
+                             (phone(start + 2), started + timedelta(days=7))):
+            conn.execute(insert(ConsentEvent.__table__).values(
+                occurred_at=when, phone=number, event="opt_out", source="sms",
+                program="Rights Alerts",
+            ))
+    return run_id  # fmt: skip
+
+
+def figures(engine, run_id: int) -> tuple:  # noqa: ANN001
+    with session_scope(engine) as session:
+        run = session.get(BroadcastRun, run_id)
+        progress = run_progress(session=session, run=run)
+        return progress.counts, progress.undelivered, run_opt_outs(session=session, run=run)
+
+
+def kept_names(engine, run_id: int) -> set[str]:  # noqa: ANN001
+    with engine.connect() as conn:
+        return set(
+            conn.execute(select(RunFigures.name).where(RunFigures.run_id == run_id)).scalars()
+        )
+
+
+def test_a_settled_run_is_counted_once_and_read_from_the_kept_row(app):
+    engine = app.extensions["sms_engine"]
+    run_id = make_run(engine, ended=datetime.now(UTC) - timedelta(days=2))
+    counts, undelivered, opted = figures(engine, run_id)
+    assert counts["sent"] == 4 and undelivered == 1
+    assert opted == 1  # the opt-out a week later is outside the window
+    assert kept_names(engine, run_id) == {"states", "reports", "opt_outs"}
+    with engine.begin() as conn:  # the kept figures are read, not recounted
+        conn.execute(text("UPDATE broadcast_deliveries SET status = 'failed' WHERE run_id = :r"),
+                     {"r": run_id})  # fmt: skip
+    assert figures(engine, run_id) == (counts, 1, 1)
+
+
+def test_a_run_ended_within_a_day_keeps_its_states_but_counts_reports_live(app):
+    engine = app.extensions["sms_engine"]
+    run_id = make_run(engine, ended=datetime.now(UTC) - timedelta(hours=2))
+    assert figures(engine, run_id)[1:] == (1, 1)
+    assert kept_names(engine, run_id) == {"states"}
+    with engine.begin() as conn:
+        conn.execute(insert(MessageStatusEvent.__table__).values(
+            sid=f"SMf{run_id}x" + conn.execute(text(
+                "SELECT max(subscriber_id) FROM broadcast_deliveries WHERE run_id = :r"
+            ), {"r": run_id}).scalar_one().__str__(), status="undelivered",
+        ))  # fmt: skip
+    assert figures(engine, run_id)[1] == 2  # a late report still counts
+
+
+def test_a_sending_run_or_one_with_open_deliveries_is_never_kept(app):
+    engine = app.extensions["sms_engine"]
+    sending = make_run(engine, ended=None, status="sending")
+    stuck = make_run(engine, ended=datetime.now(UTC) - timedelta(days=2), open_ones=1, start=10)
+    assert figures(engine, sending)[0]["sent"] == 4
+    assert figures(engine, stuck)[0]["pending"] == 1
+    assert kept_names(engine, sending) == set()
+    assert "states" not in kept_names(engine, stuck)
