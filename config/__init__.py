@@ -114,6 +114,14 @@ class Settings(BaseSettings):
     program_frequency_es: str | None = None
     program_terms_url: str | None = None
     program_max_messages_per_30_days: int = 4
+    program_privacy_url: str | None = None
+
+    # The public petition page and the API (see README "Petition page and API").
+    petition_confirm_window_hours: int = Field(48, ge=1, description="YES accepted this long")
+    petition_confirm_interval_hours: int = Field(24, ge=1, description="1 confirmation text/number")
+    petition_rate_limit_ip: str = "30 per minute;500 per hour"
+    petition_rate_limit_number: str = "5 per hour"
+    api_rate_limit: str = "300 per minute"
 
     secret_key: str = DEV_SECRET_KEY
     session_idle_minutes: int = Field(60, ge=1, description="console sessions end after this idle")

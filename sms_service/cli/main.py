@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from sms_service import log_masking
+from sms_service.cli.api_tokens import api_token
 from sms_service.cli.broadcasts import broadcast
 from sms_service.cli.campaigns import campaign
 from sms_service.cli.carrier_sim import carrier_sim_command
@@ -49,6 +50,7 @@ for command in CONSENT_CHAIN_COMMANDS:
     consent.add_command(command)
 export.add_command(export_messages)
 main.add_command(user)
+main.add_command(api_token)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -135,7 +135,8 @@ def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
     seeded = seed_demo_campaign(app.extensions["sms_engine"])
     admin = seed_demo_admin(app.extensions["sms_engine"])
     connection, in_process = connect_queue_backend(settings.redis_url)
-    app.extensions["rq_connection"] = connection  # the console enqueues where the worker reads
+    # The console and the petition page enqueue where the worker reads.
+    app.extensions["rq_connection"] = connection
     background = start_background_work(connection)
     base = f"http://{host}:{port}"
     queue = "in-process (no Redis answered)" if in_process else settings.redis_url
@@ -149,6 +150,7 @@ def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
         + (f"  demo campaign    text SIGN or {seeded} from the phone simulator\n" if seeded else "")
         + f"  console          {base}/console\n"
         + (f"  console login    {admin[0]}  password {admin[1]}\n" if admin else "")
+        + f"  petition page    {base}/p/<KEYWORD>   (demo: {base}/p/{DEMO_CAMPAIGN['keyword']})\n"
         + "\n  Ctrl-C stops everything.\n",
         flush=True,
     )

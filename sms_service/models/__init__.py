@@ -28,9 +28,11 @@ from sms_service.models.outbound import (
     MessageStatusEvent,
     OutboundMessage,
 )
+from sms_service.models.petition import ApiToken, WebConfirmation
 from sms_service.models.staff import AuditEntry, DailyCount, StaffRole, StaffUser
 
 __all__ = [
+    "ApiToken",
     "AudienceKind",
     "AuditEntry",
     "Broadcast",
@@ -56,5 +58,6 @@ __all__ = [
     "Subscriber",
     "SubscriberStatus",
     "SubscriberTag",
+    "WebConfirmation",
     "utcnow",
 ]

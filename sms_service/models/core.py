@@ -78,17 +78,32 @@ class Campaign(SQLModel, table=True):
 
 
 class Signature(SQLModel, table=True):
-    """One supporter's signature on one petition; unique, so signing twice never counts."""
+    """One supporter's signature on one petition; unique, so signing twice never counts.
+
+    A supporter is recognised by their number (``subscriber_id``, by text or on the web),
+    their e-mail, or, for a web signature with neither, by ``fingerprint`` (a hash of the
+    name and the address it came from): each is unique per campaign. Web signatures keep
+    the disclosure shown beside the form, the IP address and the user agent.
+    """
 
     __tablename__ = "signatures"
-    __table_args__ = (UniqueConstraint("campaign_id", "subscriber_id"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "subscriber_id"),
+        UniqueConstraint("campaign_id", "email", name="uq_signatures_campaign_email"),
+        UniqueConstraint("campaign_id", "fingerprint", name="uq_signatures_campaign_fingerprint"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(foreign_key="campaigns.id", index=True)
-    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    subscriber_id: int | None = Field(default=None, foreign_key="subscribers.id", index=True)
     name: str | None = Field(default=None, max_length=100)
     source: str = Field(default="sms", max_length=16)
     signed_at: datetime = Field(default_factory=utcnow, index=True)
+    email: str | None = Field(default=None, max_length=254)
+    fingerprint: str | None = Field(default=None, max_length=64)
+    disclosure: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    ip: str | None = Field(default=None, max_length=45)
+    user_agent: str | None = Field(default=None, max_length=300)
 
 
 class InboundMessage(SQLModel, table=True):

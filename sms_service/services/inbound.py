@@ -62,6 +62,7 @@ from sms_service.domain.keywords import ConsentKind, Decision, Status
 from sms_service.domain.reach import Reach, refuse_unreachable
 from sms_service.domain.replies import Program
 from sms_service.models import Campaign, ConsentEvent, InboundMessage, Signature, Subscriber
+from sms_service.services import petition
 from sms_service.services.reviews import review_open
 
 MESSAGES = InboundMessage.__table__
@@ -154,9 +155,11 @@ def catalogue(session: Session, fingerprint: str | None) -> keywords.Catalogue:
 
 
 def load_conversation(
-    session: Session, subscriber: Row | None, catalogue_: keywords.Catalogue
+    session: Session, subscriber: Row | None, catalogue_: keywords.Catalogue,
+    at: datetime | None = None,
 ) -> keywords.Conversation:
-    """The sender's status, signatures and any pending name question."""
+    """The sender's status, signatures, any pending name question and, given ``at``, a web
+    sign-up's confirmation still awaiting YES."""
     if subscriber is None:
         return keywords.Conversation(status=Status.NONE)
     conn = session.connection()
@@ -169,6 +172,13 @@ def load_conversation(
         if pending is not None:
             count = signature_count(session, pending.id)
     status = Status(subscriber.status) if subscriber.status in KNOWN_STATUSES else Status.NONE
+    # Confirmation texts go only to numbers that are neither subscribed nor opted out, so
+    # only those are looked up (one indexed query, skipped for every subscriber).
+    web_until = (
+        petition.pending_until(session, subscriber.phone, at)
+        if at is not None and status is Status.NONE
+        else None
+    )
     return keywords.Conversation(
         status=status,
         signed=signed,
@@ -177,6 +187,7 @@ def load_conversation(
         pending_signature_count=count,
         language=subscriber.language or "en",
         under_review=bool(rows[0].under_review),
+        web_confirmation_until=web_until,
     )
 
 
@@ -207,7 +218,7 @@ def handle_inbound(
         catalogue_ = catalogue(session, fingerprint)
         decision = keywords.decide(
             sms.body,
-            load_conversation(session, subscriber, catalogue_),
+            load_conversation(session, subscriber, catalogue_, sms.received_at),
             catalogue_,
             program,
             received_at=sms.received_at,
@@ -238,6 +249,10 @@ def handle_inbound(
         _apply_status(session, subscriber, sms, decision)
         _apply_signature(session, subscriber.id, sms, decision)
     _append_events(session, sms, decision, program)
+    petition.record_web_reply(
+        session, phone=sms.from_number, body=sms.body, message_sid=sms.message_sid,
+        received_at=sms.received_at, decision=decision, program=program,
+    )  # fmt: skip
     return InboundResult(reply=decision.reply, intent=decision.intent)
 
 
@@ -345,8 +360,11 @@ def _append_events(session: Session, sms: InboundSms, decision: Decision, progra
             "note": note,
         }
         for kind in decision.events
+        # A web opt-in is logged by petition.record_web_reply, with the page's wording.
+        if not (decision.confirms_web and kind is ConsentKind.OPT_IN)
     ]
-    _run(session.connection(), _INSERT_EVENT, rows if len(rows) > 1 else rows[0])
+    if rows:
+        _run(session.connection(), _INSERT_EVENT, rows if len(rows) > 1 else rows[0])
 
 
 # --- Statements, built once ----------------------------------------------------------------

@@ -60,6 +60,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     init_console(app)
 
+    from sms_service.web.public import register_public
+
+    register_public(app)
+
     @app.context_processor
     def _layout_globals() -> dict[str, str]:
         return {"program_name": settings.program_name}

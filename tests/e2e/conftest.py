@@ -54,7 +54,13 @@ def running_dev(tmp_path: Path, **env_overrides: str) -> Iterator[dict]:
 
 
 @pytest.fixture
-def dev_server(tmp_path):
+def dev_env() -> dict[str, str]:
+    """Extra environment for ``dev_server``; a test module overrides it to set limits."""
+    return {}
+
+
+@pytest.fixture
+def dev_server(tmp_path, dev_env):
     """The first run as a new user makes it: no Redis, SQLite, the simulator."""
-    with running_dev(tmp_path) as server:
+    with running_dev(tmp_path, **dev_env) as server:
         yield server

@@ -1,0 +1,255 @@
+"""The public petition page and its double opt-in, on PostgreSQL and SQLite: signatures
+stored with source web, never counted twice; a confirmation text queued (never sent in the
+request), sent to the carrier simulator by the single-send job, and a YES (or STOP) through
+the signed webhook deciding the subscription; abuse limits."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+from rq import Queue
+from sqlalchemy import update
+from sqlmodel import Session
+
+from sms_service.carrier.client import close_twilio_client, make_twilio_client
+from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
+from sms_service.models import WebConfirmation
+from sms_service.services.exports import ExportFilter, write_consent
+from tests.factories import text_in
+from tests.integration.petition_support import (
+    PHONE,
+    confirmations,
+    consent_events,
+    petition_app,
+    sign,
+    signatures,
+    status_of,
+    texts_to,
+)
+from workers import QUEUE_DEFAULT
+from workers.send import deliver
+
+
+@pytest.fixture
+def app(database_url, redis_connection):  # noqa: ANN001, ANN201
+    app = petition_app(database_url, redis_connection)
+    yield app
+    app.extensions["sms_engine"].dispose()
+
+
+@pytest.fixture
+def client(app):  # noqa: ANN001, ANN201
+    return app.test_client()
+
+
+@pytest.fixture
+def sim(app):  # noqa: ANN001, ANN201
+    handle = run_in_thread(SimConfig.from_settings(app.config["SETTINGS"], port=0))
+    yield handle
+    handle.stop()
+
+
+def send_queued(app, sim, redis_connection) -> list[str]:  # noqa: ANN001
+    """Run the queued single-send jobs against the simulator; their outcomes."""
+    settings = app.config["SETTINGS"].model_copy(
+        update={"twilio_api_base_url": sim.url, "public_base_url": None}
+    )
+    client = make_twilio_client(settings)
+    queue = Queue(QUEUE_DEFAULT, connection=redis_connection)
+    outcomes = []
+    try:
+        for job in queue.get_jobs():
+            outcomes.append(
+                deliver(engine=app.extensions["sms_engine"], client=client, settings=settings,
+                        outbound_message_id=job.args[0])
+            )  # fmt: skip
+            job.delete()
+    finally:
+        close_twilio_client(client)
+    return outcomes
+
+
+def sim_texts(sim, phone: str = PHONE) -> list[dict]:  # noqa: ANN001
+    import requests
+
+    return requests.get(f"{sim.url}/sim/messages", params={"to": phone}, timeout=5).json()[
+        "messages"
+    ]
+
+
+def test_page_shows_title_text_count_and_the_disclosure_beside_the_number(client):
+    page = client.get("/p/hk64")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Release the 64" in html and "Dear Secretary Cheng:" in html
+    assert "0</strong>" in html  # the live count
+    for part in ("Rights Alerts at 21333", "Up to 4 msgs/mo", "Msg &amp; data rates may apply",
+                 "Reply HELP for help, STOP to cancel", "not a condition of signing",
+                 'href="https://rights.example/sms-terms"'):  # fmt: skip
+        assert part in html
+    assert 'name="sms_consent" type="checkbox" value="on"\n' in html  # never ticked for them
+    assert 'aria-describedby="disclosure' in html
+    assert client.get("/p/NOPE").status_code == 404
+
+
+def test_signing_without_a_number_stores_a_web_signature_once(app, client):
+    first = sign(client, name="Ada Lovelace", email="Ada@Example.org")
+    assert first.status_code == 303 and "again=" in first.headers["Location"]
+    again = sign(client, name="Ada L.", email="ada@example.org")
+    assert again.headers["Location"].endswith("again=1")
+    [stored] = signatures(app)
+    assert (stored.source, stored.email, stored.subscriber_id) == ("web", "ada@example.org", None)
+    assert stored.ip == "198.51.100.7" and stored.user_agent == "pytest-browser/1.0"
+    assert "Consent is not a condition of signing" in stored.disclosure
+    assert "1</strong> signature" in client.get(first.headers["Location"]).get_data(as_text=True)
+    # No number, no e-mail: the same name from the same address is the same signer.
+    sign(client, name="Grace")
+    sign(client, name="grace")
+    sign(client, name="Grace", ip="203.0.113.9")
+    assert len(signatures(app)) == 3
+
+
+def test_bad_fields_come_back_beside_the_field_and_nothing_is_stored(app, client):
+    page = sign(client, name="", phone="12", email="not-an-address")
+    assert page.status_code == 422
+    html = page.get_data(as_text=True)
+    assert 'id="name-error">Enter your name.' in html
+    assert 'id="phone-error">That is not a phone number' in html
+    assert 'id="email-error">' in html and 'aria-invalid="true"' in html
+    assert 'value="not-an-address"' in html  # what they typed is kept
+    unreachable = sign(client, name="Bob", phone="+44 7911 123456", sms_consent=True)
+    assert "can only text US mobile numbers" in unreachable.get_data(as_text=True)
+    consent_without_number = sign(client, name="Bob", sms_consent=True)
+    assert "Enter your mobile number to get texts" in consent_without_number.get_data(as_text=True)
+    assert signatures(app) == [] and texts_to(app) == []
+
+
+def test_a_form_without_its_csrf_token_is_refused(app, client):
+    response = client.post("/p/HK64", data={"name": "Ada"})
+    assert response.status_code == 400
+    assert signatures(app) == []
+
+
+def test_a_number_without_consent_signs_and_is_never_texted(app, client, redis_connection):
+    sign(client, name="Ada", phone="(202) 555-0123")
+    [stored] = signatures(app)
+    assert stored.subscriber_id is not None
+    assert texts_to(app) == [] and confirmations(app) == []
+    assert status_of(app) == "none"
+    assert Queue(QUEUE_DEFAULT, connection=redis_connection).count == 0
+
+
+def test_yes_to_the_confirmation_subscribes_and_logs_a_web_opt_in(
+    app, client, settings, sim, redis_connection
+):
+    response = sign(client, name="Ada", phone="202-555-0123", sms_consent=True)
+    assert response.headers["Location"].endswith("c=queued&again=")
+    # Queued, not sent, inside the request.
+    [message] = texts_to(app)
+    assert message.status == "pending" and message.kind == "confirmation"
+    assert sim_texts(sim) == []
+    assert status_of(app) == "none"
+
+    assert send_queued(app, sim, redis_connection) == ["accepted"]
+    [text] = sim_texts(sim)
+    assert "Reply YES" in text["body"] and "Rights Alerts" in text["body"]
+    assert "STOP to cancel" in text["body"] and "Msg & data rates may apply" in text["body"]
+
+    reply = text_in(client, settings, PHONE, "Yes")
+    assert "You're subscribed" in reply.get_data(as_text=True)
+    assert status_of(app) == "subscribed"
+    opt_in = [e for e in consent_events(app) if e.event == "opt_in"]
+    assert len(opt_in) == 1 and opt_in[0].source == "web"
+    [confirmation] = confirmations(app)
+    assert confirmation.status == "confirmed"
+    assert opt_in[0].message_sid == confirmation.reply_message_sid
+    assert opt_in[0].disclosure == signatures(app)[0].disclosure  # the page's wording
+    assert text["body"] in opt_in[0].note  # the confirmation text that was sent
+
+    out = io.StringIO()
+    write_consent(app.extensions["sms_engine"], out, ExportFilter(phone=PHONE))
+    web_rows = [line for line in out.getvalue().splitlines() if ",opt_in," in line]
+    assert len(web_rows) == 1 and ",web," in web_rows[0]
+
+
+def test_stop_to_the_confirmation_opts_out_and_no_later_form_texts_the_number(
+    app, client, settings, sim, redis_connection
+):
+    sign(client, name="Ada", phone=PHONE, sms_consent=True)
+    send_queued(app, sim, redis_connection)
+    text_in(client, settings, PHONE, "STOP")
+    assert status_of(app) == "opted_out"
+    assert confirmations(app)[0].status == "opted_out"
+    assert not [e for e in consent_events(app) if e.event == "opt_in"]
+    # A later YES is not a confirmation any more (the window is closed by the STOP) ...
+    assert "You're subscribed" not in text_in(client, settings, PHONE, "Y").get_data(as_text=True)
+    # ... and the form never texts an opted-out number, whoever fills it in.
+    later = sign(client, name="Someone", phone=PHONE, sms_consent=True, ip="203.0.113.50")
+    assert "c=opted_out" in later.headers["Location"]
+    assert len(texts_to(app)) == 1
+    assert status_of(app) == "opted_out"
+
+
+def test_no_reply_within_the_window_subscribes_nobody(app, client, settings, sim, redis_connection):
+    sign(client, name="Ada", phone=PHONE, sms_consent=True)
+    send_queued(app, sim, redis_connection)
+    with Session(app.extensions["sms_engine"]) as session:
+        late = WebConfirmation.expires_at - timedelta(hours=49)
+        session.execute(update(WebConfirmation).values(expires_at=late))
+        session.commit()
+    text_in(client, settings, PHONE, "YES")
+    assert status_of(app) == "none"
+    assert not [e for e in consent_events(app) if e.event == "opt_in"]
+
+
+def test_one_confirmation_text_per_number_per_day(app, client, redis_connection):
+    first = sign(client, name="Ada", phone=PHONE, sms_consent=True)
+    second = sign(client, name="Ada", phone=PHONE, sms_consent=True, ip="203.0.113.1")
+    other_petition_form = sign(client, name="Eve", phone=PHONE, sms_consent=True, ip="203.0.113.2")
+    assert "c=queued" in first.headers["Location"]
+    assert "c=recently_sent" in second.headers["Location"]
+    assert "c=recently_sent" in other_petition_form.headers["Location"]
+    assert len(texts_to(app)) == 1 and len(confirmations(app)) == 1
+    assert Queue(QUEUE_DEFAULT, connection=redis_connection).count == 1
+    assert len(signatures(app)) == 1  # the same number signs once
+
+
+def test_sms_signers_are_not_counted_again_on_the_web(app, client, settings):
+    text_in(client, settings, PHONE, "HK64")
+    assert status_of(app) == "subscribed"
+    response = sign(client, name="Ada", phone=PHONE, sms_consent=True)
+    assert response.headers["Location"].endswith("c=already_subscribed&again=1")
+    assert len(signatures(app)) == 1 and texts_to(app) == []
+
+
+def test_the_honeypot_answers_like_success_and_keeps_nothing(app, client, redis_connection):
+    response = sign(client, name="Bot", phone=PHONE, sms_consent=True, website="http://spam")
+    assert response.status_code == 303
+    assert signatures(app) == [] and texts_to(app) == [] and status_of(app) is None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_per_address_limit(database_url, redis_connection):
+    app = petition_app(database_url, redis_connection, petition_rate_limit_ip="3 per minute")
+    client = app.test_client()
+    codes = [sign(client, name=f"Person {n}").status_code for n in range(4)]
+    assert codes == [303, 303, 303, 429]
+    assert "Too many attempts" in sign(client, name="Late").get_data(as_text=True)
+    assert sign(client, name="Elsewhere", ip="192.0.2.44").status_code == 303  # others go on
+    assert len(signatures(app)) == 4
+    app.extensions["sms_engine"].dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_per_number_limit_holds_across_addresses(database_url, redis_connection):
+    app = petition_app(database_url, redis_connection, petition_rate_limit_number="2 per hour")
+    client = app.test_client()
+    codes = [
+        sign(client, name="Ada", phone=number, ip=f"192.0.2.{n}").status_code
+        for n, number in enumerate(["+12025550123", "(202) 555-0123", "2025550123"])
+    ]
+    assert codes == [303, 303, 429]
+    assert sign(client, name="Bob", phone="+12025550199", ip="192.0.2.9").status_code == 303
+    app.extensions["sms_engine"].dispose()
