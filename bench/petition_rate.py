@@ -189,7 +189,8 @@ def main() -> int:
     total = args.signatures + args.warmup
     with_number = sum(1 for n in range(total) if n % 2 == 0)
     print(f"petition_rate: {args.signatures} signatures, {args.users} browsers, "
-          f"gunicorn x{args.workers} (Procfile web), PostgreSQL, Redis, {os.cpu_count()} cores")  # fmt: skip
+          f"gunicorn x{args.workers} (Procfile web), PostgreSQL, Redis, "
+          f"{os.cpu_count()} cores")  # fmt: skip
     print(f"  baseline (bare Flask form)  {base['rate']:7.0f}/s  p50 {base['p50']:5.1f} ms  "
           f"p99 {base['p99']:5.1f} ms  {base['statuses']}")  # fmt: skip
     print(f"  petition page               {real['rate']:7.0f}/s  p50 {real['p50']:5.1f} ms  "

@@ -148,12 +148,14 @@ def signature_export(flt: ExportFilter, *, campaign: str | None = None) -> Expor
         Column("signed_at", Signature.signed_at, "time"), Column("phone_number", Subscriber.phone),
         Column("name", Signature.name), Column("campaign", Campaign.keyword),
         Column("campaign_title", Campaign.title), Column("source", Signature.source),
+        Column("email", Signature.email),
     )  # fmt: skip
 
     def shape(query: Select) -> Select:
+        # Outer: a web signature may come without a number (and so without a subscriber).
         query = (
             query.select_from(Signature)
-            .join(Subscriber, Subscriber.id == Signature.subscriber_id)
+            .outerjoin(Subscriber, Subscriber.id == Signature.subscriber_id)
             .join(Campaign, Campaign.id == Signature.campaign_id)
         )
         if campaign:

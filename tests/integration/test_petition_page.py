@@ -253,3 +253,26 @@ def test_per_number_limit_holds_across_addresses(database_url, redis_connection)
     assert codes == [303, 303, 429]
     assert sign(client, name="Bob", phone="+12025550199", ip="192.0.2.9").status_code == 303
     app.extensions["sms_engine"].dispose()
+
+
+def test_web_signatures_with_and_without_a_number_are_in_the_signature_export(
+    app, client, settings
+):
+    from sms_service.services.exports import write_signatures
+
+    sign(client, name="Ada", email="ada@example.org")
+    sign(client, name="Grace", phone=PHONE)
+    text_in(client, settings, "+12025550199", "SIGN")
+    out = io.StringIO()
+    count = write_signatures(app.extensions["sms_engine"], out, ExportFilter(), campaign="HK64")
+    lines = out.getvalue().splitlines()
+    assert count == 3 and lines[0].endswith(",source,email")
+    assert lines[1].split(",")[1:] == [
+        "",
+        "Ada",
+        "HK64",
+        "Release the 64",
+        "web",
+        "ada@example.org",
+    ]
+    assert lines[2].split(",")[1:3] == [PHONE, "Grace"] and lines[3].split(",")[5] == "sms"
