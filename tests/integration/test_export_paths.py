@@ -99,11 +99,11 @@ CONSENT_SAFE = (
     ",,,Señora Núñez 🛑 -5,5,,,\r\n"
 )
 SIGNATURES_SAFE = (
-    "signed_at,phone_number,name,campaign,campaign_title,source\r\n"
+    "signed_at,phone_number,name,campaign,campaign_title,source,email\r\n"
     "2026-01-01T09:30:05+00:00,+12025550123,'=cmd|' /C calc'!A0,HK64,"
-    '"Release the 64, now",sms\r\n'
+    '"Release the 64, now",sms,\r\n'
     '2026-01-02T09:30:05.000042+00:00,+14155550100,"Ada ""Countess"" Lovelace",HK64,'
-    '"Release the 64, now",web\r\n'
+    '"Release the 64, now",web,\r\n'
 )
 
 
