@@ -31,7 +31,7 @@ from sms_service.web.public.api_models import (
     SignatureOut,
     spec,
 )
-from sms_service.web.public.page import number_key
+from sms_service.web.public.page import number_key, parsed_number
 from sms_service.web.security import client_ip, limiter
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -89,12 +89,18 @@ def _authenticate():  # noqa: ANN202
     return None
 
 
-@bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):  # noqa: ANN202
     # Everything under /api answers JSON, the limiter's 429 and a bad JSON body included.
     if exc.code == 429:
         return error(429, "too many requests: slow down and retry later")
     return error(exc.code or 500, exc.description or exc.name)
+
+
+# By code as well as by class: Flask prefers an app-wide handler for a code (the console's
+# HTML error pages) over a blueprint's handler for the class.
+bp.register_error_handler(HTTPException, _http_error)
+for _code in (400, 401, 403, 404, 405, 413, 415, 422, 429):
+    bp.register_error_handler(_code, _http_error)
 
 
 def _campaign_out(campaign: Campaign, count: int) -> CampaignOut:
@@ -131,8 +137,8 @@ def campaign(keyword: str):  # noqa: ANN201
 @limiter.limit(lambda: _settings().api_rate_limit, key_func=token_key)
 @limiter.limit(
     lambda: _settings().petition_rate_limit_number,
-    key_func=lambda: number_key(_json_field("phone")),
-    exempt_when=lambda: not _json_field("phone"),
+    key_func=lambda: number_key(parsed_number(_json_field("phone"))),
+    exempt_when=lambda: parsed_number(_json_field("phone")) is None,
 )
 @limiter.limit(
     lambda: _settings().petition_rate_limit_ip,

@@ -46,22 +46,25 @@ def number_limit() -> str:
     return _settings().petition_rate_limit_number
 
 
-def number_key(raw: str | None = None) -> str:
-    """The limiter key for the number in the request: hashed, so no number is stored in
-    clear in the limiter's store; unparseable input counts as its digits."""
-    if raw is None:
-        raw = request.form.get("phone") or (request.get_json(silent=True) or {}).get("phone")
-    text = str(raw or "")
+def parsed_number(raw: object) -> str | None:
+    """The number in the request as E.164, or None when there is none or it does not parse
+    (such a request is refused with 422 and texts nobody, so no per-number limit applies)."""
     try:
-        text = to_e164(text)
+        return to_e164(str(raw or ""))
     except InvalidPhoneNumber:
-        text = "".join(ch for ch in text if ch.isdigit())
-    return "number:" + hashlib.sha256(text.encode()).hexdigest()[:24]
+        return None
+
+
+def number_key(number: str | None = None) -> str:
+    """The limiter key for a number: hashed, so the limiter's store holds no number in clear."""
+    if number is None:
+        number = parsed_number(request.form.get("phone"))
+    return "number:" + hashlib.sha256((number or "").encode()).hexdigest()[:24]
 
 
 def no_number() -> bool:
-    """Exempt from the per-number limit: the request names no number."""
-    return not (request.form.get("phone") or "").strip()
+    """Exempt from the per-number limit: the form names no number we could text."""
+    return parsed_number(request.form.get("phone")) is None
 
 
 def _disclosure() -> str:
