@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import phonenumbers
 
 from sms_service.domain.phones import InvalidPhoneNumber, to_e164
+from sms_service.domain.reach import Reach
 from sms_service.domain.replies import RATES, Program
 
 MAX_NAME = 100
@@ -29,9 +30,6 @@ MAX_EMAIL = 254
 # Deliberately loose: one @, a dot in the domain, no spaces. Deliverability is not ours to
 # judge, and a strict pattern refuses real addresses.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-_SHORT_CODE = re.compile(r"^\d{3,8}$")
-# A short code is provisioned in one country and reaches only that country's numbers.
-SHORT_CODE_REGION = "US"
 _NOT_MOBILE = {phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.TOLL_FREE,
                phonenumbers.PhoneNumberType.PREMIUM_RATE, phonenumbers.PhoneNumberType.SHARED_COST,
                phonenumbers.PhoneNumberType.PAGER}  # fmt: skip
@@ -62,19 +60,7 @@ def _clean_text(value: object) -> str:
     return " ".join(text.split())
 
 
-def sender_can_reach(sender: str, number: str) -> bool:
-    """Whether texts from ``sender`` (a short code or an E.164 number) reach ``number``.
-
-    A short code reaches only its own country's numbers (CTIA, carriers); a long number is
-    left to the carrier to judge.
-    """
-    if not _SHORT_CODE.match(sender.strip()):
-        return True
-    parsed = phonenumbers.parse(number, None)
-    return phonenumbers.region_code_for_number(parsed) == SHORT_CODE_REGION
-
-
-def clean_phone(raw: str, *, sender: str) -> str:
+def clean_phone(raw: str, *, reach: Reach) -> str:
     """``raw`` as an E.164 mobile number the sender can reach, or :class:`FormErrors`."""
     try:
         number = to_e164(raw)
@@ -83,14 +69,15 @@ def clean_phone(raw: str, *, sender: str) -> str:
         raise FormErrors({"phone": message}) from None
     if phonenumbers.number_type(phonenumbers.parse(number, None)) in _NOT_MOBILE:
         raise FormErrors({"phone": "That number cannot receive texts: give a mobile number."})
-    if not sender_can_reach(sender, number):
-        raise FormErrors({"phone": f"Our short code {sender} can only text US mobile numbers."})
+    refusal = reach.refusal(number)  # a short code reaches only its own countries
+    if refusal is not None:
+        raise FormErrors({"phone": f"Sorry: {refusal}."})
     return number
 
 
 def clean_signature(
     *, name: object, email: object = None, phone: object = None, sms_consent: bool = False,
-    sender: str,
+    reach: Reach,
 ) -> CleanSignature:  # fmt: skip
     """Check the form's fields; raise :class:`FormErrors` naming every bad field at once."""
     errors: dict[str, str] = {}
@@ -108,7 +95,7 @@ def clean_signature(
     raw_phone = _clean_text(phone)
     if raw_phone:
         try:
-            number = clean_phone(raw_phone, sender=sender)
+            number = clean_phone(raw_phone, reach=reach)
         except FormErrors as exc:
             errors.update(exc.errors)
     elif sms_consent:

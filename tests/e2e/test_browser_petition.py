@@ -91,8 +91,6 @@ def test_sign_with_a_number_and_confirm_by_text(dev_server, page):
     answer = requests.post(
         f"{dev_server['sim']}/sim/inbound", json={"from": phone, "body": "YES"}, timeout=10
     )
-    # The simulator plays Twilio's Advanced Opt-Out: YES is a START word that Twilio answers
-    # itself (OptOutType=START), so the service records the opt-in and sends no second reply.
     assert answer.status_code == 200 and answer.json()["webhook_status"] == 200
 
     page.goto(dev_server["web"] + "/phone?number=%2B12025550177")
@@ -122,7 +120,7 @@ def test_abuse_limits(dev_server, page):
     assert "not a phone number" in page.inner_text("#phone-error")
     shot(page, "bad-number")
     fill_form(page, name="Bob", phone="+44 7911 123456", consent=True)
-    assert "only text US mobile numbers" in page.inner_text("#phone-error")
+    assert "reach only numbers in" in page.inner_text("#phone-error")
     # One confirmation per number per day, then the per-number limit (3 per hour here).
     number = "+12025550166"
     outcomes = []

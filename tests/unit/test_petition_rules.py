@@ -10,11 +10,12 @@ from sms_service.domain.petition import (
     clean_signature,
     confirmation_text,
     fingerprint,
-    sender_can_reach,
     web_disclosure,
 )
+from sms_service.domain.reach import reach_of
 from sms_service.domain.replies import Program
 
+SHORT_CODE = reach_of("21333")  # reaches the US and Canada
 PROGRAM = Program("Rights Alerts", "help@rights.example", "Up to 4 msgs/mo", "https://r.example/t")
 
 ACCEPTED = [
@@ -48,26 +49,24 @@ REFUSED = [
 
 @pytest.mark.parametrize(("fields", "stored"), ACCEPTED)
 def test_accepted(fields, stored):
-    assert clean_signature(sender="21333", **fields) == stored
+    assert clean_signature(reach=SHORT_CODE, **fields) == stored
 
 
 @pytest.mark.parametrize(("fields", "bad"), REFUSED)
 def test_refused_with_one_message_per_field(fields, bad):
     with pytest.raises(FormErrors) as caught:
-        clean_signature(sender="21333", **fields)
+        clean_signature(reach=SHORT_CODE, **fields)
     assert set(caught.value.errors) == bad and all(caught.value.errors.values())
 
 
 def test_error_messages_never_repeat_the_number():
     with pytest.raises(FormErrors) as caught:
-        clean_signature(name="Ada", phone="+44 7911 123456", sender="21333")
+        clean_signature(name="Ada", phone="+44 7911 123456", reach=SHORT_CODE)
     assert "7911" not in str(caught.value)
 
 
 def test_a_long_number_is_left_to_the_carrier():
-    assert sender_can_reach("+12025550100", "+447911123456")
-    assert not sender_can_reach("21333", "+447911123456")
-    stored = clean_signature(name="Ada", phone="+44 7911 123456", sender="+12025550100")
+    stored = clean_signature(name="Ada", phone="+44 7911 123456", reach=reach_of("+12025550100"))
     assert stored.phone == "+447911123456"
 
 

@@ -20,6 +20,7 @@ from sms_service.db import session_scope
 from sms_service.domain import petition as rules
 from sms_service.errors import NotFound
 from sms_service.models import Campaign
+from sms_service.program import reach_from
 from sms_service.services import api_tokens, petition
 from sms_service.web.public import signing
 from sms_service.web.public.api_models import (
@@ -157,7 +158,7 @@ def create_signature(keyword: str, json: SignatureIn):  # noqa: ANN201
     try:
         form = rules.clean_signature(
             name=json.name, email=json.email, phone=json.phone, sms_consent=json.sms_consent,
-            sender=_settings().twilio_from,
+            reach=reach_from(_settings()),
         )  # fmt: skip
     except rules.FormErrors as exc:
         return error(422, "the signature was not accepted", exc.errors)

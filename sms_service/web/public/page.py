@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 from sms_service.db import session_scope
 from sms_service.domain import petition as rules
 from sms_service.domain.phones import InvalidPhoneNumber, to_e164
+from sms_service.program import reach_from
 from sms_service.services import petition
 from sms_service.services.petition import Confirmation
 from sms_service.web.public import signing
@@ -124,7 +125,7 @@ def submit(keyword: str):  # noqa: ANN201
     try:
         form = rules.clean_signature(
             name=values["name"], email=values["email"], phone=values["phone"],
-            sms_consent=consent, sender=_settings().twilio_from,
+            sms_consent=consent, reach=reach_from(_settings()),
         )  # fmt: skip
     except rules.FormErrors as exc:
         return _render(keyword, values=values, errors=exc.errors, status=422)
