@@ -40,6 +40,7 @@ from sms_service.domain.replies import Program
 from sms_service.models import (
     Campaign,
     ConsentEvent,
+    MessageKind,
     Signature,
     Subscriber,
     SubscriberStatus,
@@ -47,7 +48,7 @@ from sms_service.models import (
     utcnow,
 )
 
-CONFIRMATION_KIND = "confirmation"  # outbound_messages.kind: suppressed once opted out
+CONFIRMATION_KIND = MessageKind.CONFIRMATION  # never sent once the number opted out
 
 # Writes a pending outbound message (to, body) in the session and returns its id: the
 # single-send path's ``create_outbound_message``, passed in by the caller, since the

@@ -8,14 +8,15 @@ from __future__ import annotations
 import csv
 import io
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.e2e.conftest import BIN
 from tests.support import wait_for
 
+BIN = Path(sys.executable).parent
 SHOTS = Path(__file__).resolve().parent.parent.parent / ".screenshots"
 PHONE_SIZE = {"width": 390, "height": 844}
 

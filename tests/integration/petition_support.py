@@ -19,7 +19,7 @@ from sms_service.models import (
 )
 from sms_service.services.api_tokens import create_token
 from sms_service.services.campaigns import create_campaign
-from tests.conftest import make_settings
+from tests.factories import make_settings
 
 PHONE = "+12025550123"
 KEYWORD = "HK64"

@@ -29,7 +29,7 @@ from tests.integration.petition_support import (
     texts_to,
 )
 from workers import QUEUE_DEFAULT
-from workers.send import deliver
+from workers.send import send_message
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def send_queued(app, sim, redis_connection) -> list[str]:  # noqa: ANN001
     try:
         for job in queue.get_jobs():
             outcomes.append(
-                deliver(engine=app.extensions["sms_engine"], client=client, settings=settings,
+                send_message(engine=app.extensions["sms_engine"], client=client, settings=settings,
                         outbound_message_id=job.args[0])
             )  # fmt: skip
             job.delete()

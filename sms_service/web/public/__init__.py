@@ -20,4 +20,3 @@ def register_public(app: Flask) -> None:
     @app.get("/api/openapi.json")
     def openapi_document():  # noqa: ANN202
         return jsonify(spec.spec)
-

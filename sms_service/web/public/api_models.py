@@ -134,9 +134,7 @@ spec = SpecTree(
     mode="strict",
     page_templates={},  # no hosted UI: its scripts would come from elsewhere (CSP)
     security_schemes=[
-        SecurityScheme(
-            name="bearerAuth", data=SecuritySchemeData(type="http", scheme="bearer")
-        ),
+        SecurityScheme(name="bearerAuth", data=SecuritySchemeData(type="http", scheme="bearer")),
     ],
     security={"bearerAuth": []},
     before=_before,

@@ -16,14 +16,14 @@ from flask import current_app
 from rq import Queue
 from sqlmodel import Session
 
-from sms_service.carrier.sender import create_outbound_message
+from sms_service.carrier.single_send import enqueue_send_job
 from sms_service.db import session_scope
 from sms_service.domain.petition import CleanSignature
 from sms_service.models import Campaign
 from sms_service.services import petition
+from sms_service.services.outbox import create_outbound_message
 from sms_service.services.petition import WebSignatureResult
 from workers import QUEUE_DEFAULT
-from workers.send import enqueue_send
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,9 @@ def sign(
         )  # fmt: skip
     if result.outbound_message_id is not None:
         # After commit, so the job finds the row. The signature stands if Redis is down;
-        # the message stays ``pending`` and the failure is logged for the operator.
+        # the message stays ``pending`` and the worker's sweeper sends it later.
         try:
-            enqueue_send(send_queue(), result.outbound_message_id)
+            enqueue_send_job(send_queue(), result.outbound_message_id)
         except redis.RedisError:
             log.exception("confirmation text %s not queued", result.outbound_message_id)
     return Signed(campaign, result)
