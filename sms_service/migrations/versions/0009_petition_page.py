@@ -4,8 +4,8 @@
 subscriber) and gains the web fields; each way of recognising a signer is unique per
 campaign. SQLite rebuilds the table (batch mode); PostgreSQL alters it in place.
 
-Revision ID: 0008_petition_page
-Revises: 0007_consent_chain
+Revision ID: 0009_petition_page
+Revises: 0008_run_figures
 Create Date: 2026-12-01 21:46:02.333465
 """
 
@@ -18,8 +18,8 @@ import sqlmodel
 from alembic import op
 from sqlalchemy.exc import SAWarning
 
-revision: str = "0008_petition_page"
-down_revision: str | None = "0007_consent_chain"
+revision: str = "0009_petition_page"
+down_revision: str | None = "0008_run_figures"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
