@@ -64,6 +64,7 @@ from workers.broadcast import (
 from workers.consent_seal import Sealing
 from workers.job_ids import occurrence_job_id
 from workers.lifetime import ChildrenDieWithWorker
+from workers.masked_failures import MaskedFailures
 
 log = logging.getLogger(__name__)
 
@@ -290,13 +291,13 @@ class _Sweeping:
             log.exception("broadcast sweep failed")
 
 
-class BroadcastWorker(Sealing, _Sweeping, ChildrenDieWithWorker, Worker):
+class BroadcastWorker(MaskedFailures, Sealing, _Sweeping, ChildrenDieWithWorker, Worker):
     """RQ's forking worker, plus the broadcast sweeper and the consent log sealer; its
     scheduler and work horses end with it, and it becomes the scheduler when the one before
     it is gone (:mod:`workers.lifetime`)."""
 
 
-class SimpleBroadcastWorker(Sealing, _Sweeping, SimpleWorker):
+class SimpleBroadcastWorker(MaskedFailures, Sealing, _Sweeping, SimpleWorker):
     """RQ's in-process worker (no fork: fakeredis, debugging), plus the sweeper and sealer.
 
     It may run in a thread other than the main one (``sms-service dev``): it then leaves
