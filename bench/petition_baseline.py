@@ -20,7 +20,7 @@ def page(keyword: str) -> str:
 
 
 @app.post("/p/<keyword>")
-def submit(keyword: str):  # noqa: ANN201
+def submit(keyword: str):
     fields = {k: request.form.get(k, "") for k in ("name", "email", "phone", "sms_consent")}
     if not fields["name"]:
         return "name missing", 422

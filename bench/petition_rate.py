@@ -58,7 +58,7 @@ def procfile_web() -> str:
     raise SystemExit("Procfile has no web process")
 
 
-def wait_until_up(url: str, process, timeout: float = 60.0) -> None:  # noqa: ANN001
+def wait_until_up(url: str, process, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -71,10 +71,10 @@ def wait_until_up(url: str, process, timeout: float = 60.0) -> None:  # noqa: AN
     raise SystemExit(f"{url} did not answer within {timeout} s")
 
 
-def start_web(stack, command: str, env: dict[str, str], port: int, cwd: Path) -> None:  # noqa: ANN001
+def start_web(stack, command: str, env: dict[str, str], port: int, cwd: Path) -> None:
     process = spawn(
         stack, ["bash", "-c", f"exec {command}"], cwd=cwd,
-        env={**env, "PORT": str(port)}, stdout=open(os.devnull, "w"),  # noqa: SIM115
+        env={**env, "PORT": str(port)}, stdout=open(os.devnull, "w"),
     )  # fmt: skip
     wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
 
@@ -129,7 +129,7 @@ def measure(base: str, count: int, users: int, warmup: int) -> dict:
     }
 
 
-def check_queued(database_url: str, redis_conn, expected: int) -> tuple[int, int, int]:  # noqa: ANN001
+def check_queued(database_url: str, redis_conn, expected: int) -> tuple[int, int, int]:
     """Signatures stored, pending confirmation texts, and RQ jobs waiting."""
     from sms_service.db import make_engine
 

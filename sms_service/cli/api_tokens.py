@@ -10,7 +10,7 @@ from sms_service.errors import BadRequest, NotFound
 from sms_service.services import api_tokens
 
 
-def _engine():  # noqa: ANN202 - SQLAlchemy engine
+def _engine():  # SQLAlchemy engine
     try:
         return make_engine(Settings().database_url)
     except ValueError as exc:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import click
 
+from sms_service.domain.phones import mask_numbers_in
+
 
 def _first_line(text: object) -> str:
     lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
@@ -29,7 +31,7 @@ def database_message(exc: BaseException, database_url: str | None) -> str:
     name = None
     try:
         name = make_url(database_url).database if database_url else None
-    except Exception:  # noqa: BLE001 - a malformed URL: say so below
+    except Exception:  # a malformed URL: say so below
         name = None
     lowered = text.lower()
     if "does not exist" in lowered and "database" in lowered:
@@ -76,18 +78,19 @@ def friendly_message(exc: BaseException, database_url: str | None = None) -> str
 class FriendlyGroup(click.Group):
     """A click group whose commands end expected failures with one line and exit 1."""
 
-    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's API
+    def invoke(self, ctx: click.Context):  # click's API
         try:
             return super().invoke(ctx)
         except click.exceptions.Exit:
             raise
         except (click.ClickException, click.Abort):
             raise
-        except Exception as exc:  # noqa: BLE001 - sorted below: expected or a bug
+        except Exception as exc:  # sorted below: expected or a bug
             message = friendly_message(exc, _database_url())
             if message is None:
                 raise
-            raise click.ClickException(message) from exc
+            # The line may quote a database error, which can name a number.
+            raise click.ClickException(mask_numbers_in(message)) from exc
 
 
 def _database_url() -> str | None:
@@ -96,5 +99,5 @@ def _database_url() -> str | None:
         from config import Settings
 
         return Settings().database_url
-    except Exception:  # noqa: BLE001 - only for the message
+    except Exception:  # only for the message
         return None

@@ -155,7 +155,9 @@ def catalogue(session: Session, fingerprint: str | None) -> keywords.Catalogue:
 
 
 def load_conversation(
-    session: Session, subscriber: Row | None, catalogue_: keywords.Catalogue,
+    session: Session,
+    subscriber: Row | None,
+    catalogue_: keywords.Catalogue,
     at: datetime | None = None,
 ) -> keywords.Conversation:
     """The sender's status, signatures, any pending name question and, given ``at``, a web

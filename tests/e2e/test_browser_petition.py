@@ -28,7 +28,7 @@ def dev_env() -> dict[str, str]:
             "PROGRAM_TERMS_URL": "https://rights.example/sms-terms"}  # fmt: skip
 
 
-def shot(page, name: str) -> None:  # noqa: ANN001
+def shot(page, name: str) -> None:
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"petition-{name}.png"), full_page=True)
 
@@ -47,7 +47,7 @@ def cli(server: dict, *args: str) -> str:
     return done.stdout
 
 
-def fill_form(page, *, name: str, phone: str = "", email: str = "", consent: bool = False) -> None:  # noqa: ANN001
+def fill_form(page, *, name: str, phone: str = "", email: str = "", consent: bool = False) -> None:
     page.fill("#name", name)
     if email:
         page.fill("#email", email)

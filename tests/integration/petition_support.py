@@ -26,7 +26,7 @@ KEYWORD = "HK64"
 _CSRF = re.compile(rb'name="csrf_token" value="([^"]+)"')
 
 
-def petition_app(database_url: str, redis_connection, **overrides):  # noqa: ANN001, ANN003, ANN201
+def petition_app(database_url: str, redis_connection, **overrides):
     """The web app with a demo petition; confirmation texts go to the run's Redis queue."""
     settings = make_settings(database_url, **overrides)
     app = create_app(settings)
@@ -40,14 +40,14 @@ def petition_app(database_url: str, redis_connection, **overrides):  # noqa: ANN
     return app
 
 
-def csrf_token(client, keyword: str = KEYWORD) -> str:  # noqa: ANN001
+def csrf_token(client, keyword: str = KEYWORD) -> str:
     """The CSRF token the page's form carries (the client keeps the session cookie)."""
     page = client.get(f"/p/{keyword}")
     assert page.status_code == 200, page.status_code
     return _CSRF.search(page.data).group(1).decode()
 
 
-def sign(client, *, ip: str = "198.51.100.7", keyword: str = KEYWORD, **fields):  # noqa: ANN001, ANN003, ANN201
+def sign(client, *, ip: str = "198.51.100.7", keyword: str = KEYWORD, **fields):
     """Post the page's form as a browser at ``ip`` would (CSRF token included)."""
     data = {"csrf_token": csrf_token(client, keyword), **fields}
     if data.get("sms_consent") is True:
@@ -58,35 +58,35 @@ def sign(client, *, ip: str = "198.51.100.7", keyword: str = KEYWORD, **fields):
     )  # fmt: skip
 
 
-def api_token(app, scope: str = "signatures:write") -> dict[str, str]:  # noqa: ANN001
+def api_token(app, scope: str = "signatures:write") -> dict[str, str]:
     """Headers with a fresh bearer token of ``scope``."""
     with session_scope(app.extensions["sms_engine"]) as session:
         token = create_token(session=session, name=f"test {scope}", scope=scope)
     return {"Authorization": f"Bearer {token.secret}"}
 
 
-def rows(app, model, *where):  # noqa: ANN001, ANN002, ANN201
+def rows(app, model, *where):
     """Every row of ``model`` matching ``where``, by id."""
     with Session(app.extensions["sms_engine"]) as session:
         return list(session.execute(select(model).where(*where).order_by(model.id)).scalars())
 
 
-def signatures(app) -> list[Signature]:  # noqa: ANN001
+def signatures(app) -> list[Signature]:
     return rows(app, Signature)
 
 
-def confirmations(app) -> list[WebConfirmation]:  # noqa: ANN001
+def confirmations(app) -> list[WebConfirmation]:
     return rows(app, WebConfirmation)
 
 
-def texts_to(app, phone: str = PHONE) -> list[OutboundMessage]:  # noqa: ANN001
+def texts_to(app, phone: str = PHONE) -> list[OutboundMessage]:
     return rows(app, OutboundMessage, OutboundMessage.to_number == phone)
 
 
-def consent_events(app, phone: str = PHONE) -> list[ConsentEvent]:  # noqa: ANN001
+def consent_events(app, phone: str = PHONE) -> list[ConsentEvent]:
     return rows(app, ConsentEvent, ConsentEvent.phone == phone)
 
 
-def status_of(app, phone: str = PHONE) -> str | None:  # noqa: ANN001
+def status_of(app, phone: str = PHONE) -> str | None:
     found = rows(app, Subscriber, Subscriber.phone == phone)
     return found[0].status if found else None

@@ -26,14 +26,14 @@ SIGN = "/api/v1/campaigns/HK64/signatures"
 
 
 @pytest.fixture
-def app(database_url, redis_connection):  # noqa: ANN001, ANN201
+def app(database_url, redis_connection):
     app = petition_app(database_url, redis_connection)
     yield app
     app.extensions["sms_engine"].dispose()
 
 
 @pytest.fixture
-def client(app):  # noqa: ANN001, ANN201
+def client(app):
     return app.test_client()
 
 
@@ -180,7 +180,7 @@ def test_api_against_its_own_schema(database_url, redis_connection):
         app.extensions["sms_engine"].dispose()
 
 
-def _run_schemathesis(app, headers: dict[str, str]) -> None:  # noqa: ANN001
+def _run_schemathesis(app, headers: dict[str, str]) -> None:
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 4
@@ -191,7 +191,7 @@ def _run_schemathesis(app, headers: dict[str, str]) -> None:  # noqa: ANN001
             max_examples=60, deadline=None, database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         )  # fmt: skip
-        def check(case) -> None:  # noqa: ANN001
+        def check(case) -> None:
             # Not positive_data_acceptance: a name of only punctuation fits the schema and is
             # still refused (422, with its message), as the page refuses it.
             case.call_and_validate(

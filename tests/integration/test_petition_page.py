@@ -33,25 +33,25 @@ from workers.send import send_message
 
 
 @pytest.fixture
-def app(database_url, redis_connection):  # noqa: ANN001, ANN201
+def app(database_url, redis_connection):
     app = petition_app(database_url, redis_connection)
     yield app
     app.extensions["sms_engine"].dispose()
 
 
 @pytest.fixture
-def client(app):  # noqa: ANN001, ANN201
+def client(app):
     return app.test_client()
 
 
 @pytest.fixture
-def sim(app):  # noqa: ANN001, ANN201
+def sim(app):
     handle = run_in_thread(SimConfig.from_settings(app.config["SETTINGS"], port=0))
     yield handle
     handle.stop()
 
 
-def send_queued(app, sim, redis_connection) -> list[str]:  # noqa: ANN001
+def send_queued(app, sim, redis_connection) -> list[str]:
     """Run the queued single-send jobs against the simulator; their outcomes."""
     settings = app.config["SETTINGS"].model_copy(
         update={"twilio_api_base_url": sim.url, "public_base_url": None}
@@ -71,7 +71,7 @@ def send_queued(app, sim, redis_connection) -> list[str]:  # noqa: ANN001
     return outcomes
 
 
-def sim_texts(sim, phone: str = PHONE) -> list[dict]:  # noqa: ANN001
+def sim_texts(sim, phone: str = PHONE) -> list[dict]:
     import requests
 
     return requests.get(f"{sim.url}/sim/messages", params={"to": phone}, timeout=5).json()[

@@ -20,50 +20,99 @@ from sms_service.models import (
 from tests.factories import add_subscribers, phone
 
 
-def make_run(engine, *, ended: datetime | None, status: str = "sent", open_ones: int = 0,  # noqa: ANN001, ANN201
-             start: int = 0):
+def make_run(
+    engine, *, ended: datetime | None, status: str = "sent", open_ones: int = 0, start: int = 0
+):
     """A run sent to four subscribers 'ended' ago (one undelivered report), plus
     ``open_ones`` still pending."""
     ids = add_subscribers(engine, 4 + open_ones, start=start)
     started = (ended or datetime.now(UTC)) - timedelta(hours=1)
     with engine.begin() as conn:
-        broadcast_id = conn.execute(insert(Broadcast.__table__).values(
-            body="Rally", audience_kind="all", send_at=started, timezone="UTC",
-            status=status, created_at=started, updated_at=started,
-        ).returning(Broadcast.__table__.c.id)).scalar_one()
-        run_id = conn.execute(insert(BroadcastRun.__table__).values(
-            broadcast_id=broadcast_id, occurrence_at=started, status=status,
-            planned=len(ids), created_at=started, started_at=started, finished_at=ended,
-        ).returning(BroadcastRun.__table__.c.id)).scalar_one()
-        conn.execute(insert(BroadcastDelivery.__table__), [
-            dict(run_id=run_id, subscriber_id=s, status="sent", attempts=1, sid=f"SMf{run_id}x{s}",
-                 sent_at=started, updated_at=started) for s in ids[:4]
-        ] + [
-            dict(run_id=run_id, subscriber_id=s, status="pending", attempts=0, sid=None,
-                 sent_at=None, updated_at=started)
-            for s in ids[4:]
-        ])
-        conn.execute(insert(MessageStatusEvent.__table__).values(
-            sid=f"SMf{run_id}x{ids[0]}", status="undelivered", occurred_at=started,
-        ))
+        broadcast_id = conn.execute(
+            insert(Broadcast.__table__)
+            .values(
+                body="Rally",
+                audience_kind="all",
+                send_at=started,
+                timezone="UTC",
+                status=status,
+                created_at=started,
+                updated_at=started,
+            )
+            .returning(Broadcast.__table__.c.id)
+        ).scalar_one()
+        run_id = conn.execute(
+            insert(BroadcastRun.__table__)
+            .values(
+                broadcast_id=broadcast_id,
+                occurrence_at=started,
+                status=status,
+                planned=len(ids),
+                created_at=started,
+                started_at=started,
+                finished_at=ended,
+            )
+            .returning(BroadcastRun.__table__.c.id)
+        ).scalar_one()
+        conn.execute(
+            insert(BroadcastDelivery.__table__),
+            [
+                dict(
+                    run_id=run_id,
+                    subscriber_id=s,
+                    status="sent",
+                    attempts=1,
+                    sid=f"SMf{run_id}x{s}",
+                    sent_at=started,
+                    updated_at=started,
+                )
+                for s in ids[:4]
+            ]
+            + [
+                dict(
+                    run_id=run_id,
+                    subscriber_id=s,
+                    status="pending",
+                    attempts=0,
+                    sid=None,
+                    sent_at=None,
+                    updated_at=started,
+                )
+                for s in ids[4:]
+            ],
+        )
+        conn.execute(
+            insert(MessageStatusEvent.__table__).values(
+                sid=f"SMf{run_id}x{ids[0]}",
+                status="undelivered",
+                occurred_at=started,
+            )
+        )
         # Opted out after the text: once within the window, once a week after the run.
-        for number, when in ((phone(start + 1), started + timedelta(minutes=5)),
-                             (phone(start + 2), started + timedelta(days=7))):
-            conn.execute(insert(ConsentEvent.__table__).values(
-                occurred_at=when, phone=number, event="opt_out", source="sms",
-                program="Rights Alerts",
-            ))
+        for number, when in (
+            (phone(start + 1), started + timedelta(minutes=5)),
+            (phone(start + 2), started + timedelta(days=7)),
+        ):
+            conn.execute(
+                insert(ConsentEvent.__table__).values(
+                    occurred_at=when,
+                    phone=number,
+                    event="opt_out",
+                    source="sms",
+                    program="Rights Alerts",
+                )
+            )
     return run_id  # fmt: skip
 
 
-def figures(engine, run_id: int) -> tuple:  # noqa: ANN001
+def figures(engine, run_id: int) -> tuple:
     with session_scope(engine) as session:
         run = session.get(BroadcastRun, run_id)
         progress = run_progress(session=session, run=run)
         return progress.counts, progress.undelivered, run_opt_outs(session=session, run=run)
 
 
-def kept_names(engine, run_id: int) -> set[str]:  # noqa: ANN001
+def kept_names(engine, run_id: int) -> set[str]:
     with engine.connect() as conn:
         return set(
             conn.execute(select(RunFigures.name).where(RunFigures.run_id == run_id)).scalars()

@@ -42,7 +42,7 @@ UPLOADS = Path(tempfile.gettempdir()) / "sms_service_imports"
 MAX_UPLOAD = 200 * 1024 * 1024
 
 
-def _engine():  # noqa: ANN202
+def _engine():
     return current_app.extensions["sms_engine"]
 
 
@@ -113,7 +113,7 @@ def checkpoint() -> Response:
 
 @bp.route("/opt-outs", methods=["GET", "POST"])
 @requires("compliance")
-def staff_opt_out():  # noqa: ANN201
+def staff_opt_out():
     """Record an opt-out a supporter asked for by phone, email, in person or on the web;
     the one confirmation text goes out after the commit."""
     from sms_service.services.consent import CHANNELS, record_opt_out
@@ -149,7 +149,7 @@ def imports_page() -> str:
 
 @bp.post("/imports")
 @requires("compliance")
-def import_upload():  # noqa: ANN201
+def import_upload():
     """Save the upload and start the import job; then follow it."""
     from rq import Queue
 

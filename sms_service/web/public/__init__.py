@@ -18,5 +18,5 @@ def register_public(app: Flask) -> None:
     # Served here rather than by spectree's own route: spectree leaves out every route under
     # its document's folder, and the document belongs beside the API it describes.
     @app.get("/api/openapi.json")
-    def openapi_document():  # noqa: ANN202
+    def openapi_document():
         return jsonify(spec.spec)

@@ -41,14 +41,14 @@ MAX_ID = 2**31 - 1
 ERRORS = dict(HTTP_401=ApiError, HTTP_403=ApiError, HTTP_404=ApiError, HTTP_429=ApiError)
 
 
-def error(status: int, message: str, errors: dict[str, str] | None = None):  # noqa: ANN201
+def error(status: int, message: str, errors: dict[str, str] | None = None):
     """A JSON error response."""
     return make_response(
         jsonify(ApiError(message=message, errors=errors or {}).model_dump()), status
     )
 
 
-def _settings():  # noqa: ANN202
+def _settings():
     return current_app.config["SETTINGS"]
 
 
@@ -72,7 +72,7 @@ def signer_ip_key() -> str:
 
 
 @bp.before_request
-def _authenticate():  # noqa: ANN202
+def _authenticate():
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer ") or not header[7:].strip():
         return error(401, "send Authorization: Bearer <token> (sms-service api-token create)")
@@ -90,7 +90,7 @@ def _authenticate():  # noqa: ANN202
     return None
 
 
-def _http_error(exc: HTTPException):  # noqa: ANN202
+def _http_error(exc: HTTPException):
     # Everything under /api answers JSON, the limiter's 429 and a bad JSON body included.
     if exc.code == 429:
         return error(429, "too many requests: slow down and retry later")
@@ -114,7 +114,7 @@ def _campaign_out(campaign: Campaign, count: int) -> CampaignOut:
 @bp.get("/campaigns")
 @limiter.limit(lambda: _settings().api_rate_limit, key_func=token_key)
 @spec.validate(resp=Responses(HTTP_200=CampaignList, **ERRORS), tags=["campaigns"])
-def campaigns():  # noqa: ANN201
+def campaigns():
     """Active petitions with their signature counts."""
     with session_scope(current_app.extensions["sms_engine"]) as session:
         rows = petition.active_campaigns(session)
@@ -125,7 +125,7 @@ def campaigns():  # noqa: ANN201
 @bp.get("/campaigns/<keyword>")
 @limiter.limit(lambda: _settings().api_rate_limit, key_func=token_key)
 @spec.validate(resp=Responses(HTTP_200=CampaignOut, **ERRORS), tags=["campaigns"])
-def campaign(keyword: str):  # noqa: ANN201
+def campaign(keyword: str):
     """One petition and its live signature count."""
     with session_scope(current_app.extensions["sms_engine"]) as session:
         found = petition.find_campaign(session, keyword)
@@ -151,7 +151,7 @@ def campaign(keyword: str):  # noqa: ANN201
     resp=Responses(HTTP_201=SignatureOut, HTTP_200=SignatureOut, HTTP_422=ApiError, **ERRORS),
     tags=["signatures"],
 )
-def create_signature(keyword: str, json: SignatureIn):  # noqa: ANN201
+def create_signature(keyword: str, json: SignatureIn):
     """Sign as the page's form does: 201 for a new signature, 200 for a repeat (not counted
     twice), 422 with a message per field. With ``phone`` and ``sms_consent`` a confirmation
     text is queued; the number is subscribed only when its owner replies YES."""
@@ -178,7 +178,7 @@ def create_signature(keyword: str, json: SignatureIn):  # noqa: ANN201
 @bp.get("/broadcasts/<int(signed=True):broadcast_id>")
 @limiter.limit(lambda: _settings().api_rate_limit, key_func=token_key)
 @spec.validate(resp=Responses(HTTP_200=BroadcastOut, **ERRORS), tags=["broadcasts"])
-def broadcast(broadcast_id: int):  # noqa: ANN201
+def broadcast(broadcast_id: int):
     """A broadcast's progress: deliveries per state for its latest runs."""
     if not 0 < broadcast_id <= MAX_ID:  # beyond MAX_ID the database refuses to compare
         return error(404, f"no broadcast {broadcast_id}")

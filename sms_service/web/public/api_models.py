@@ -114,7 +114,7 @@ def field_errors(errors: list[dict]) -> dict[str, str]:
     return out
 
 
-def _before(req, resp, req_validation_error, instance, *_):  # noqa: ANN001, ARG001
+def _before(req, resp, req_validation_error, instance, *_):
     # spectree calls this with the request's validation error, if any: answer in our shape.
     if req_validation_error is None:
         return

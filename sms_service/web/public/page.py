@@ -33,7 +33,7 @@ bp = Blueprint(
 HONEYPOT = "website"  # a field only bots fill in: hidden from people and screen readers
 
 
-def _settings():  # noqa: ANN202 - config.Settings
+def _settings():  # config.Settings
     return current_app.config["SETTINGS"]
 
 
@@ -76,14 +76,14 @@ def _disclosure() -> str:
     )
 
 
-def _campaign_or_404(session, keyword: str):  # noqa: ANN001, ANN202
+def _campaign_or_404(session, keyword: str):
     campaign = petition.find_campaign(session, keyword)
     if campaign is None:
         abort(404)
     return campaign
 
 
-def _render(keyword: str, *, values=None, errors=None, status: int = 200):  # noqa: ANN001, ANN202
+def _render(keyword: str, *, values=None, errors=None, status: int = 200):
     with session_scope(current_app.extensions["sms_engine"]) as session:
         campaign = _campaign_or_404(session, keyword)
         count = petition.signature_count(session, campaign.id)
@@ -105,7 +105,7 @@ def _render(keyword: str, *, values=None, errors=None, status: int = 200):  # no
 
 
 @bp.get("/p/<keyword>")
-def page(keyword: str):  # noqa: ANN201
+def page(keyword: str):
     """The petition: title, text, live count and the signing form."""
     return _render(keyword)
 
@@ -113,7 +113,7 @@ def page(keyword: str):  # noqa: ANN201
 @bp.post("/p/<keyword>")
 @limiter.limit(ip_limit, key_func=client_ip)
 @limiter.limit(number_limit, key_func=number_key, exempt_when=no_number)
-def submit(keyword: str):  # noqa: ANN201
+def submit(keyword: str):
     """Sign: 422 with a message beside each bad field, else 303 to the thanks page."""
     if request.form.get(HONEYPOT):
         # Answer a bot exactly as a person, so it learns nothing; store and send nothing.
@@ -141,7 +141,7 @@ def submit(keyword: str):  # noqa: ANN201
 
 
 @bp.get("/p/<keyword>/thanks")
-def thanks(keyword: str):  # noqa: ANN201
+def thanks(keyword: str):
     """After signing: what happens next (the confirmation text, or why none was sent)."""
     with session_scope(current_app.extensions["sms_engine"]) as session:
         campaign = _campaign_or_404(session, keyword)
@@ -160,7 +160,7 @@ def thanks(keyword: str):  # noqa: ANN201
 
 
 @bp.errorhandler(429)
-def too_many(exc) -> Response:  # noqa: ANN001
+def too_many(exc) -> Response:
     """Over a limit: say so plainly; nothing was stored or sent."""
     body = render_template("public/limited.html", retry=getattr(exc, "retry_after", None))
     response = current_app.make_response((body, 429))
