@@ -162,7 +162,9 @@ def main() -> int:
         "PYTHONPATH": str(ROOT),
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     }  # fmt: skip
-    command = procfile_web()
+    # The baseline runs from bench/ (to import petition_baseline): the Procfile's relative
+    # gunicorn.conf.py is pointed at the checkout's.
+    command = procfile_web().replace("-c gunicorn.conf.py", f"-c {ROOT / 'gunicorn.conf.py'}")
     with contextlib.ExitStack() as stack:
         redis_conn = stack.enter_context(private_redis_db(args.redis_url))
         port = free_port()
