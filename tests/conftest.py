@@ -18,6 +18,7 @@ import redis
 
 from config import Settings
 from sms_service.carrier.client import close_twilio_client, make_twilio_client
+from sms_service.db import make_engine
 from sms_service.db.migrate import private_database, upgrade
 from sms_service.devtools.carrier_sim import SimConfig, SimHandle, run_in_thread
 from tests import redis_db
@@ -87,6 +88,14 @@ def database_url(request) -> str:
     if request.param == "postgresql":
         return request.getfixturevalue("pg_db")
     return request.getfixturevalue("sqlite_url")
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator:
+    """An engine on the test's database (PostgreSQL or SQLite), disposed afterwards."""
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

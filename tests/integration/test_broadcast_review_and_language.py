@@ -18,7 +18,7 @@ from sms_service.broadcasts.tuning import Tuning
 from sms_service.carrier.client import close_twilio_client, make_twilio_client
 from sms_service.carrier.throttle import Throttle
 from sms_service.cli.main import main
-from sms_service.db import make_engine, session_scope
+from sms_service.db import session_scope
 from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 from sms_service.domain.broadcast_gate import DeliveryReason
 from sms_service.errors import BadRequest
@@ -55,13 +55,6 @@ def sim():
     )
     yield handle
     handle.stop()
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -64,13 +64,6 @@ def sim():
 
 
 @pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def settings(database_url, sim):
     return make_settings(
         database_url, twilio_api_base_url=sim.url, quiet_hours="off", sender_mps=0,

@@ -18,13 +18,6 @@ from sms_service.services.consent_chain import Head, seal_all, verify
 PHONE = "+12025550123"
 
 
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
 def add_events(engine, *kinds: str, **fields) -> list[int]:
     with session_scope(engine) as s:
         rows = [

@@ -8,20 +8,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from sms_service.db import make_engine, session_scope
+from sms_service.db import session_scope
 from sms_service.errors import BadRequest
 from sms_service.models import ConsentEvent, Subscriber, SubscriberTag
 from sms_service.services import subscribers
 from sms_service.services.imports import import_subscribers, import_suppression
 
 PROGRAM = "Rights Alerts"
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def number(i: int) -> str:

@@ -8,15 +8,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from sms_service.db import TRANSACTION_ATTEMPTS, make_engine, run_transaction
+from sms_service.db import TRANSACTION_ATTEMPTS, run_transaction
 from sms_service.models import Subscriber
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def phones(engine) -> list[str]:
