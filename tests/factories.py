@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -24,6 +24,7 @@ from sms_service.carrier import twiml as twilio_webhooks
 from sms_service.db import make_engine, session_scope
 from sms_service.domain.audience import parse_audience
 from sms_service.models import (
+    Broadcast,
     BroadcastDelivery,
     BroadcastRun,
     Campaign,
@@ -271,3 +272,40 @@ def schedule_broadcast(
         )  # fmt: skip
         run = broadcasts.schedule_broadcast(session=session, broadcast_id=created.id)
     return created.id, run
+
+
+def sent_runs(engine, recipients: list[list[int]], *, days_ago: float) -> None:
+    """One finished run per list, each text sent ``days_ago``."""
+    when = datetime.now(UTC) - timedelta(days=days_ago)
+    with engine.begin() as conn:
+        broadcast = conn.execute(
+            insert(Broadcast.__table__)
+            .values(
+                body="Earlier",
+                audience_kind="all",
+                send_at=when,
+                timezone="UTC",
+                status="sent",
+                created_at=when,
+                updated_at=when,
+            )
+            .returning(Broadcast.__table__.c.id)
+        ).scalar_one()
+        for k, ids in enumerate(recipients):
+            start = when + timedelta(minutes=k)
+            run = conn.execute(
+                insert(BroadcastRun.__table__)
+                .values(
+                    broadcast_id=broadcast,
+                    occurrence_at=start,
+                    status="sent",
+                    planned=len(ids),
+                    created_at=start,
+                    started_at=start,
+                    finished_at=start + timedelta(seconds=30),
+                )
+                .returning(BroadcastRun.__table__.c.id)
+            ).scalar_one()
+            conn.execute(insert(BroadcastDelivery.__table__), [
+                dict(run_id=run, subscriber_id=s, status="sent", attempts=1, sid=f"SMr{run}x{s}",
+                     sent_at=start, updated_at=start) for s in ids])  # fmt: skip

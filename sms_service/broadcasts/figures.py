@@ -64,3 +64,55 @@ def kept(
             .on_conflict_do_nothing()
         )
     return value
+
+
+# Reports and opt-outs older than this are folded into the kept partial sums; younger ones
+# are counted on each view. A status callback or a STOP is committed within moments of the
+# time it records, so nothing older can still appear.
+FOLD_LAG = timedelta(minutes=2)
+Counts = dict[str, int]
+
+
+def _add(a: Counts, b: Counts) -> Counts:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() | b.keys()}
+
+
+def folded(
+    session: Session,
+    run: BroadcastRun,
+    name: str,
+    count: Callable[[datetime | None, datetime | None], Counts],
+    *,
+    lag: timedelta | None = None,
+    now: datetime | None = None,
+) -> Counts:
+    """A closed run's ``name`` counts before they settle, without counting from the start
+    on each view. ``count(start, end)`` counts what happened in ``[start, end)`` (None:
+    open-ended), so that the counts of consecutive windows add up to the whole: the part
+    older than ``lag`` is kept as ``name~`` (with the time it runs to) and each view
+    counts only what came since. Only for a run that is finished (no delivery open, so
+    no delivery's sid or sent time changes any more); the settled figures are counted
+    whole once more (:func:`kept`). Two views folding at once both write a consistent
+    pair; the later one stays."""
+    upto = (now or utcnow()) - (FOLD_LAG if lag is None else lag)
+    key = f"{name}~"
+    found = session.execute(
+        select(RunFigures.value).where(RunFigures.run_id == run.id, RunFigures.name == key)
+    ).scalar_one_or_none()
+    through, total = None, {}
+    if found is not None:
+        data = json.loads(found)
+        through, total = datetime.fromisoformat(data["through"]), data["counts"]
+    if through is None or upto > through:
+        total = _add(total, count(through, upto))
+        value = json.dumps({"through": upto.isoformat(), "counts": total})
+        insert = dialect_insert(session)(RunFigures.__table__).values(
+            run_id=run.id, name=key, value=value, kept_at=utcnow()
+        )
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["run_id", "name"], set_={"value": value, "kept_at": utcnow()}
+            )
+        )
+        through = upto
+    return _add(total, count(through, None))

@@ -12,9 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import and_, func, select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from sms_service.broadcasts.figures import SETTLE, kept
+from sms_service.broadcasts.figures import SETTLE, folded, kept, settled
 from sms_service.models import BroadcastDelivery, BroadcastRun, ConsentEvent, Subscriber
 
 OPT_OUT_WINDOW = SETTLE  # a run's figures are kept once its window has closed
@@ -22,9 +23,15 @@ OPT_OUT_WINDOW = SETTLE  # a run's figures are kept once its window has closed
 
 def run_opt_outs(*, session: Session, run: BroadcastRun) -> int:
     """How many of the run's recipients opted out after their text and within
-    ``OPT_OUT_WINDOW`` of the run's end; kept once that window has closed."""
+    ``OPT_OUT_WINDOW`` of the run's end; folded as they come once the run is finished
+    (:func:`~sms_service.broadcasts.figures.folded`), kept once that window has closed."""
     ended = run.finished_at or run.cancelled_at
     until = ended + OPT_OUT_WINDOW if ended else None
+    if run.finished_at is not None and not settled(run):
+        return folded(session, run, "opt_outs", lambda start, end: {"n": opt_outs_after(
+            session=session, run_id=run.id, since=run.started_at, until=until,
+            start=start, end=end,
+        )})["n"]  # fmt: skip
     return kept(
         session, run, "opt_outs",
         lambda: opt_outs_after(session=session, run_id=run.id, since=run.started_at, until=until),
@@ -32,25 +39,44 @@ def run_opt_outs(*, session: Session, run: BroadcastRun) -> int:
 
 
 def opt_outs_after(
-    *, session: Session, run_id: int, since: datetime | None, until: datetime | None = None
+    *,
+    session: Session,
+    run_id: int,
+    since: datetime | None,
+    until: datetime | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> int:
     """How many of the run's recipients opted out after their text (``since``: when the
     run started sending, None when it has not; ``until``: opt-outs from then on do not
-    count)."""
+    count).
+
+    ``start`` and ``end`` count only the recipients whose first such opt-out was recorded
+    in ``[start, end)``, so the counts of consecutive stretches add up to the whole (a
+    number that opted out, joined again and opted out once more counts once)."""
     if since is None:
         return 0
     d, s, e = BroadcastDelivery.__table__, Subscriber.__table__, ConsentEvent.__table__
-    window = [e.c.occurred_at < until] if until is not None else []
+    counts_after = [e.c.occurred_at >= since, e.c.occurred_at >= d.c.sent_at]
+    window = [e.c.occurred_at < t for t in (until, end) if t is not None]
+    if start is not None:
+        window.append(e.c.occurred_at >= start)
+        earlier = aliased(ConsentEvent.__table__)
+        window.append(
+            ~select(earlier.c.id)
+            .where(
+                earlier.c.phone == e.c.phone,
+                earlier.c.event == "opt_out",
+                earlier.c.occurred_at >= since,
+                earlier.c.occurred_at >= d.c.sent_at,
+                earlier.c.occurred_at < start,
+            )
+            .exists()
+        )
     return session.execute(
         select(func.count(func.distinct(s.c.id)))
         .select_from(e)
         .join(s, s.c.phone == e.c.phone)
         .join(d, and_(d.c.run_id == run_id, d.c.subscriber_id == s.c.id))
-        .where(
-            e.c.event == "opt_out",
-            e.c.occurred_at >= since,
-            d.c.sent_at.is_not(None),
-            e.c.occurred_at >= d.c.sent_at,
-            *window,
-        )
+        .where(e.c.event == "opt_out", d.c.sent_at.is_not(None), *counts_after, *window)
     ).scalar_one()

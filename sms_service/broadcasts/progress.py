@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from sms_service.broadcasts.figures import kept
+from sms_service.broadcasts.figures import Counts, folded, kept, settled
 from sms_service.broadcasts.runs import OPEN_DELIVERY, get_broadcast
 from sms_service.domain.broadcast_gate import DeliveryReason
 from sms_service.domain.carrier_status import MessageStatus
@@ -115,7 +115,12 @@ def run_progress(*, session: Session, run: BroadcastRun) -> RunProgress:
             not_before = datetime.fromisoformat(not_before)
             if result.deferred_until is None or not_before < result.deferred_until:
                 result.deferred_until = not_before
-    reported = kept(session, run, "reports", lambda: _reports(session, run.id, run.started_at))
+    if run.finished_at is not None and not settled(run):  # closed; reports still coming
+        counts = folded(session, run, "reports",
+                        lambda start, end: _report_counts(session, run, start, end))  # fmt: skip
+        reported = sorted(counts.items())
+    else:
+        reported = kept(session, run, "reports", lambda: _reports(session, run))
     for status, count in reported:
         if status == MessageStatus.DELIVERED:
             result.delivered = count
@@ -135,24 +140,40 @@ def _states(session: Session, run_id: int) -> list[list]:
     return [[s, r, n, nb.isoformat() if nb else None] for s, r, n, nb in rows]
 
 
-def _reports(session: Session, run_id: int, since: datetime | None) -> list[list]:
-    """[carrier status, recipients] for delivered and failed reports on the run's sids.
+def _reports(session: Session, run: BroadcastRun) -> list[list]:
+    """[carrier status, recipients] for delivered and failed reports on the run's sids."""
+    return [[status, n] for status, n in sorted(_report_counts(session, run).items())]
 
-    Reports are recorded after the run started (``since``), so only that stretch of the
-    reports table (its time index) is joined, not every report ever received."""
+
+def _report_counts(
+    session: Session,
+    run: BroadcastRun,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Counts:
+    """Recipients per carrier status (delivered and failed ones) among the reports on the
+    run's sids recorded in ``[start, end)`` (None: unbounded).
+
+    Reports are recorded after the run started, so only that stretch of the reports
+    table (its time index) is read, not every report ever received; a short stretch is
+    looked up in the run's deliveries by sid (``ix_broadcast_deliveries_sid``). Each
+    (sid, status) is recorded once and each recipient has one sid in a run, so the
+    counts of consecutive stretches add up to the count of the whole."""
     d, e = BroadcastDelivery.__table__, MessageStatusEvent.__table__
-    window = [e.c.occurred_at >= since] if since is not None else []
+    window = [e.c.occurred_at >= t for t in (run.started_at, start) if t is not None]
+    if end is not None:
+        window.append(e.c.occurred_at < end)
     rows = session.execute(
         select(e.c.status, func.count(func.distinct(d.c.subscriber_id)))
         .select_from(d.join(e, e.c.sid == d.c.sid))
         .where(
-            d.c.run_id == run_id,
+            d.c.run_id == run.id,
             e.c.status.in_((MessageStatus.DELIVERED, *CARRIER_FAILED)),
             *window,
         )
         .group_by(e.c.status)
     ).all()
-    return [list(row) for row in rows]
+    return {status: n for status, n in rows}
 
 
 def broadcast_progress(*, session: Session, broadcast_id: int, runs: int = 3) -> BroadcastProgress:

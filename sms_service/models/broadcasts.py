@@ -180,6 +180,13 @@ class BroadcastDelivery(SQLModel, table=True):
             postgresql_where=text("sent_at IS NOT NULL"),
             sqlite_where=text("sent_at IS NOT NULL"),
         ),
+        # A finished run's latest carrier reports are looked up by sid (migration 0010).
+        Index(
+            "ix_broadcast_deliveries_sid",
+            "sid",
+            postgresql_where=text("sid IS NOT NULL"),
+            sqlite_where=text("sid IS NOT NULL"),
+        ),
     )
 
     run_id: int = Field(primary_key=True)

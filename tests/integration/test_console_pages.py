@@ -17,6 +17,7 @@ from tests.factories import (
     log_in,
     make_staff,
     phone,
+    sent_runs,
     text_in,
     zone_at_local_hour,
 )
@@ -80,13 +81,7 @@ def test_estimate_counts_segments_warns_of_ucs2_and_forecasts_cap_and_quiet_hour
     plain = add_subscribers(engine, 5)
     capped = add_subscribers(engine, 3, start=5)
     night = add_subscribers(engine, 2, start=8, timezone=zone_at_local_hour(3))
-    recent = datetime.now(UTC) - timedelta(days=2)
-    with engine.begin() as conn:
-        conn.execute(insert(BroadcastDelivery.__table__), [
-            dict(run_id=9000 + k, subscriber_id=s, status="sent", attempts=1, sent_at=recent,
-                 updated_at=recent)
-            for s in capped for k in range(4)
-        ])  # fmt: skip
+    sent_runs(engine, [capped] * 4, days_ago=2)  # four texts each: at the cap
     response = estimate(organiser, body="It\u2019s time", audience="all")
     data = response.get_json()
     assert response.status_code == 200, data

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select, text
 
-from sms_service.broadcasts.outcomes import run_opt_outs
-from sms_service.broadcasts.progress import run_progress
+from sms_service.broadcasts.figures import FOLD_LAG
+from sms_service.broadcasts.outcomes import opt_outs_after, run_opt_outs
+from sms_service.broadcasts.progress import _report_counts, run_progress
 from sms_service.db import session_scope
 from sms_service.models import (
     Broadcast,
@@ -136,7 +137,8 @@ def test_a_run_ended_within_a_day_keeps_its_states_but_counts_reports_live(app):
     engine = app.extensions["sms_engine"]
     run_id = make_run(engine, ended=datetime.now(UTC) - timedelta(hours=2))
     assert figures(engine, run_id)[1:] == (1, 1)
-    assert kept_names(engine, run_id) == {"states"}
+    # States are final; reports and opt-outs are folded as they come, not kept whole.
+    assert kept_names(engine, run_id) == {"states", "reports~", "opt_outs~"}
     with engine.begin() as conn:
         conn.execute(insert(MessageStatusEvent.__table__).values(
             sid=f"SMf{run_id}x" + conn.execute(text(
@@ -154,3 +156,67 @@ def test_a_sending_run_or_one_with_open_deliveries_is_never_kept(app):
     assert figures(engine, stuck)[0]["pending"] == 1
     assert kept_names(engine, sending) == set()
     assert "states" not in kept_names(engine, stuck)
+
+
+def whole_counts(engine, run_id: int) -> tuple:
+    """The figures counted from the start, the way a settled run's are kept."""
+    with session_scope(engine) as session:
+        run = session.get(BroadcastRun, run_id)
+        ended = run.finished_at
+        reports = _report_counts(session, run)
+        opted = opt_outs_after(session=session, run_id=run_id, since=run.started_at,
+                               until=ended + timedelta(hours=24))  # fmt: skip
+        return reports.get("delivered", 0), reports.get("undelivered", 0), opted
+
+
+def shown(engine, run_id: int) -> tuple:
+    with session_scope(engine) as session:
+        run = session.get(BroadcastRun, run_id)
+        progress = run_progress(session=session, run=run)
+        return progress.delivered, progress.undelivered, run_opt_outs(session=session, run=run)
+
+
+def test_folded_reports_and_opt_outs_add_up_to_the_whole_count_as_they_arrive(app, monkeypatch):
+    """A finished run within its day: each view folds what came since the last one, and
+    at every step the figures equal those counted from the start. Reports recorded before
+    the run's first view (older than the lag) are folded by it; with no lag, so is
+    everything after, which is what a view does once the lag has passed."""
+    engine = app.extensions["sms_engine"]
+    run_id = make_run(engine, ended=datetime.now(UTC) - timedelta(hours=3))
+    with engine.connect() as conn:
+        sids = dict(conn.execute(text(
+            "SELECT subscriber_id, sid FROM broadcast_deliveries WHERE run_id = :r ORDER BY 1"
+        ), {"r": run_id}).all())  # fmt: skip
+    ids = sorted(sids)
+
+    def report(subscriber_id, status, when=None):
+        with engine.begin() as conn:
+            conn.execute(insert(MessageStatusEvent.__table__).values(
+                sid=sids[subscriber_id], status=status,
+                occurred_at=when or datetime.now(UTC)))  # fmt: skip
+
+    def opt_out(i, when=None):
+        with engine.begin() as conn:
+            conn.execute(insert(ConsentEvent.__table__).values(
+                occurred_at=when or datetime.now(UTC), phone=phone(i), event="opt_out",
+                source="sms", program="Rights Alerts"))  # fmt: skip
+
+    report(ids[1], "delivered", datetime.now(UTC) - FOLD_LAG * 3)
+    report(ids[2], "delivered")  # within the lag: counted on each view, not folded
+    assert shown(engine, run_id) == whole_counts(engine, run_id) == (2, 1, 1)
+    monkeypatch.setattr("sms_service.broadcasts.figures.FOLD_LAG", timedelta(0))
+    steps = [
+        lambda: None,
+        lambda: (opt_out(3), report(ids[3], "delivered")),
+        # The same number opts out again (after joining again): still one recipient.
+        lambda: (opt_out(3), opt_out(1)),
+        lambda: (report(ids[2], "undelivered"), opt_out(1), opt_out(2)),
+    ]
+    for step in steps:
+        step()
+        assert shown(engine, run_id) == whole_counts(engine, run_id)
+    assert shown(engine, run_id) == (3, 2, 3)
+    with engine.connect() as conn:
+        kept = dict(conn.execute(text("SELECT name, value FROM broadcast_run_figures "
+                                      "WHERE run_id = :r"), {"r": run_id}).all())  # fmt: skip
+    assert '"n": 3' in kept["opt_outs~"] and '"delivered": 3' in kept["reports~"]

@@ -8,14 +8,26 @@ worker's sweeper starts the run from the database.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
 from sms_service import broadcasts as svc
-from sms_service.broadcasts.forecast import forecast
+from sms_service.broadcasts.forecast import Group, audience_groups, forecast
 from sms_service.broadcasts.outcomes import run_opt_outs
 from sms_service.broadcasts.progress import broadcast_progress
 from sms_service.broadcasts.service import MAX_BODY_CHARS
@@ -32,6 +44,10 @@ from sms_service.web.security import limiter
 bp = Blueprint("broadcasts", __name__, url_prefix="/broadcasts")
 PAST_GRACE = timedelta(minutes=1)  # "now" typed a few seconds ago is not the past
 TEST_SEND_LIMIT = "10 per hour"
+# The composer asks for an estimate on every pause in typing; the audience's groups (the
+# two grouped queries of the forecast) are kept this long per audience and minute, so
+# editing the text costs no query. A change to the audience shows within this time.
+GROUPS_KEPT_SECONDS = 30.0
 
 
 def _user_key() -> str:
@@ -102,21 +118,61 @@ def _transient(session, body: str, spec: AudienceSpec) -> Broadcast:
     )  # fmt: skip
 
 
+class _GroupsCache:
+    """Audience groups per (audience, cap, minute of the cap window's start), for
+    ``GROUPS_KEPT_SECONDS``; one per app (and so per process), shared by its threads."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.entries: dict[tuple, tuple[float, list[Group]]] = {}
+
+    def get(self, key: tuple) -> list[Group] | None:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is None or time.monotonic() - found[0] > self.seconds:
+                return None
+            return found[1]
+
+    def put(self, key: tuple, groups: list[Group]) -> None:
+        with self.lock:
+            now = time.monotonic()
+            for old in [k for k, (t, _) in self.entries.items() if now - t > self.seconds]:
+                del self.entries[old]
+            self.entries[key] = (now, groups)
+
+
+def _groups(session, broadcast: Broadcast, send_at: datetime, rules: gate.Rules) -> list[Group]:
+    cache = current_app.extensions.setdefault("console_forecast_groups",
+                                              _GroupsCache(GROUPS_KEPT_SECONDS))  # fmt: skip
+    window_start = send_at - gate.CAP_WINDOW
+    key = (broadcast.audience_kind, broadcast.audience_value, broadcast.audience_campaign_id,
+           rules.cap, window_start.replace(second=0, microsecond=0))  # fmt: skip
+    groups = cache.get(key)
+    if groups is None:
+        groups = audience_groups(session=session, broadcast=broadcast,
+                                 window_start=window_start, cap=rules.cap)  # fmt: skip
+        cache.put(key, groups)
+    return groups
+
+
 @bp.post("/estimate")
 @requires("broadcasts.write")
 def estimate():
     """JSON for the composer: segments and cost, GSM-7 warning, audience size, forecast."""
     data = request.get_json(silent=True) or {}
     body = str(data.get("body") or "")
+    rules = gate.Rules.from_settings(settings())
     try:
         spec = _audience(data)
         send_at = _send_at(data)
         with transaction() as session:
+            broadcast = _transient(session, body or " ", spec)
             plan = forecast(
-                session=session, broadcast=_transient(session, body or " ", spec),
-                send_at=send_at, rules=gate.Rules.from_settings(settings()),
+                session=session, broadcast=broadcast, send_at=send_at, rules=rules,
                 cost_per_segment=settings().cost_per_segment,
                 segments_per_second=settings().sender_mps,
+                groups=_groups(session, broadcast, send_at, rules),
             )  # fmt: skip
     except (BadRequest, NotFound) as exc:
         return jsonify(error=str(exc)), 400
