@@ -9,7 +9,8 @@
    with a fifth of subscribers signing; tags; 200 possible opt-outs awaiting review; three
    sent broadcasts with their deliveries and the carrier's report for every text sent:
    everyone (900k, ended three days ago), a tag (50k, ended two hours ago, so its
-   figures are still counted live) and a campaign's signers (100k, a day ago). The
+   reports and opt-outs are still coming) and a campaign's signers (100k, 23 hours ago),
+   and a draft (opened in the composer). The
    consent log is only ever INSERTed into, as the service does, so its append-only
    triggers stay on; no hash-chain seals are written (the worker's sealer would seal the
    events later, as it does after a bulk import).
@@ -62,6 +63,7 @@ from bench._common import (  # noqa: E402
 from sms_service.db import make_engine  # noqa: E402
 
 TARGET_MS = 500.0
+DRAFT_ID = 4  # the seed's fourth broadcast is a draft
 EMAIL = "bench-admin@example.org"
 PASSWORD = "bench password 123 long enough"
 # +1 (201..250) 200-0000 upwards: subscriber g has phone number(g).
@@ -137,6 +139,12 @@ SEED = [
        WHERE g.campaign_id = 1 AND s.status = 'subscribed'""",
     """UPDATE broadcast_runs r SET planned = (SELECT count(*) FROM broadcast_deliveries d
                                               WHERE d.run_id = r.id)""",
+    # A draft to open in the composer (``/console/broadcasts/4/edit``).
+    """INSERT INTO broadcasts (body, audience_kind, audience_value, audience_campaign_id,
+                               send_at, timezone, recurrence, status, segments, encoding,
+                               created_at, updated_at)
+       VALUES ('Rally next week (draft)', 'tag', 'volunteers', NULL, now() + interval '7 days',
+               'America/New_York', 'none', 'draft', 1, 'GSM-7', now(), now())""",
     # The carrier's reports: one per text, 2% undelivered.
     """INSERT INTO message_status_events (sid, status, occurred_at)
        SELECT sid, CASE WHEN subscriber_id % 50 = 0 THEN 'undelivered' ELSE 'delivered' END,
@@ -257,7 +265,10 @@ def console_pages() -> list[str]:
             continue  # downloads and the progress feed, not pages
         if rule.arguments - set(ids):
             continue
-        urls.append(rule.build({k: ids[k] for k in rule.arguments})[1])
+        values = {k: ids[k] for k in rule.arguments}
+        if rule.rule.endswith("/edit"):
+            values["broadcast_id"] = DRAFT_ID  # only a draft opens in the composer
+        urls.append(rule.build(values)[1])
     urls += [
         "/console/subscribers/?q=%2B12042001003",
         "/console/subscribers/?q=(204)%20200-1003",

@@ -36,6 +36,7 @@ from sms_service.broadcasts.service import (
     list_report,
     local_to_utc,
     schedule_broadcast,
+    update_draft,
 )
 
 __all__ = [
@@ -62,4 +63,5 @@ __all__ = [
     "refresh_broadcast_status",
     "run_progress",
     "schedule_broadcast",
+    "update_draft",
 ]

@@ -117,21 +117,8 @@ def create_broadcast(
     instead of ``body`` to subscribers whose language is Spanish.
     """
     now = now or utcnow()
-    if not body or not body.strip():
-        raise BadRequest("a broadcast needs a body")
-    if body_es is not None and not body_es.strip():
-        raise BadRequest("the Spanish body is empty; leave it out to send the body to everyone")
-    for name, text in (("body", body), ("Spanish body", body_es or "")):
-        if len(text) > MAX_BODY_CHARS:
-            raise BadRequest(f"the {name} is {len(text)} characters; the most a text takes is 1600")
-    zone(timezone)
-    try:
-        rule = parse_rule(recurrence)
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-    send_at = send_at or now
-    if send_at.tzinfo is None or send_at.utcoffset() is None:
-        raise BadRequest("send_at must be timezone-aware")
+    rule = _check(body, body_es, timezone, recurrence)
+    send_at = _aware(send_at or now)
     kind, value, campaign_id = _audience_columns(session, audience, numbers)
     info = seg.count_segments(body)
     broadcast = Broadcast(
@@ -154,6 +141,65 @@ def create_broadcast(
     session.flush()
     if numbers is not None and kind == AudienceKind.LIST:
         _store_numbers(session, broadcast.id, numbers)
+    return broadcast
+
+
+def _check(body: str, body_es: str | None, timezone: str, recurrence: str):
+    """The recurrence rule, once body, Spanish body, zone and rule are valid."""
+    if not body or not body.strip():
+        raise BadRequest("a broadcast needs a body")
+    if body_es is not None and not body_es.strip():
+        raise BadRequest("the Spanish body is empty; leave it out to send the body to everyone")
+    for name, text in (("body", body), ("Spanish body", body_es or "")):
+        if len(text) > MAX_BODY_CHARS:
+            raise BadRequest(f"the {name} is {len(text)} characters; the most a text takes is 1600")
+    zone(timezone)
+    try:
+        return parse_rule(recurrence)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _aware(send_at: datetime) -> datetime:
+    if send_at.tzinfo is None or send_at.utcoffset() is None:
+        raise BadRequest("send_at must be timezone-aware")
+    return send_at
+
+
+def update_draft(
+    *,
+    session: Session,
+    broadcast_id: int,
+    body: str,
+    audience: AudienceSpec,
+    timezone: str,
+    send_at: datetime,
+    recurrence: str = "none",
+    now: datetime | None = None,
+) -> Broadcast:
+    """Change a draft's text, audience, first occurrence or recurrence (its Spanish body
+    stays). BadRequest unless it is still a draft, and for a draft sent to an uploaded
+    number list (the list is the CLI's: ``broadcast create --audience file:…``)."""
+    broadcast = get_broadcast(session, broadcast_id, lock=True)
+    if broadcast.status != BroadcastStatus.DRAFT:
+        raise BadRequest(
+            f"broadcast {broadcast_id} is {broadcast.status}: only a draft can be edited"
+        )
+    if broadcast.audience_kind == AudienceKind.LIST or audience.kind == "file":
+        raise BadRequest("a draft to an uploaded number list is changed with the CLI")
+    rule = _check(body, broadcast.body_es, timezone, recurrence)
+    kind, value, campaign_id = _audience_columns(session, audience, None)
+    info = seg.count_segments(body)
+    broadcast.body = body
+    broadcast.audience_kind, broadcast.audience_value = kind, value
+    broadcast.audience_campaign_id = campaign_id
+    broadcast.send_at = _aware(send_at).astimezone(UTC)
+    broadcast.timezone = timezone
+    broadcast.recurrence = rule.value
+    broadcast.segments, broadcast.encoding = info.segments, str(info.encoding)
+    broadcast.updated_at = now or utcnow()
+    session.add(broadcast)
+    session.flush()
     return broadcast
 
 

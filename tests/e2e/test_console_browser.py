@@ -173,6 +173,38 @@ def test_organiser_cancels_a_scheduled_broadcast_and_a_past_time_is_refused(cons
     assert not [m for m in sim_messages(sim, SUPPORTERS[1]) if "rally" in m["body"]]
 
 
+def test_organiser_edits_a_saved_draft_and_schedules_it(console, page):
+    base, sim = console["web"], console["sim"]
+    for number in SUPPORTERS[:2]:
+        sim_text(sim, number, "JOIN")
+    sign_in(page, base, "organiser@rights.example")
+    page.goto(base + "/console/broadcasts/new")
+    page.fill("#body", "Rally draft")
+    page.fill("#send_at", "2099-01-01T09:00")
+    page.click("#save-draft")
+    page.wait_for_url(re.compile(r"/console/broadcasts/\d+$"))
+    assert page.inner_text("#p-status") == "draft"
+    draft_url = page.url
+    page.click("#edit")
+    page.wait_for_url(re.compile(r"/edit$"))
+    assert page.input_value("#body") == "Rally draft"
+    assert page.input_value("#send_at") == "2099-01-01T09:00"
+    expect(page.locator("#f-audience")).to_have_text("2")  # the live forecast works here too
+    page.fill("#body", "Rally moved to Sunday")
+    page.select_option("select[name=recurrence]", "weekly")
+    page.click("#save-draft")
+    page.wait_for_selector("text=saved.")
+    assert page.url == draft_url and "Rally moved to Sunday" in page.inner_text(".card")
+    assert "weekly" in page.inner_text("#progress")
+    page.click("#edit")
+    assert page.input_value("#body") == "Rally moved to Sunday"
+    page.click("#schedule")
+    page.wait_for_url(draft_url)
+    assert page.inner_text("#p-status") == "scheduled"
+    assert page.locator("#edit").count() == 0
+    page.screenshot(path=shot("draft-scheduled"), full_page=True)
+
+
 def test_compliance_decides_a_review_and_looks_up_the_number(console, page):
     base, sim = console["web"], console["sim"]
     number = "+12025550177"

@@ -231,3 +231,68 @@ def test_progress_counts_opt_outs_after_the_text(app, organiser):
     data = organiser.get(f"/console/broadcasts/{broadcast_id}/progress.json").get_json()
     assert data["run"]["counts"]["sent"] == 4
     assert data["opt_outs"] == 1 and data["opt_out_rate"] == "25.0%"
+
+
+def test_a_draft_is_opened_edited_saved_and_scheduled_and_each_step_audited(app, organiser):
+    engine = app.extensions["sms_engine"]
+    add_subscribers(engine, 2, tag="volunteers")
+    later = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    created = post(organiser, "/console/broadcasts/", body="Draft text", audience="all",
+                   send_at=later, action="draft")  # fmt: skip
+    broadcast_id = int(created.headers["Location"].rsplit("/", 1)[1])
+    assert (
+        f"/console/broadcasts/{broadcast_id}/edit"
+        in organiser.get(f"/console/broadcasts/{broadcast_id}").text
+    )
+    page = organiser.get(f"/console/broadcasts/{broadcast_id}/edit").text
+    assert ">Draft text</textarea>" in page and f'value="{later}"' in page
+    assert f'action="/console/broadcasts/{broadcast_id}"' in page
+    saved = post(organiser, f"/console/broadcasts/{broadcast_id}", body="Volunteers: bring water",
+                 audience="tag", tag="volunteers", send_at=later, recurrence="weekly",
+                 action="draft")  # fmt: skip
+    assert saved.headers["Location"].endswith(f"/console/broadcasts/{broadcast_id}")
+    with engine.connect() as conn:
+        row = conn.execute(select(Broadcast).where(Broadcast.id == broadcast_id)).one()
+    assert (row.body, row.audience_kind, row.audience_value, row.recurrence, row.status) == (
+        "Volunteers: bring water",
+        "tag",
+        "volunteers",
+        "weekly",
+        "draft",
+    )
+    page = organiser.get(f"/console/broadcasts/{broadcast_id}/edit").text
+    assert "<option selected>weekly</option>" in page and 'value="tag" checked' in page
+    # A past time is refused when saving, and the draft stays as it was.
+    refused = post(organiser, f"/console/broadcasts/{broadcast_id}", body="x", audience="all",
+                   send_at="2020-01-01T09:00", action="draft")  # fmt: skip
+    assert refused.headers["Location"].endswith(f"/{broadcast_id}/edit")
+    assert "in the past" in organiser.get(refused.headers["Location"]).text
+    post(
+        organiser,
+        f"/console/broadcasts/{broadcast_id}",
+        body="Volunteers: bring water!",
+        audience="tag",
+        tag="volunteers",
+        send_at=later,
+        action="schedule",
+    )
+    status = organiser.get(f"/console/broadcasts/{broadcast_id}/progress.json").get_json()
+    assert status["status"] == "scheduled" and status["body"] == "Volunteers: bring water!"
+    # Scheduled: no longer a draft, so no more edits.
+    again = post(organiser, f"/console/broadcasts/{broadcast_id}", body="changed", audience="all",
+                 send_at=later, action="draft")  # fmt: skip
+    assert (
+        "only a draft can be edited"
+        in organiser.get(again.headers["Location"], follow_redirects=True).text
+    )
+    assert organiser.get(f"/console/broadcasts/{broadcast_id}/edit").status_code == 302
+    with engine.connect() as conn:
+        actions = list(
+            conn.execute(
+                text("SELECT action FROM audit_log WHERE target = :t ORDER BY id"),
+                {"t": str(broadcast_id)},
+            ).scalars()
+        )
+        body = conn.execute(select(Broadcast.body).where(Broadcast.id == broadcast_id)).scalar()
+    assert actions == ["broadcast.draft", "broadcast.edit", "broadcast.edit", "broadcast.schedule"]
+    assert body == "Volunteers: bring water!"

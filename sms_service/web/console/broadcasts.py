@@ -67,6 +67,24 @@ def index() -> str:
 @requires("broadcasts.write")
 def new() -> str:
     """The composer."""
+    return _composer(None)
+
+
+@bp.get("/<int:broadcast_id>/edit")
+@requires("broadcasts.write")
+def edit(broadcast_id: int):
+    """The composer on a saved draft: change it, save it again or schedule it."""
+    with transaction() as session:
+        draft = session.get(Broadcast, broadcast_id)
+    if draft is None:
+        abort(404)
+    if draft.status != "draft" or draft.audience_kind == AudienceKind.LIST:
+        flash("Only a draft to everyone, a campaign or a tag can be edited here.", "error")
+        return redirect(url_for(".show", broadcast_id=broadcast_id))
+    return _composer(draft)
+
+
+def _composer(draft: Broadcast | None) -> str:
     with transaction() as session:
         campaigns = list(session.execute(select(Campaign).order_by(Campaign.keyword)).scalars())
         tags = list(
@@ -74,9 +92,19 @@ def new() -> str:
                             .limit(200)).scalars()
         )  # fmt: skip
     zone = user_zone()
+    send_at, was = "", None
+    if draft is not None:
+        when = draft.send_at if draft.send_at.tzinfo else draft.send_at.replace(tzinfo=UTC)
+        if when >= datetime.now(UTC) - PAST_GRACE:
+            send_at = when.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+        else:
+            was = local(when)  # the time has passed: empty (now) unless a new one is chosen
+        if draft.audience_kind == AudienceKind.TAG and draft.audience_value not in tags:
+            tags.append(draft.audience_value)
     return render_template(
         "console/compose.html", campaigns=campaigns, tags=tags, zone=zone.key,
-        now_local=datetime.now(zone).strftime("%Y-%m-%dT%H:%M"),
+        now_local=datetime.now(zone).strftime("%Y-%m-%dT%H:%M"), draft=draft,
+        draft_send_at=send_at, draft_was=was,
     )  # fmt: skip
 
 
@@ -221,6 +249,42 @@ def create():
     return redirect(url_for(".show", broadcast_id=created.id))
 
 
+@bp.post("/<int:broadcast_id>")
+@requires("broadcasts.write")
+def update(broadcast_id: int):
+    """Save changes to a draft (``action=draft``) or save and schedule it."""
+    form = request.form
+    schedule = form.get("action") != "draft"
+    try:
+        spec = _audience(form)
+        send_at = _send_at(form)
+        with transaction() as session:
+            changed = svc.update_draft(
+                session=session, broadcast_id=broadcast_id, body=form.get("body", ""),
+                audience=spec, timezone=user_zone().key, send_at=send_at,
+                recurrence=form.get("recurrence") or "none",
+            )  # fmt: skip
+            log_action(
+                session, "broadcast.edit", str(broadcast_id), audience=changed.audience,
+                send_at=changed.send_at, recurrence=changed.recurrence,
+                segments=changed.segments,
+            )  # fmt: skip
+            run = None
+            if schedule:
+                run = svc.schedule_broadcast(session=session, broadcast_id=broadcast_id)
+                log_action(session, "broadcast.schedule", str(broadcast_id))
+    except NotFound:
+        abort(404)
+    except BadRequest as exc:
+        flash(str(exc), "error")
+        return redirect(url_for(".edit", broadcast_id=broadcast_id))
+    if run is not None:
+        _enqueue(run)
+    else:
+        flash(f"Draft {broadcast_id} saved.", "ok")
+    return redirect(url_for(".show", broadcast_id=broadcast_id))
+
+
 def _enqueue(run) -> None:
     if enqueue_broadcast_start(run):
         flash(f"Broadcast {run.broadcast_id} scheduled.", "ok")
@@ -232,14 +296,14 @@ def _enqueue(run) -> None:
 @bp.post("/<int:broadcast_id>/schedule")
 @requires("broadcasts.write")
 def schedule(broadcast_id: int):
-    """Schedule a draft (refused when its time has passed: edit means a new draft)."""
+    """Schedule a draft (refused when its time has passed: edit it first)."""
     try:
         with transaction() as session:
             broadcast = session.get(Broadcast, broadcast_id)
             if broadcast is None:
                 abort(404)
             if broadcast.send_at.astimezone(UTC) < datetime.now(UTC) - PAST_GRACE:
-                raise BadRequest(f"{local(broadcast.send_at)} is in the past: compose it again")
+                raise BadRequest(f"{local(broadcast.send_at)} is in the past: edit the draft")
             run = svc.schedule_broadcast(session=session, broadcast_id=broadcast_id)
             log_action(session, "broadcast.schedule", str(broadcast_id))
     except BadRequest as exc:
@@ -327,4 +391,5 @@ def _progress(broadcast_id: int) -> dict:
         opt_outs=opted, opt_out_rate=f"{100 * opted / sent:.1f}%" if sent else "–",
         can_cancel=progress.status in ("draft", "scheduled", "sending"),
         can_schedule=progress.status == "draft",
+        can_edit=progress.status == "draft" and not progress.audience.startswith("list"),
     )  # fmt: skip
