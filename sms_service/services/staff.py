@@ -142,3 +142,29 @@ def authenticate(*, session: Session, email: str, password: str) -> StaffUser | 
     session.add(user)
     session.flush()
     return user
+
+
+def change_password(
+    *, session: Session, user_id: int, current: str, new: str, confirm: str
+) -> StaffUser:
+    """Give the account a new password once ``current`` is its password; BadRequest when
+    it is not, when the two new ones differ, or when the new one is too short, too long or
+    the same. The account gets a new session token, which ends its other sessions."""
+    user = session.get(StaffUser, user_id)
+    if user is None or not user.active:
+        raise NotFound("no such active account")
+    try:
+        if len(current) > MAX_PASSWORD:
+            raise VerificationError
+        _hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        raise BadRequest("the current password is not right") from None
+    if new != confirm:
+        raise BadRequest("the two new passwords differ")
+    if new == current:
+        raise BadRequest("the new password is the current one")
+    user.password_hash = hash_password(new)
+    user.session_token = new_session_token()
+    session.add(user)
+    session.flush()
+    return user

@@ -39,6 +39,7 @@ def build_console() -> Blueprint:
         campaigns,
         compliance,
         dashboard,
+        profile,
         proof,
         subscribers,
     )
@@ -56,7 +57,8 @@ def build_console() -> Blueprint:
         message = "Your role does not include this page."
         return render_template("console/error.html", code=403, message=message), 403
 
-    for module in (dashboard, campaigns, broadcasts, subscribers, compliance, proof, admin):
+    for module in (dashboard, campaigns, broadcasts, subscribers, compliance, proof, admin,
+                   profile):  # fmt: skip
         console.register_blueprint(module.bp)
     return console
 

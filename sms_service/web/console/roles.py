@@ -23,6 +23,7 @@ AREAS: dict[str, frozenset[StaffRole]] = {
     "audit": frozenset({ADMIN, COMPLIANCE}),
     "users": frozenset({ADMIN}),
     "ops": frozenset({ADMIN}),
+    "profile": EVERYONE,  # one's own account
 }
 
 # Roles that see phone numbers in full; everyone else sees them masked (+1********23).
