@@ -205,3 +205,57 @@ def test_organisers_see_masked_numbers_and_compliance_full_ones(app):
     looked_up = compliance.get("/console/lookup?number=%2B12025550123").text
     assert "+12025550123" in looked_up
     assert "HK64" in looked_up
+
+
+def test_every_console_action_and_download_leaves_an_audit_entry(app):
+    """Walk every console rule as an admin: each request other than a GET (done or
+    refused) and each download adds an entry; plain page views and the composer's live
+    estimate do not. Refused attempts by another role are entries too."""
+    for role in ROLES:
+        make_staff(app, role)
+    engine = app.extensions["sms_engine"]
+
+    def entries() -> int:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
+
+    rules = console_rules(app)
+    for role in ("admin", "organiser"):
+        client = app.test_client()
+        assert log_in(client, f"{role}@rights.example").status_code == 302
+        token = csrf_token_from(client.get("/console/").text)
+        for rule, method in rules:
+            view = app.view_functions[rule.endpoint]
+            before = entries()
+            response = client.open(build(rule), method=method, data={"csrf_token": token},
+                                   headers={"X-CSRFToken": token})  # fmt: skip
+            download = response.headers.get("Content-Disposition", "").startswith("attachment")
+            added = entries() - before
+            if getattr(view, "console_reads_only", None):
+                assert added == 0, (role, method, rule.rule)
+            elif method != "GET" or download:
+                assert added >= 1, (role, method, rule.rule, response.status_code)
+            elif rule.endpoint not in ("console.compliance.lookup", "console.subscribers.show"):
+                assert added == 0, (role, method, rule.rule)
+    with engine.connect() as conn:
+        refused = conn.execute(text(
+            "SELECT action, actor, detail FROM audit_log WHERE action = 'admin.create_user.refused'"
+        )).all()  # fmt: skip
+    assert [(a, who) for a, who, _ in refused] == [("admin.create_user.refused",
+                                                    "organiser@rights.example")]  # fmt: skip
+    assert '"status": 403' in refused[0][2]
+
+
+def test_downloads_are_audited_with_what_was_downloaded(app):
+    make_staff(app, "compliance")
+    client = app.test_client()
+    log_in(client, "compliance@rights.example")
+    assert client.get("/console/exports/consent.csv").status_code == 200
+    assert client.get("/console/verify/checkpoint.json").status_code == 200
+    response = client.get("/console/lookup/evidence.zip?number=%2B12025550100")
+    engine = app.extensions["sms_engine"]
+    with engine.connect() as conn:
+        actions = list(conn.execute(text("SELECT action FROM audit_log ORDER BY id")).scalars())
+    assert actions[:3] == ["login", "export.consent", "chain.checkpoint"]
+    assert actions[3] == ("evidence.download" if response.status_code == 200
+                          else "proof.evidence.refused")  # fmt: skip

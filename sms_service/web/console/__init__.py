@@ -47,6 +47,8 @@ def build_console() -> Blueprint:
     console = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
     console.before_request(auth.guard)
 
+    console.after_request(auth.audit_net)
+
     @console.after_request
     def _no_store(response):
         response.headers["Cache-Control"] = "no-store"

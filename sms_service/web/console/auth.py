@@ -97,6 +97,42 @@ def requires(area: str) -> Callable[[F], F]:
     return mark
 
 
+def reads_only(reason: str) -> Callable[[F], F]:
+    """Mark a view that takes POST but changes nothing (``reason`` says why), so the
+    console does not audit each call of it (see :func:`audit_net`)."""
+
+    def mark(view: F) -> F:
+        view.console_reads_only = reason  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def audit_net(response: Response) -> Response:
+    """After every console request: an action (any method but GET) or a download
+    (``Content-Disposition: attachment``) that its view did not audit itself — refused
+    by the role check, by the input, or a view that forgot — gets an entry naming the
+    endpoint, the path and the answer's status. Plain page views are not entries."""
+    from flask import g
+
+    if not current_user.is_authenticated or g.get("console_audited"):
+        return response
+    view = current_app.view_functions.get(request.endpoint or "")
+    download = response.headers.get("Content-Disposition", "").startswith("attachment")
+    action = request.method not in ("GET", "HEAD", "OPTIONS")
+    if not (download or action) or getattr(view, "console_reads_only", None):
+        return response
+    name = (request.endpoint or "unknown").removeprefix("console.")
+    with session_scope(current_app.extensions["sms_engine"]) as db:
+        audit.record(
+            session=db, user=db.get(StaffUser, current_user.id),
+            action=name if response.status_code < 400 else f"{name}.refused",
+            target=request.path[:200], ip=client_ip(),
+            detail={"method": request.method, "status": response.status_code},
+        )  # fmt: skip
+    return response
+
+
 def area_of(endpoint: str | None) -> str | None:
     """The area the view at ``endpoint`` declared, or None."""
     view = current_app.view_functions.get(endpoint or "")

@@ -36,7 +36,7 @@ from sms_service.domain.audience import AudienceSpec, parse_audience
 from sms_service.domain.phones import mask
 from sms_service.errors import BadRequest, NotFound
 from sms_service.models import AudienceKind, Broadcast, BroadcastRun, Campaign, SubscriberTag
-from sms_service.web.console.auth import requires
+from sms_service.web.console.auth import reads_only, requires
 from sms_service.web.console.common import local, log_action, settings, transaction, user_zone
 from sms_service.web.console.jobs import enqueue_broadcast_start, enqueue_text
 from sms_service.web.security import limiter
@@ -186,6 +186,7 @@ def _groups(session, broadcast: Broadcast, send_at: datetime, rules: gate.Rules)
 
 @bp.post("/estimate")
 @requires("broadcasts.write")
+@reads_only("the composer's live forecast, asked on every pause in typing")
 def estimate():
     """JSON for the composer: segments and cost, GSM-7 warning, audience size, forecast."""
     data = request.get_json(silent=True) or {}

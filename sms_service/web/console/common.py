@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from flask import current_app
+from flask import current_app, g
 from flask_login import current_user
 from sqlmodel import Session
 
@@ -33,6 +33,7 @@ def settings():
 
 def log_action(session: Session, action: str, target: str | None = None, **detail: object) -> None:
     """Append an audit entry for the signed-in user, in the caller's transaction."""
+    g.console_audited = True  # the console's after-request net adds no second entry
     user = session.get(StaffUser, current_user.id)
     audit.record(
         session=session, user=user, action=action, target=target,

@@ -29,12 +29,14 @@ def index() -> str:
 @bp.get("/<int:subscriber_id>")
 @requires("subscribers")
 def show(subscriber_id: int) -> str:
-    """One subscriber: status, tags, signatures."""
+    """One subscriber: status, tags, signatures (a view of one person's data: audited,
+    as a number look-up is)."""
     with transaction() as session:
         try:
             card = svc.card(session=session, subscriber_id=subscriber_id)
         except NotFound:
             abort(404)
+        log_action(session, "subscriber.view", str(subscriber_id))
     return render_template("console/subscriber.html", card=card)
 
 
