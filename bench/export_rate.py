@@ -5,14 +5,20 @@
 Creates a private PostgreSQL database and seeds ``--events`` consent events with one
 ``INSERT … SELECT generate_series`` (opt-ins and signatures with their disclosure text,
 HELPs, STOPs, possible opt-outs with a review date, a campaign keyword on signatures, and
-one body in a thousand a planted formula such as ``=HYPERLINK(…) stop``), then, ``--repeat``
-times and in alternating order:
+one body in a thousand a planted formula such as ``=HYPERLINK(…) stop``), seals them into
+the consent chain as the worker does (``seal_all``: every exported row then carries its
+position and hashes, as in production), then, ``--repeat`` times and in alternating order:
 
 * the service: ``python -m sms_service.cli export consent -o /dev/null`` in its own
-  process, wall time from spawn to exit, peak RSS of that process (``wait4``);
+  process, wall time from spawn to exit, peak RSS of that process (from /proc);
 * the baseline: ``psql -c "\\copy (SELECT …) TO '/dev/null' WITH (FORMAT csv)"`` running
   the very query the service's COPY path runs (same columns, order, formatting and
-  spreadsheet neutralisation), timed the same way.
+  spreadsheet neutralisation) with the session settings the service sets for it
+  (``exports.COPY_SETTINGS``, through ``PGOPTIONS``), timed the same way.
+
+For context, once: psql ``\\copy`` of the plain stored columns in the same order, with the
+seals joined and without them (what the issue's 500,000 rows/s figure measured): what
+the formatting, the neutralisation and the chain's hashes cost the server.
 
 ``--row-path`` also times the Python row stream (what SQLite uses, and what PostgreSQL used
 before COPY) for comparison. Prints each timing, the medians, rows/s and the ratio; exits 1
@@ -23,6 +29,7 @@ The database is dropped afterwards, also on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -30,13 +37,23 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
 from sms_service.db import make_engine
-from sms_service.services.exports import ExportFilter, consent_export, copy_query
+from sms_service.db.migrate import upgrade
+from sms_service.models import Campaign, ConsentEvent, ConsentSeal
+from sms_service.services.consent_chain import seal_all
+from sms_service.services.exports import (
+    COPY_SETTINGS,
+    ExportFilter,
+    consent_export,
+    copy_query,
+)
 
 try:  # bench/ is not a package: run as a script, or imported by path
     from _common import exit_on_sigterm, private_database
@@ -79,7 +96,7 @@ SEED = text(
 
 
 def seed(database_url: str, events: int) -> None:
-    """One campaign and ``events`` consent events, then VACUUM ANALYZE."""
+    """One campaign and ``events`` consent events, sealed, then VACUUM ANALYZE."""
     engine = make_engine(database_url)
     with engine.begin() as conn:
         campaign_id = conn.execute(
@@ -89,20 +106,46 @@ def seed(database_url: str, events: int) -> None:
             )
         ).scalar_one()
         conn.execute(SEED, {"events": events, "campaign_id": campaign_id, "disclosure": DISCLOSURE})
+    started = time.perf_counter()
+    sealed = seal_all(engine, grace=timedelta(0), limit=10_000)
+    print(f"  sealed {sealed:,} events in {time.perf_counter() - started:.1f} s")
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE consent_events"))
+        conn.execute(text("VACUUM ANALYZE consent_seals"))
         conn.execute(text("CHECKPOINT"))
     engine.dispose()
 
 
-def baseline_sql() -> str:
-    """The service's COPY query with its parameters written in, on one line for psql."""
-    query = copy_query(consent_export(ExportFilter()))
+def one_line(query) -> str:
+    """``query`` with its parameters written in, on one line for psql."""
     compiled = query.compile(
         dialect=postgresql.dialect(),
         compile_kwargs={"literal_binds": True, "render_postcompile": True},
     )
     return " ".join(str(compiled).split())
+
+
+def baseline_sql() -> str:
+    """The service's COPY query, as psql runs it."""
+    return one_line(copy_query(consent_export(ExportFilter())))
+
+
+def plain_sql(*, seals: bool) -> str:
+    """The consent export's stored columns, as stored (PostgreSQL's own text for each
+    type, no neutralisation), in the same order; without the seals' join and columns when
+    ``seals`` is False."""
+    export = consent_export(ExportFilter())
+    if seals:
+        return one_line(export.query(lambda column: column.expr))
+    e = ConsentEvent
+    columns = [c.expr for c in export.columns if c.expr.class_ is not ConsentSeal]
+    query = (
+        select(*columns)
+        .select_from(e)
+        .outerjoin(Campaign, Campaign.id == e.campaign_id)
+        .order_by(e.occurred_at, e.id)
+    )
+    return one_line(query)
 
 
 def peak_rss_mb(pid: int) -> float | None:
@@ -140,41 +183,81 @@ def run(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     return elapsed, peak, text_out
 
 
+@contextlib.contextmanager
+def _database(args: argparse.Namespace) -> Iterator[str]:
+    """A private database seeded with ``--events`` events (dropped afterwards), or the
+    ``--database-url`` given (kept), seeded only when it holds no consent events yet."""
+    if args.database_url:
+        upgrade(args.database_url)
+        engine = make_engine(args.database_url)
+        with engine.connect() as conn:
+            present = conn.execute(text("SELECT count(*) FROM consent_events")).scalar_one()
+        engine.dispose()
+        if not present:
+            _seed_timed(args.database_url, args.events)
+        yield args.database_url
+        return
+    with private_database("bench_export") as url:
+        _seed_timed(url, args.events)
+        yield url
+
+
+def _seed_timed(url: str, events: int) -> None:
+    print(f"seeding {events:,} consent events …", flush=True)
+    started = time.perf_counter()
+    seed(url, events)
+    print(f"  seeded in {time.perf_counter() - started:.1f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Seed, time service and baseline alternately, print, judge."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--row-path", action="store_true", help="also time the Python rows")
+    parser.add_argument(
+        "--database-url",
+        help="an existing database to use and keep (migrated, and seeded when it has no "
+        "consent events): repeated runs skip the seeding",
+    )
     args = parser.parse_args(argv)
     exit_on_sigterm()
     psql = shutil.which("psql")
     if not psql:
         raise SystemExit("psql is needed for the baseline (apt-get install postgresql-client)")
 
-    with private_database("bench_export") as url:
-        print(f"seeding {args.events:,} consent events …", flush=True)
-        started = time.perf_counter()
-        seed(url, args.events)
-        print(f"  seeded in {time.perf_counter() - started:.1f} s")
+    print(f"load average at start {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    with _database(args) as url:
         env = {**os.environ, "DATABASE_URL": url}
         pg = make_url(url)
-        baseline = [
+        psql_base = [
             psql, "-X", "-q", "-h", pg.host or "127.0.0.1", "-p", str(pg.port or 5432),
-            "-U", pg.username or "postgres", "-d", pg.database,
-            "-c", f"\\copy ({baseline_sql()}) TO '/dev/null' WITH (FORMAT csv)",
+            "-U", pg.username or "postgres", "-d", pg.database, "-c",
         ]  # fmt: skip
-        service = [sys.executable, "-m", "sms_service.cli", "export", "consent", "-o", "/dev/null"]
-        row_path = [sys.executable, "-c", ROW_PATH_SCRIPT]
-        runs: dict[str, list[tuple[float, float]]] = {"service": [], "baseline": [], "rows": []}
+
+        def psql_copy(sql: str) -> list[str]:
+            return [*psql_base, f"\\copy ({sql}) TO '/dev/null' WITH (FORMAT csv)"]
+
+        # The service's session settings for its COPY, given to psql the same way.
+        settings = " ".join(f"-c {name}={value}" for name, value in COPY_SETTINGS.items())
+        psql_env = {**env, "PGOPTIONS": f"{env.get('PGOPTIONS', '')} {settings}".strip()}
+        commands = {
+            "service": ([sys.executable, "-m", "sms_service.cli", "export", "consent",
+                         "-o", "/dev/null"], env),
+            "baseline": (psql_copy(baseline_sql()), psql_env),
+            "plain": (psql_copy(plain_sql(seals=True)), psql_env),
+            "unsealed": (psql_copy(plain_sql(seals=False)), psql_env),
+            "rows": ([sys.executable, "-c", ROW_PATH_SCRIPT], env),
+        }  # fmt: skip
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         for i in range(args.repeat):
             order = ["service", "baseline"] if i % 2 == 0 else ["baseline", "service"]
-            if args.row_path and i == 0:
-                order.append("rows")
+            if i == 0:
+                order += ["plain", "unsealed"] + (["rows"] if args.row_path else [])
             for name in order:
-                command = {"service": service, "baseline": baseline, "rows": row_path}[name]
-                seconds, rss, output = run(command, env)
-                if name != "baseline" and f"{args.events} rows" not in output:
+                command, command_env = commands[name]
+                seconds, rss, output = run(command, command_env)
+                if name in ("service", "rows") and f"{args.events} rows" not in output:
                     raise SystemExit(f"{name} did not report {args.events} rows: {output!r}")
                 runs[name].append((seconds, rss))
                 rate = args.events / seconds
@@ -187,9 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     ratio = service_s / baseline_s
     print(f"\nservice  median {service_s:.2f} s = {rate:,.0f} rows/s, peak RSS {peak:.0f} MB")
     print(f"baseline median {baseline_s:.2f} s = {args.events / baseline_s:,.0f} rows/s (psql)")
-    if runs["rows"]:
-        rows_s = runs["rows"][0][0]
-        print(f"row path        {rows_s:.2f} s = {args.events / rows_s:,.0f} rows/s")
+    for name, what in [
+        ("plain", "psql, stored columns with the seals, no formatting or neutralisation"),
+        ("unsealed", "psql, stored columns without the seals' join and hashes"),
+        ("rows", "the Python row path"),
+    ]:
+        if runs[name]:
+            seconds = runs[name][0][0]
+            print(f"{name:8} once   {seconds:.2f} s = {args.events / seconds:,.0f} rows/s ({what})")
     print(f"ratio service/baseline {ratio:.2f} (target ≤ {TARGET_RATIO})")
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     ok = rate >= TARGET_ROWS_PER_SECOND and ratio <= TARGET_RATIO and peak <= TARGET_RSS_MB

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -31,6 +32,7 @@ from typing import IO, Literal
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     String,
     Text,
@@ -40,6 +42,7 @@ from sqlalchemy import (
     func,
     literal,
     not_,
+    null,
     select,
     type_coerce,
 )
@@ -56,6 +59,11 @@ from sms_service.models import Campaign, ConsentEvent, ConsentSeal, Signature, S
 BATCH = 2000  # rows per fetch (SQLite path) and per write
 FLUSH_BYTES = 1 << 20  # the COPY path writes in chunks of about this size
 OPT_OUT_EVENTS = ("opt_out",)
+# Set for the COPY's transaction only. An export is one long streaming scan, for which
+# PostgreSQL's JIT compiles the per-row expressions for about 2 s (measured on 1M consent
+# events, bench/README.md) and wins nothing back. bench/export_rate.py gives its psql
+# baseline the same settings.
+COPY_SETTINGS = {"jit": "off"}
 
 Kind = Literal["text", "time", "date"]
 
@@ -203,30 +211,46 @@ def write_export(
 # --- PostgreSQL: COPY ---------------------------------------------------------------------
 
 
+# The first characters that can begin a plain number (the sign of PLAIN_NUMBER): only for
+# these does a formula start need the regular expression; the others are always neutralised.
+_SIGNS = tuple(c for c in FORMULA_STARTS if re.fullmatch(PLAIN_NUMBER, c + "1"))
+_ALWAYS = tuple(c for c in FORMULA_STARTS if c not in _SIGNS)
+_HIGHEST_START = max(ord(c) for c in FORMULA_STARTS)
+
+
 def _sql_cell(column: Column, *, raw: bool) -> ColumnElement:
-    """The column as the CSV cell's text, formatted (and neutralised) by PostgreSQL."""
+    """The column as the CSV cell's value, formatted (and neutralised) by PostgreSQL.
+
+    Per row this is the export's main cost, so each cell costs as few function calls as the
+    exact formatting allows: one ``to_char`` per timestamp; integers as PostgreSQL writes
+    them (an integer's text is never neutralised: it starts with a digit or is a signed
+    plain number); text looked at through the code of its first character (``ascii``, an
+    integer, 0 for an empty string), so most cells take one comparison and only a ``+`` or
+    ``-`` start pays for the plain-number pattern."""
     expr = column.expr
     if column.kind == "time":
+        # isoformat writes microseconds only when there are some; only the fraction can hold
+        # a dot, so dropping ".000000" is exactly that.
         utc = func.timezone("UTC", expr)
-        iso = case(
-            (func.date_trunc("second", utc) == utc, func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS')),
-            else_=func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-        )
+        iso = func.replace(func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS.US'), ".000000", "")
         return type_coerce(iso, Text) + literal("+00:00", Text)
     if column.kind == "date":
         return func.to_char(expr, "YYYY-MM-DD")
+    if expr.type._type_affinity is Integer:
+        return expr
     text = expr if expr.type._type_affinity is String else cast(expr, Text)
+    first = func.ascii(text)
+    # COPY writes an empty string as "" and NULL as nothing; csv.writer writes both as
+    # nothing. ascii('') is 0, and no text holds a NUL character.
+    whens = [(first > _HIGHEST_START, text), (first == 0, null())]
     if not raw:
-        starts = func.left(text, 1).in_([_sql_char(c) for c in FORMULA_STARTS])
-        formula = and_(starts, not_(text.regexp_match(PLAIN_NUMBER)))
-        text = case((formula, literal(NEUTRALISER, Text) + text), else_=text)
-    # COPY writes an empty string as "" and NULL as nothing; csv.writer writes both as nothing.
-    return func.nullif(text, "")
-
-
-def _sql_char(char: str) -> ColumnElement:
-    # Control characters as chr(n): the SQL stays printable (psql's \copy takes one line).
-    return literal(char, Text) if char.isprintable() else func.chr(ord(char))
+        neutralised = literal(NEUTRALISER, Text) + text
+        whens += [
+            (first.in_([ord(c) for c in _ALWAYS]), neutralised),
+            (and_(first.in_([ord(c) for c in _SIGNS]), not_(text.regexp_match(PLAIN_NUMBER))),
+             neutralised),
+        ]  # fmt: skip
+    return case(*whens, else_=text)
 
 
 def copy_query(export: Export, *, raw: bool = False) -> Select:
@@ -246,6 +270,8 @@ def _write_with_copy(
         dbapi = conn.connection.dbapi_connection
         with dbapi.cursor() as cursor:
             cursor.execute("SET LOCAL client_encoding TO 'UTF8'")
+            for name, value in COPY_SETTINGS.items():
+                cursor.execute(f"SET LOCAL {name} TO {value}")
             # psycopg merges the parameters client-side (COPY takes none server-side).
             with cursor.copy(statement, compiled.params) as copy:
                 # libpq hands COPY data over one whole row at a time, each ending in "\n";
@@ -255,11 +281,11 @@ def _write_with_copy(
                     chunk += b"\r\n"
                     count += 1
                     if len(chunk) >= FLUSH_BYTES:
-                        write(bytes(chunk))
-                        chunk.clear()
+                        write(chunk)  # handed over whole: a new buffer follows
+                        chunk = bytearray()
         dbapi.rollback()  # read only; nothing to keep
     if chunk:
-        write(bytes(chunk))
+        write(chunk)
     return count
 
 

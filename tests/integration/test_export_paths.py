@@ -208,3 +208,39 @@ def test_a_texted_formula_is_neutralised_in_the_cli_export_unless_raw(
     assert raw.exit_code == 0
     with open(out, newline="", encoding="utf-8") as f:
         assert HYPERLINK in [c for row in csv.reader(f) for c in row]
+
+
+# First characters around the formula starts and the plain-number rule, for the SQL cell
+# (which reads the first character's code) against domain.spreadsheet's Python rule.
+AWKWARD = [
+    "", "-", "+", "=", "@", "\t", "\r", "\n=1", " =1", "+.5", "-1.", "-1.5", "+12", "1e5", "0=1",
+    "+1 202", "A=1", "Ñ=1", "🛑 stop", "\u00a0=1", "'=1", ">", "?", "[", "9", ":", "<=",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_copy_and_row_paths_agree_on_every_first_character(pg_db, raw):
+    from sms_service.db import make_engine
+    from sms_service.domain.spreadsheet import spreadsheet_safe
+
+    engine = make_engine(pg_db)
+    try:
+        with Session(engine) as s:
+            s.add_all(
+                ConsentEvent(
+                    occurred_at=at(5, i), phone=A, event="help", keyword=cell[:32],
+                    message_body=cell, message_sid=cell[:64], source="sms",
+                    program="Rights Alerts", disclosure=cell, note=cell,
+                )
+                for i, cell in enumerate(AWKWARD)
+            )  # fmt: skip
+            s.commit()
+        export = consent_export(ExportFilter())
+        copied = export_bytes(engine, export, raw=raw, use_copy=True)
+        assert copied == export_bytes(engine, export, raw=raw, use_copy=False)
+        rows = list(csv.reader(io.StringIO(copied.decode(), newline="")))[1:]
+        expected = AWKWARD if raw else [spreadsheet_safe(c) for c in AWKWARD]
+        assert [r[4] for r in rows] == expected
+        assert [r[12] for r in rows] == [str(i) for i in range(1, len(AWKWARD) + 1)]
+    finally:
+        engine.dispose()

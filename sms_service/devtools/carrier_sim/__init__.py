@@ -18,8 +18,30 @@ Parts: ``config`` (settings), ``simulator`` (state and rules), ``api`` (Twilio r
 ``/sim/`` routes), ``app`` (``build_app``), ``runner`` (threads and foreground), ``cli``.
 """
 
-from sms_service.devtools.carrier_sim.app import build_app
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from sms_service.devtools.carrier_sim.config import CallbackMode, SimConfig
-from sms_service.devtools.carrier_sim.runner import SimHandle, run_in_thread, serve_forever
+
+if TYPE_CHECKING:
+    from sms_service.devtools.carrier_sim.app import build_app
+    from sms_service.devtools.carrier_sim.runner import SimHandle, run_in_thread, serve_forever
 
 __all__ = ["CallbackMode", "SimConfig", "SimHandle", "build_app", "run_in_thread", "serve_forever"]
+
+# The server parts (aiohttp) load on first use: every ``sms-service`` command imports the
+# ``carrier-sim`` command's options (``config``), and an export should not pay for aiohttp.
+_LAZY = {
+    "build_app": "app",
+    "SimHandle": "runner",
+    "run_in_thread": "runner",
+    "serve_forever": "runner",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
