@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,14 @@ from sms_service.db import make_engine
 from sms_service.db.migrate import private_database, upgrade
 from sms_service.devtools.carrier_sim import SimConfig, SimHandle, run_in_thread
 from tests import redis_db
-from tests.factories import PG_ADMIN_URL, make_settings, truncate_all
+from tests.factories import (
+    PG_ADMIN_URL,
+    TEST_ACCOUNT_SID,
+    TEST_AUTH_TOKEN,
+    make_petition_app,
+    make_settings,
+    truncate_all,
+)
 from workers import context
 
 
@@ -103,19 +110,32 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
-@pytest.fixture
-def app(settings: Settings):
-    from sms_service import create_app
-
-    app = create_app(settings)
+def _testing(app) -> Iterator:
+    """``app`` in testing mode; its engine disposed afterwards."""
     app.config["TESTING"] = True
     yield app
     app.extensions["sms_engine"].dispose()
 
 
 @pytest.fixture
+def app(settings: Settings):
+    from sms_service import create_app
+
+    yield from _testing(create_app(settings))
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def petition_app(database_url: str, redis_connection: redis.Redis):
+    """The app with a demo petition (:func:`tests.factories.make_petition_app`); a petition
+    test module overrides ``app`` with it."""
+    app = make_petition_app(database_url, redis_connection)
+    yield app
+    app.extensions["sms_engine"].dispose()
 
 
 CHROMIUM = "/usr/bin/chromium"
@@ -173,10 +193,7 @@ def dev_app(settings: Settings):
     """The app with the developer pages (the phone page), as ``sms-service dev`` serves it."""
     from sms_service.devtools.webapp import create_dev_app
 
-    app = create_dev_app(settings)
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["sms_engine"].dispose()
+    yield from _testing(create_dev_app(settings))
 
 
 @pytest.fixture
@@ -188,12 +205,19 @@ def dev_client(dev_app):
 
 
 @pytest.fixture
-def start_sim(settings: Settings) -> Iterator:
-    """Start carrier simulators with the test credentials; all stopped afterwards."""
+def sim_config(settings: Settings) -> Callable[..., SimConfig]:
+    """How ``start_sim`` configures a simulator from its overrides: from the test's settings
+    (credentials, short code, webhook), on a free port. A module overrides it."""
+    return lambda **overrides: SimConfig.from_settings(settings, port=0, **overrides)
+
+
+@pytest.fixture
+def start_sim(sim_config) -> Iterator[Callable[..., SimHandle]]:
+    """Start carrier simulators (``sim_config``); all stopped afterwards."""
     handles: list[SimHandle] = []
 
     def start(**overrides) -> SimHandle:
-        handle = run_in_thread(SimConfig.from_settings(settings, port=0, **overrides))
+        handle = run_in_thread(sim_config(**overrides))
         handles.append(handle)
         return handle
 
@@ -205,6 +229,25 @@ def start_sim(settings: Settings) -> Iterator:
 @pytest.fixture
 def sim(start_sim) -> SimHandle:
     return start_sim()
+
+
+@pytest.fixture(scope="module")
+def module_sim(request) -> Iterator[SimHandle]:
+    """One carrier simulator for a whole test module (starting one per test costs): the
+    test credentials, no status callbacks, answers delayed by the module's
+    ``SIM_LATENCY_MS`` (0 without one)."""
+    latency = getattr(request.module, "SIM_LATENCY_MS", 0)
+    handle = run_in_thread(
+        SimConfig(
+            port=0,
+            latency_ms=latency,
+            callbacks="none",
+            account_sid=TEST_ACCOUNT_SID,
+            auth_token=TEST_AUTH_TOKEN,
+        )  # fmt: skip
+    )
+    yield handle
+    handle.stop()
 
 
 @pytest.fixture

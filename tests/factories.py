@@ -1,26 +1,43 @@
 """Builders shared by tests: settings, Twilio-shaped inbound forms (signed with
-RequestValidator), subscribers and broadcasts in bulk, and the carrier simulator's view.
+RequestValidator), subscribers and broadcasts in bulk, the carrier simulator's view, the
+petition page's app and form, and waiting for a condition or a free port.
 
-Fixtures live in ``tests/conftest.py``; waiting and free ports in ``tests/support.py``.
-No test module imports another test module or ``conftest``: what two of them share is here.
+Fixtures live in ``tests/conftest.py`` (``tests/e2e/conftest.py`` for processes). No test
+module imports another test module or ``conftest``: what two of them share is here.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import requests
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from twilio.request_validator import RequestValidator
 
 from config import Settings
-from sms_service import broadcasts
+from sms_service import broadcasts, create_app
+from sms_service.broadcasts.clients import ClientPool
+from sms_service.broadcasts.sending import RunSender
+from sms_service.broadcasts.tuning import Tuning
 from sms_service.carrier import twiml as twilio_webhooks
+from sms_service.carrier.client import make_twilio_client
+from sms_service.carrier.throttle import Throttle
 from sms_service.db import make_engine, session_scope
 from sms_service.domain.audience import parse_audience
 from sms_service.models import (
@@ -28,11 +45,16 @@ from sms_service.models import (
     BroadcastDelivery,
     BroadcastRun,
     Campaign,
+    ConsentEvent,
+    OutboundMessage,
     Signature,
     Subscriber,
     SubscriberTag,
+    WebConfirmation,
     utcnow,
 )
+from sms_service.services.api_tokens import create_token
+from sms_service.services.campaigns import create_campaign
 from tests import redis_db
 
 PG_ADMIN_URL = os.environ.get(
@@ -63,6 +85,29 @@ def make_settings(database_url: str, **overrides) -> Settings:
     )
     values.update(overrides)
     return Settings(**values)
+
+
+def sending_settings(database_url: str, sim_url: str) -> Settings:
+    """Settings for tests that send through the carrier simulator at ``sim_url``: quiet
+    hours off, no throttle, no public URL (the simulator posts nothing back)."""
+    return make_settings(
+        database_url, twilio_api_base_url=sim_url, quiet_hours="off", sender_mps=0,
+        public_base_url=None,
+    )  # fmt: skip
+
+
+def make_run_sender(
+    engine: Engine, settings: Settings, connection, *, key: str, timeout: float = 10, **tuning
+) -> tuple[RunSender, ClientPool]:
+    """A broadcast batch sender over ``engine`` sending with ``settings`` through a pool of
+    Twilio clients (``timeout`` s), throttled at ``settings.sender_mps`` under ``key`` in
+    Redis ``connection``; ``tuning`` as :class:`Tuning` takes it, 25 a chunk and 4 at a time
+    unless given. The caller closes the pool."""
+    tune = Tuning(**({"chunk": 25, "concurrency": 4} | tuning))
+    pool = ClientPool(lambda: make_twilio_client(settings, timeout=timeout), tune.concurrency)
+    throttle = Throttle(connection, rate=settings.sender_mps, key=key)
+    sender = RunSender(engine=engine, settings=settings, pool=pool, throttle=throttle, tuning=tune)
+    return sender, pool
 
 
 def truncate_all(url: str) -> None:
@@ -309,3 +354,134 @@ def sent_runs(engine, recipients: list[list[int]], *, days_ago: float) -> None:
             conn.execute(insert(BroadcastDelivery.__table__), [
                 dict(run_id=run, subscriber_id=s, status="sent", attempts=1, sid=f"SMr{run}x{s}",
                      sent_at=start, updated_at=start) for s in ids])  # fmt: skip
+
+
+# -- waiting and ports --------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def wait_for(
+    check: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.2, what: str = ""
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+        time.sleep(interval)
+
+
+def answers(url: str) -> bool:
+    """True when a GET of ``url`` succeeds within a second."""
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except OSError:  # refused, reset, timed out while the server starts, or an error status
+        return False
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_it_answers(url: str, timeout: float = 40.0) -> None:
+    """Wait for a GET of ``url`` to succeed (a server starting)."""
+    wait_for(lambda: answers(url), timeout=timeout, interval=0.1, what=url)
+
+
+@contextmanager
+def serving_gunicorn(env: dict[str, str], cwd: Path, port: int, *options: str) -> Iterator[str]:
+    """The web app (``sms_service.web.wsgi:app``) under gunicorn on ``port``, with ``env``
+    and gunicorn's ``options``, once it answers: its base URL, until the block ends."""
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+    proc = subprocess.Popen(
+        [gunicorn, "sms_service.web.wsgi:app", "--bind", f"127.0.0.1:{port}", *options],
+        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_it_answers(base + "/healthz")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+# -- the petition page and API ------------------------------------------------------------
+
+PETITION_PHONE = "+12025550123"
+PETITION_KEYWORD = "HK64"
+_CSRF = re.compile(rb'name="csrf_token" value="([^"]+)"')
+
+
+def make_petition_app(database_url: str, redis_connection, **overrides):
+    """The web app with a demo petition; confirmation texts go to the run's Redis queue."""
+    settings = make_settings(database_url, **overrides)
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    app.extensions["rq_connection"] = redis_connection
+    with session_scope(app.extensions["sms_engine"]) as session:
+        create_campaign(
+            session=session, keyword=PETITION_KEYWORD, title="Release the 64",
+            text="Dear Secretary Cheng:\n\nRelease those prosecuted for peaceful expression.",
+        )  # fmt: skip
+    return app
+
+
+def petition_csrf_token(client, keyword: str = PETITION_KEYWORD) -> str:
+    """The CSRF token the page's form carries (the client keeps the session cookie)."""
+    page = client.get(f"/p/{keyword}")
+    assert page.status_code == 200, page.status_code
+    return _CSRF.search(page.data).group(1).decode()
+
+
+def sign_petition(client, *, ip: str = "198.51.100.7", keyword: str = PETITION_KEYWORD, **fields):
+    """Post the page's form as a browser at ``ip`` would (CSRF token included)."""
+    data = {"csrf_token": petition_csrf_token(client, keyword), **fields}
+    if data.get("sms_consent") is True:
+        data["sms_consent"] = "on"
+    return client.post(
+        f"/p/{keyword}", data=data, environ_base={"REMOTE_ADDR": ip},
+        headers={"User-Agent": "pytest-browser/1.0"},
+    )  # fmt: skip
+
+
+def api_token(app, scope: str = "signatures:write") -> dict[str, str]:
+    """Headers with a fresh bearer token of ``scope``."""
+    with session_scope(app.extensions["sms_engine"]) as session:
+        token = create_token(session=session, name=f"test {scope}", scope=scope)
+    return {"Authorization": f"Bearer {token.secret}"}
+
+
+def rows(app, model, *where):
+    """Every row of ``model`` matching ``where``, by id."""
+    with Session(app.extensions["sms_engine"]) as session:
+        return list(session.execute(select(model).where(*where).order_by(model.id)).scalars())
+
+
+def signatures(app) -> list[Signature]:
+    return rows(app, Signature)
+
+
+def confirmations(app) -> list[WebConfirmation]:
+    return rows(app, WebConfirmation)
+
+
+def texts_to(app, phone: str = PETITION_PHONE) -> list[OutboundMessage]:
+    return rows(app, OutboundMessage, OutboundMessage.to_number == phone)
+
+
+def consent_events(app, phone: str = PETITION_PHONE) -> list[ConsentEvent]:
+    return rows(app, ConsentEvent, ConsentEvent.phone == phone)
+
+
+def status_of(app, phone: str = PETITION_PHONE) -> str | None:
+    found = rows(app, Subscriber, Subscriber.phone == phone)
+    return found[0].status if found else None

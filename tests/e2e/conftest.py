@@ -12,14 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import answers, free_port, wait_for
+from tests.factories import free_port, wait_until_it_answers
 
 BIN = Path(sys.executable).parent
-
-
-def wait_until_it_answers(url: str, timeout: float = 40.0) -> None:
-    """Wait for a GET of ``url`` to succeed (a server starting)."""
-    wait_for(lambda: answers(url), timeout=timeout, interval=0.1, what=url)
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support import wait_for
+from tests.factories import wait_for
 
 BIN = Path(sys.executable).parent
 SHOTS = Path(__file__).resolve().parent.parent.parent / ".screenshots"

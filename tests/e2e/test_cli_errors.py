@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port
+from tests.factories import free_port
 
 BIN = Path(sys.executable).parent
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.cookiejar
 import os
 import re
-import shutil
 import subprocess
 import sys
 import urllib.error
@@ -16,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import wait_until_it_answers
+from tests.factories import free_port, serving_gunicorn
 from tests.redis_db import redis_url
-from tests.support import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -37,18 +35,8 @@ def gunicorn_two_workers(tmp_path, redis_connection):
         input="the right passphrase\n", text=True, env=env, check=True, cwd=tmp_path,
         capture_output=True,
     )  # fmt: skip
-    gunicorn = shutil.which("gunicorn", path=str(BIN))
-    proc = subprocess.Popen(
-        [gunicorn, "sms_service.web.wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_it_answers(base + "/healthz")
+    with serving_gunicorn(env, tmp_path, port, "--workers", "2") as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def attempt(base: str, password: str) -> int:

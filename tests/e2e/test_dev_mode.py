@@ -8,8 +8,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.factories import sim_messages
-from tests.support import wait_for
+from tests.factories import sim_messages, wait_for
 
 BIN = Path(sys.executable).parent
 

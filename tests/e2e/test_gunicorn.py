@@ -18,15 +18,10 @@ from pathlib import Path
 import pytest
 from twilio.request_validator import RequestValidator
 
-from tests.factories import inbound_form
-from tests.support import answers, free_port, wait_for
+from tests.factories import free_port, inbound_form, serving_gunicorn
 
 BIN = Path(sys.executable).parent
 TOKEN = "e2e-auth-token"
-
-
-def wait_until_it_answers(url: str, timeout: float = 40.0) -> None:
-    wait_for(lambda: answers(url), timeout=timeout, interval=0.1, what=url)
 
 
 @pytest.fixture
@@ -41,18 +36,8 @@ def served(tmp_path):
     }
     env.pop("PUBLIC_BASE_URL", None)
     subprocess.run([str(BIN / "sms-service"), "db", "upgrade"], env=env, check=True, cwd=tmp_path)
-    gunicorn = shutil.which("gunicorn", path=str(BIN))
-    proc = subprocess.Popen(
-        [gunicorn, "sms_service.web.wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_it_answers(base + "/healthz")
+    with serving_gunicorn(env, tmp_path, port, "--workers", "1") as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def post(url: str, form: dict[str, str], signature: str | None):

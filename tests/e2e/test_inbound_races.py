@@ -33,8 +33,7 @@ from sms_service.models import (
     Signature,
     Subscriber,
 )
-from tests.factories import inbound_form, new_sid, truncate_all
-from tests.support import answers, free_port, wait_for
+from tests.factories import answers, free_port, inbound_form, new_sid, truncate_all, wait_for
 
 BIN = Path(sys.executable).parent
 TOKEN = "race-auth-token-0123456789abcdef"

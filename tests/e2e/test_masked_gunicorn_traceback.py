@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.support import answers, free_port, wait_for
+from tests.factories import answers, free_port, wait_for
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,11 +14,9 @@ from pathlib import Path
 import pytest
 
 from config import PROJECT_ROOT
-from tests.e2e.conftest import wait_until_it_answers
-from tests.factories import sim_messages
+from tests.factories import free_port, sim_messages, wait_for, wait_until_it_answers
 from tests.integration.test_broadcast_workers import descendants
 from tests.redis_db import redis_url
-from tests.support import free_port, wait_for
 
 BIN = Path(sys.executable).parent
 PHONE = "+12025550142"

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from twilio.request_validator import RequestValidator
 
-from tests.factories import inbound_form
-from tests.support import answers, free_port, wait_for
+from tests.factories import answers, free_port, inbound_form, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

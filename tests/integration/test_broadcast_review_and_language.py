@@ -12,14 +12,9 @@ from click.testing import CliRunner
 from sqlalchemy import select, update
 
 from sms_service import broadcasts as svc
-from sms_service.broadcasts.clients import ClientPool
-from sms_service.broadcasts.sending import RunSender
-from sms_service.broadcasts.tuning import Tuning
 from sms_service.carrier.client import close_twilio_client, make_twilio_client
-from sms_service.carrier.throttle import Throttle
 from sms_service.cli.main import main
 from sms_service.db import session_scope
-from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 from sms_service.domain.broadcast_gate import DeliveryReason
 from sms_service.errors import BadRequest
 from sms_service.models import Broadcast, BroadcastDelivery, Subscriber
@@ -28,55 +23,34 @@ from sms_service.services.consent import resolve_review
 from sms_service.services.inbound import InboundSms, handle_inbound
 from sms_service.services.reviews import phones_under_review
 from tests.factories import (
-    TEST_ACCOUNT_SID,
-    TEST_AUTH_TOKEN,
     add_subscribers,
     clear_sim,
     delivery_counts,
-    make_settings,
+    make_run_sender,
     phone,
     runs_of,
     schedule_broadcast,
+    sending_settings,
     sim_messages,
 )
 from tests.redis_db import redis_url
 
-
-@pytest.fixture(scope="module")
-def sim():
-    handle = run_in_thread(
-        SimConfig(
-            port=0,
-            latency_ms=5,
-            callbacks="none",
-            account_sid=TEST_ACCOUNT_SID,
-            auth_token=TEST_AUTH_TOKEN,
-        )  # fmt: skip
-    )
-    yield handle
-    handle.stop()
+SIM_LATENCY_MS = 5  # ms, for conftest's module_sim: as this module always had it
 
 
 @pytest.fixture
-def settings(database_url, sim):
-    return make_settings(
-        database_url, twilio_api_base_url=sim.url, quiet_hours="off", sender_mps=0,
-        public_base_url=None, redis_url=redis_url(),
-    )  # fmt: skip
+def settings(database_url, module_sim):
+    return sending_settings(database_url, module_sim.url)
 
 
 @pytest.fixture
-def send(engine, settings, sim):
+def send(engine, settings, module_sim):
     """Start the broadcast's latest run (unless ``started``) and send it all; the run id."""
-    tuning = Tuning(chunk=25, concurrency=4)
-    pool = ClientPool(lambda: make_twilio_client(settings, timeout=10), tuning.concurrency)
     connection = redis.Redis.from_url(redis_url())
-    throttle = Throttle(connection, rate=0, key="test:review:throttle")
-    sender = RunSender(engine=engine, settings=settings, pool=pool, throttle=throttle,
-                       tuning=tuning)  # fmt: skip
+    sender, pool = make_run_sender(engine, settings, connection, key="test:review:throttle")
 
     def run(broadcast_id: int, *, started: bool = False) -> int:
-        clear_sim(sim.url)  # what the simulator then holds is this run's texts
+        clear_sim(module_sim.url)  # what the simulator then holds is this run's texts
         run_id = runs_of(engine, broadcast_id)[-1].id
         if not started:
             with session_scope(engine) as session:
@@ -100,7 +74,9 @@ def received(sim_url: str) -> dict[str, str]:
     return {m["to"]: m["body"] for m in sim_messages(sim_url)}
 
 
-def test_a_number_under_review_gets_no_broadcast_until_staff_decide(engine, settings, send, sim):
+def test_a_number_under_review_gets_no_broadcast_until_staff_decide(
+    engine, settings, send, module_sim
+):
     add_subscribers(engine, 3)
     reply = text_in(engine, settings, phone(1), "stpo", "SMreview1")
     assert reply == "Rights Alerts: Reply STOP to stop all texts."
@@ -112,17 +88,17 @@ def test_a_number_under_review_gets_no_broadcast_until_staff_decide(engine, sett
         ("sent", None): 2,
         ("skipped", DeliveryReason.OPT_OUT_REVIEW): 1,
     }
-    assert set(received(sim.url)) == {phone(0), phone(2)}
+    assert set(received(module_sim.url)) == {phone(0), phone(2)}
 
     with session_scope(engine) as session:  # staff: it was not an opt-out
         resolve_review(session=session, message_sid="SMreview1", opt_out=False, reviewer="amy",
                        program="Rights Alerts")  # fmt: skip
     run_id = send(schedule_broadcast(engine, body="Rally at 7")[0])
     assert delivery_counts(engine, run_id) == {("sent", None): 3}
-    assert set(received(sim.url)) == {phone(0), phone(1), phone(2)}
+    assert set(received(module_sim.url)) == {phone(0), phone(1), phone(2)}
 
 
-def test_a_review_opened_after_planning_still_holds_the_text(engine, settings, send, sim):
+def test_a_review_opened_after_planning_still_holds_the_text(engine, settings, send, module_sim):
     add_subscribers(engine, 2)
     broadcast_id = schedule_broadcast(engine, body="Rally at 6")[0]
     run_id = runs_of(engine, broadcast_id)[-1].id
@@ -134,10 +110,10 @@ def test_a_review_opened_after_planning_still_holds_the_text(engine, settings, s
         ("sent", None): 1,
         ("skipped", DeliveryReason.OPT_OUT_REVIEW): 1,
     }
-    assert set(received(sim.url)) == {phone(1)}
+    assert set(received(module_sim.url)) == {phone(1)}
 
 
-def test_spanish_speakers_get_the_spanish_body(engine, settings, send, sim):
+def test_spanish_speakers_get_the_spanish_body(engine, settings, send, module_sim):
     ids = add_subscribers(engine, 3)
     assert text_in(engine, settings, phone(2), "AYUDA", "SMayuda").startswith(
         "Rights Alerts: Ayuda en"
@@ -150,14 +126,16 @@ def test_spanish_speakers_get_the_spanish_body(engine, settings, send, sim):
 
     bilingual = schedule_broadcast(engine, body="Rally at 6", body_es="Marcha a las 6")[0]
     send(bilingual)
-    assert received(sim.url) == {
+    assert received(module_sim.url) == {
         phone(0): "Rally at 6", phone(1): "Marcha a las 6", phone(2): "Marcha a las 6",
     }  # fmt: skip
     send(schedule_broadcast(engine, body="English only")[0])  # no Spanish version: the body
-    assert set(received(sim.url).values()) == {"English only"}
+    assert set(received(module_sim.url).values()) == {"English only"}
 
 
-def test_a_lost_spanish_attempt_is_found_at_the_carrier_not_resent(engine, settings, send, sim):
+def test_a_lost_spanish_attempt_is_found_at_the_carrier_not_resent(
+    engine, settings, send, module_sim
+):
     ids = add_subscribers(engine, 2)
     with engine.begin() as conn:
         conn.execute(update(Subscriber.__table__).where(Subscriber.id == ids[0])
@@ -166,7 +144,7 @@ def test_a_lost_spanish_attempt_is_found_at_the_carrier_not_resent(engine, setti
     run_id = runs_of(engine, broadcast_id)[-1].id
     with session_scope(engine) as session:
         svc.begin_run(session=session, run_id=run_id)
-    clear_sim(sim.url)
+    clear_sim(module_sim.url)
     d = BroadcastDelivery.__table__
     with engine.begin() as conn:  # a worker claimed both and died after one call went out
         conn.execute(
@@ -182,20 +160,18 @@ def test_a_lost_spanish_attempt_is_found_at_the_carrier_not_resent(engine, setti
     with engine.begin() as conn:  # and the number switched to English meanwhile
         conn.execute(update(Subscriber.__table__).where(Subscriber.id == ids[0])
                      .values(language="en"))  # fmt: skip
-    tuning = Tuning(chunk=25, concurrency=2, lease=timedelta(seconds=60), client_timeout=5)
-    pool = ClientPool(lambda: make_twilio_client(settings, timeout=5), tuning.concurrency)
     connection = redis.Redis.from_url(redis_url())
+    sender, pool = make_run_sender(
+        engine, settings, connection, key="test:review:lost", timeout=5, chunk=25,
+        concurrency=2, lease=timedelta(seconds=60), client_timeout=5,
+    )  # fmt: skip
     try:
-        throttle = Throttle(connection, rate=0, key="test:review:lost")
-        sender = RunSender(
-            engine=engine, settings=settings, pool=pool, tuning=tuning, throttle=throttle
-        )
         report = sender.send_run(run_id)
     finally:
         pool.close()
         connection.close()
     assert report.recovered == 2 and report.finished
-    bodies = [(m["to"], m["body"]) for m in sim_messages(sim.url)]
+    bodies = [(m["to"], m["body"]) for m in sim_messages(module_sim.url)]
     assert sorted(bodies) == [(phone(0), "Marcha a las 6"), (phone(1), "Rally at 6")]
     assert delivery_counts(engine, run_id) == {("sent", None): 2}
 

@@ -24,7 +24,6 @@ from sqlalchemy import func, select, update
 from sms_service import broadcasts as svc
 from sms_service.broadcasts.runs import lock_run
 from sms_service.db import make_engine, session_scope
-from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 from sms_service.domain.keywords import Intent
 from sms_service.domain.quiet_hours import next_allowed_time
 from sms_service.models import BroadcastDelivery, BroadcastRun, Subscriber, utcnow
@@ -43,10 +42,10 @@ from tests.factories import (
     schedule_broadcast,
     sim_messages,
     texts_per_number,
+    wait_for,
     zone_at_local_hour,
 )
 from tests.redis_db import redis_url
-from tests.support import wait_for
 from workers import QUEUE_BROADCASTS
 from workers.broadcast import enqueue_start, start_run
 from workers.job_ids import occurrence_job_id
@@ -57,13 +56,7 @@ delivery_table = BroadcastDelivery.__table__
 run_table = BroadcastRun.__table__
 
 
-@pytest.fixture(scope="module")
-def sim():
-    config = SimConfig(port=0, latency_ms=150, callbacks="none", account_sid=TEST_ACCOUNT_SID,
-                       auth_token=TEST_AUTH_TOKEN)  # fmt: skip
-    handle = run_in_thread(config)
-    yield handle
-    handle.stop()
+SIM_LATENCY_MS = 150  # ms, for conftest's module_sim: sends still in flight at a kill
 
 
 @pytest.fixture
@@ -72,8 +65,8 @@ def queue(redis_connection):
 
 
 @pytest.fixture
-def engine(pg_db, sim):
-    clear_sim(sim.url)
+def engine(pg_db, module_sim):
+    clear_sim(module_sim.url)
     engine = make_engine(pg_db)
     yield engine
     engine.dispose()
@@ -127,11 +120,11 @@ def descendants(pid: int) -> list[int]:
 
 
 @pytest.fixture
-def workers(pg_db, sim, tmp_path):
+def workers(pg_db, module_sim, tmp_path):
     """Start workers with the test environment (plus overrides); all killed at the end."""
     started: list[WorkerProcess] = []
     base = os.environ | {
-        "DATABASE_URL": pg_db, "REDIS_URL": redis_url(), "TWILIO_API_BASE_URL": sim.url,
+        "DATABASE_URL": pg_db, "REDIS_URL": redis_url(), "TWILIO_API_BASE_URL": module_sim.url,
         "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": TEST_AUTH_TOKEN,
         "APP_ENV": "test", "PUBLIC_BASE_URL": "", "QUIET_HOURS": "off", "SENDER_MPS": "0",
         "BROADCAST_SWEEP_SECONDS": "1", "BROADCAST_LEASE_SECONDS": "4",
@@ -175,7 +168,7 @@ def assert_exactly_one_each(sim_url: str, numbers: list[str]) -> None:
 # -- exactly once ----------------------------------------------------------------------------
 
 
-def test_worker_killed_mid_broadcast_then_restarted(engine, queue, workers, sim):
+def test_worker_killed_mid_broadcast_then_restarted(engine, queue, workers, module_sim):
     add_subscribers(engine, 400)
     _, run = schedule_broadcast(engine)
     worker = workers()
@@ -183,18 +176,18 @@ def test_worker_killed_mid_broadcast_then_restarted(engine, queue, workers, sim)
     wait_for(lambda: count(engine, run.id, "sent") >= 80, timeout=30, what="80 sent")
     worker.kill()
     stuck = count(engine, run.id, "sending")  # claims committed, outcomes never written
-    seen_by_carrier = len(sim_messages(sim.url))
+    seen_by_carrier = len(sim_messages(module_sim.url))
     assert stuck > 0 and count(engine, run.id, "sent") < 400
     assert seen_by_carrier > count(engine, run.id, "sent")  # calls whose answers were lost
 
     workers()
     wait_for(lambda: closed(engine, run.id), timeout=60, what="the run to close")
     assert delivery_counts(engine, run.id) == {("sent", None): 400}
-    assert_exactly_one_each(sim.url, [phone(i) for i in range(400)])
+    assert_exactly_one_each(module_sim.url, [phone(i) for i in range(400)])
     assert run_row(engine, run.id).status == "sent"
 
 
-def test_worker_killed_and_redis_emptied(engine, queue, redis_connection, workers, sim):
+def test_worker_killed_and_redis_emptied(engine, queue, redis_connection, workers, module_sim):
     add_subscribers(engine, 300)
     _, run = schedule_broadcast(engine)
     worker = workers()
@@ -205,13 +198,13 @@ def test_worker_killed_and_redis_emptied(engine, queue, redis_connection, worker
     workers()  # only the sweeper, reading the database, can bring the run back
     wait_for(lambda: closed(engine, run.id), timeout=60, what="the run to close")
     assert delivery_counts(engine, run.id) == {("sent", None): 300}
-    assert_exactly_one_each(sim.url, [phone(i) for i in range(300)])
+    assert_exactly_one_each(module_sim.url, [phone(i) for i in range(300)])
 
 
 # -- STOP and cancel while sending -----------------------------------------------------------
 
 
-def test_nothing_is_sent_to_a_number_after_its_stop_commits(engine, queue, workers, sim):
+def test_nothing_is_sent_to_a_number_after_its_stop_commits(engine, queue, workers, module_sim):
     add_subscribers(engine, 300)
     _, run = schedule_broadcast(engine)
     workers(SENDER_MPS="50")  # about six seconds for the 300
@@ -227,7 +220,7 @@ def test_nothing_is_sent_to_a_number_after_its_stop_commits(engine, queue, worke
             assert handle_inbound(session, sms, program).intent is Intent.OPT_OUT
         # The STOP has committed: whatever the carrier holds for this number now is all
         # it may ever get.
-        seen_at_stop[number] = len(sim_messages(sim.url, to=number))
+        seen_at_stop[number] = len(sim_messages(module_sim.url, to=number))
 
     # Three STOPs land, whatever the machine's speed, between the senders' claims and their
     # sends: holding the run's advisory lock exclusively (as a cancel does) lets the batches
@@ -262,7 +255,7 @@ def test_nothing_is_sent_to_a_number_after_its_stop_commits(engine, queue, worke
         time.sleep(0.2)
     wait_for(lambda: closed(engine, run.id), timeout=60, what="the run to close")
     for number, seen in seen_at_stop.items():
-        assert len(sim_messages(sim.url, to=number)) == seen, number
+        assert len(sim_messages(module_sim.url, to=number)) == seen, number
     with engine.connect() as conn:
         opted_out = set(conn.execute(
             select(Subscriber.phone)
@@ -274,10 +267,10 @@ def test_nothing_is_sent_to_a_number_after_its_stop_commits(engine, queue, worke
     assert delivery_counts(engine, run.id) == {
         ("sent", None): 300 - len(opted_out), ("skipped", "opted_out"): len(opted_out),
     }  # fmt: skip
-    assert sum(texts_per_number(sim.url).values()) == 300 - len(opted_out)
+    assert sum(texts_per_number(module_sim.url).values()) == 300 - len(opted_out)
 
 
-def test_no_send_starts_after_cancel_commits(engine, queue, workers, sim):
+def test_no_send_starts_after_cancel_commits(engine, queue, workers, module_sim):
     add_subscribers(engine, 300)
     broadcast_id, run = schedule_broadcast(engine)
     workers(SENDER_MPS="60")
@@ -285,11 +278,11 @@ def test_no_send_starts_after_cancel_commits(engine, queue, workers, sim):
     wait_for(lambda: count(engine, run.id, "sent") >= 30, timeout=30, what="30 sent")
     with session_scope(engine) as session:
         result = svc.cancel_broadcast(session=session, broadcast_id=broadcast_id)
-    at_cancel = len(sim_messages(sim.url))
+    at_cancel = len(sim_messages(module_sim.url))
     assert result.runs == (run.id,) and 0 < at_cancel < 300
     wait_for(lambda: closed(engine, run.id), timeout=30, what="the run to close")
     time.sleep(1.0)
-    assert len(sim_messages(sim.url)) == at_cancel
+    assert len(sim_messages(module_sim.url)) == at_cancel
     counts = delivery_counts(engine, run.id)
     assert counts == {("sent", None): at_cancel, ("skipped", "cancelled"): 300 - at_cancel}
     assert run_row(engine, run.id).status == "cancelled"
@@ -299,7 +292,7 @@ def test_no_send_starts_after_cancel_commits(engine, queue, workers, sim):
 
 
 def test_quiet_hours_defer_until_a_job_at_the_allowed_time(engine, queue, redis_connection, workers,
-                                                           sim):  # fmt: skip
+                                                           module_sim):  # fmt: skip
     # 2 a.m. rather than 3: it is still night (and 08:00 over 4 h away) if the hour turns.
     night, day = zone_at_local_hour(2), zone_at_local_hour(13)
     asleep = add_subscribers(engine, 3, timezone=night)
@@ -321,7 +314,7 @@ def test_quiet_hours_defer_until_a_job_at_the_allowed_time(engine, queue, redis_
     wake_id = f"bwake-{run.id}-{not_before:%Y%m%dT%H%M%S}Z"
     wait_for(lambda: wake_id in registry.get_job_ids(), timeout=10, what="the wake-up job")
     assert registry.get_scheduled_time(wake_id) == not_before.replace(microsecond=0)
-    assert set(texts_per_number(sim.url)) == {phone(10), phone(11), phone(12)}
+    assert set(texts_per_number(module_sim.url)) == {phone(10), phone(11), phone(12)}
 
     # Morning comes for them: their clock is now the daytime one, and the scheduler's
     # clock reaches the wake-up job.
@@ -333,10 +326,10 @@ def test_quiet_hours_defer_until_a_job_at_the_allowed_time(engine, queue, redis_
                      .values(not_before=utcnow()))  # fmt: skip
     redis_connection.zadd(registry.key, {wake_id: time.time()})
     wait_for(lambda: closed(engine, run.id), timeout=30, what="the run to close")
-    assert_exactly_one_each(sim.url, [phone(i) for i in (0, 1, 2, 10, 11, 12)])
+    assert_exactly_one_each(module_sim.url, [phone(i) for i in (0, 1, 2, 10, 11, 12)])
 
 
-def test_frequency_cap_skips_numbers_at_the_limit(engine, queue, workers, sim):
+def test_frequency_cap_skips_numbers_at_the_limit(engine, queue, workers, module_sim):
     add_subscribers(engine, 4)
     workers(PROGRAM_MAX_MESSAGES_PER_30_DAYS="1")
     _, first = schedule_broadcast(engine, body="First alert")
@@ -349,14 +342,14 @@ def test_frequency_cap_skips_numbers_at_the_limit(engine, queue, workers, sim):
     assert delivery_counts(engine, second.id) == {
         ("skipped", "frequency_cap"): 4, ("sent", None): 2,
     }  # fmt: skip
-    assert_exactly_one_each(sim.url, [phone(i) for i in (0, 1, 2, 3, 10, 11)])
+    assert_exactly_one_each(module_sim.url, [phone(i) for i in (0, 1, 2, 3, 10, 11)])
 
 
 # -- recurrence ------------------------------------------------------------------------------
 
 
 def test_recurring_broadcast_fires_on_schedule_and_never_twice(engine, queue, redis_connection,
-                                                               workers, sim):  # fmt: skip
+                                                               workers, module_sim):  # fmt: skip
     add_subscribers(engine, 3)
     first = (utcnow() + timedelta(seconds=3)).replace(microsecond=0)
     broadcast_id, run = schedule_broadcast(engine, body="Daily check-in", send_at=first,
@@ -385,7 +378,7 @@ def test_recurring_broadcast_fires_on_schedule_and_never_twice(engine, queue, re
              timeout=30, what="the duplicates to run (and do nothing)")  # fmt: skip
     runs = runs_of(engine, broadcast_id)
     assert [r.status for r in runs] == ["sent", "sent", "scheduled"]
-    per_number = texts_per_number(sim.url)
+    per_number = texts_per_number(module_sim.url)
     assert per_number == {phone(0): 2, phone(1): 2, phone(2): 2}
     with session_scope(engine) as session:
         assert svc.get_broadcast(session, broadcast_id).status == "scheduled"

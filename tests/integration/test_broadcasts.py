@@ -14,11 +14,8 @@ from sqlalchemy import select, update
 
 from config import Settings
 from sms_service import broadcasts as svc
-from sms_service.broadcasts.clients import ClientPool
 from sms_service.broadcasts.sending import RunSender
-from sms_service.broadcasts.tuning import Tuning
 from sms_service.carrier.client import close_twilio_client, make_twilio_client
-from sms_service.carrier.throttle import Throttle
 from sms_service.cli.main import main
 from sms_service.db import make_engine, session_scope
 from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
@@ -37,56 +34,39 @@ from tests.factories import (
     add_subscribers,
     clear_sim,
     delivery_counts,
-    make_settings,
+    make_run_sender,
     phone,
     runs_of,
     schedule_broadcast,
+    sending_settings,
     texts_per_number,
+    wait_for,
     zone_at_local_hour,
 )
 from tests.redis_db import redis_url
-from tests.support import wait_for
 
-
-@pytest.fixture(scope="module")
-def sim():
-    handle = run_in_thread(
-        SimConfig(
-            port=0,
-            latency_ms=20,
-            callbacks="none",
-            account_sid=TEST_ACCOUNT_SID,
-            auth_token=TEST_AUTH_TOKEN,
-        )  # fmt: skip
-    )
-    yield handle
-    handle.stop()
+SIM_LATENCY_MS = 20  # ms, for conftest's module_sim: as this module always had it
 
 
 @pytest.fixture
-def settings(database_url, sim):
-    return make_settings(
-        database_url, twilio_api_base_url=sim.url, quiet_hours="off", sender_mps=0,
-        public_base_url=None, redis_url=redis_url(),
-    )  # fmt: skip
+def settings(database_url, module_sim):
+    return sending_settings(database_url, module_sim.url)
 
 
 @pytest.fixture
-def sender_for(engine, settings, sim):
+def sender_for(engine, settings, module_sim):
     """A RunSender factory over the test's engine and the simulator (or ``via`` other
     settings), small batches unless ``tuning`` says otherwise; closes its pools."""
-    clear_sim(sim.url)
+    clear_sim(module_sim.url)
     pools = []
     connection = redis.Redis.from_url(redis_url())
 
     def build(via: Settings | None = None, **tuning) -> RunSender:
-        cfg = via or settings
-        tune = Tuning(**({"chunk": 25, "concurrency": 4} | tuning))
-        pool = ClientPool(lambda: make_twilio_client(cfg, timeout=10), tune.concurrency)
+        sender, pool = make_run_sender(
+            engine, via or settings, connection, key="test:bcast:throttle", **tuning
+        )
         pools.append(pool)
-        throttle = Throttle(connection, rate=cfg.sender_mps, key="test:bcast:throttle")
-        return RunSender(engine=engine, settings=cfg, pool=pool, throttle=throttle,
-                         tuning=tune)  # fmt: skip
+        return sender
 
     yield build
     for pool in pools:
@@ -238,7 +218,7 @@ def test_local_times_are_read_in_the_organisers_zone():
 # -- sending in-process ----------------------------------------------------------------------
 
 
-def test_sender_sends_once_each_and_skips_those_who_stopped(engine, sender_for, sim):
+def test_sender_sends_once_each_and_skips_those_who_stopped(engine, sender_for, module_sim):
     ids = add_subscribers(engine, 60)
     broadcast_id = create(engine)
     started = start(engine, broadcast_id)
@@ -246,7 +226,7 @@ def test_sender_sends_once_each_and_skips_those_who_stopped(engine, sender_for, 
         conn.execute(update(Subscriber.__table__).where(Subscriber.id.in_(ids[10:12]))
                      .values(status="opted_out"))  # fmt: skip
     requests.post(
-        f"{sim.url}/sim/optouts", json={"number": phone(20)}, timeout=5
+        f"{module_sim.url}/sim/optouts", json={"number": phone(20)}, timeout=5
     ).raise_for_status()
     report = sender_for().send_run(started.run_id)
     assert report.batches == 3  # 60 recipients, 25 a batch
@@ -254,7 +234,7 @@ def test_sender_sends_once_each_and_skips_those_who_stopped(engine, sender_for, 
     assert delivery_counts(engine, started.run_id) == {
         ("sent", None): 57, ("skipped", "opted_out"): 2, ("skipped", "carrier_opted_out"): 1,
     }  # fmt: skip
-    per_number = texts_per_number(sim.url)
+    per_number = texts_per_number(module_sim.url)
     assert set(per_number.values()) == {1} and len(per_number) == 57
     assert phone(10) not in per_number and phone(20) not in per_number
     with session_scope(engine) as session:
@@ -263,10 +243,12 @@ def test_sender_sends_once_each_and_skips_those_who_stopped(engine, sender_for, 
     run = progress.runs[0]
     assert progress.status == "sent" and run.status == "sent"
     assert run.counts["sent"] == 57 and run.skipped == {"opted_out": 2, "carrier_opted_out": 1}
-    requests.delete(f"{sim.url}/sim/optouts", params={"number": phone(20)}, timeout=5)
+    requests.delete(f"{module_sim.url}/sim/optouts", params={"number": phone(20)}, timeout=5)
 
 
-def test_lost_attempts_are_settled_with_the_carrier_not_resent(engine, settings, sender_for, sim):
+def test_lost_attempts_are_settled_with_the_carrier_not_resent(
+    engine, settings, sender_for, module_sim
+):
     ids = add_subscribers(engine, 10)
     broadcast_id = create(engine, body="Vote on Tuesday")
     started = start(engine, broadcast_id)
@@ -287,12 +269,12 @@ def test_lost_attempts_are_settled_with_the_carrier_not_resent(engine, settings,
         close_twilio_client(client)
     report = sender_for(lease=timedelta(seconds=60), client_timeout=5).send_run(started.run_id)
     assert report.recovered == 6 and report.finished
-    per_number = texts_per_number(sim.url)
+    per_number = texts_per_number(module_sim.url)
     assert [per_number[phone(i)] for i in range(10)] == [1, 1, 1, 2, 1, 1, 1, 1, 1, 1]
     assert delivery_counts(engine, started.run_id) == {("sent", None): 10}
 
 
-def test_fresh_claims_are_left_to_their_worker(engine, sender_for, sim):
+def test_fresh_claims_are_left_to_their_worker(engine, sender_for, module_sim):
     ids = add_subscribers(engine, 3)
     started = start(engine, create(engine))
     d = BroadcastDelivery.__table__
@@ -302,11 +284,11 @@ def test_fresh_claims_are_left_to_their_worker(engine, sender_for, sim):
                              attempt_started_at=datetime.now(UTC)))  # fmt: skip
     report = sender_for().send_run(started.run_id)
     assert report.sent == 2 and not report.finished and report.wake_at is not None
-    assert phone(0) not in texts_per_number(sim.url)
+    assert phone(0) not in texts_per_number(module_sim.url)
     assert runs_of(engine, started.broadcast_id)[0].status == "sending"
 
 
-def test_quiet_hours_and_cap_at_send_time(engine, settings, sim, sender_for):
+def test_quiet_hours_and_cap_at_send_time(engine, settings, module_sim, sender_for):
     add_subscribers(engine, 2, timezone=zone_at_local_hour(3))  # asleep
     add_subscribers(engine, 2, start=10, timezone=zone_at_local_hour(13))  # awake
     capped = settings.model_copy(
@@ -322,7 +304,7 @@ def test_quiet_hours_and_cap_at_send_time(engine, settings, sim, sender_for):
     assert delivery_counts(engine, second.run_id) == {
         ("skipped", "frequency_cap"): 2, ("deferred", "quiet_hours"): 2,
     }  # fmt: skip
-    assert set(texts_per_number(sim.url)) == {phone(10), phone(11)}
+    assert set(texts_per_number(module_sim.url)) == {phone(10), phone(11)}
 
 
 # -- the CLI ---------------------------------------------------------------------------------
@@ -368,7 +350,7 @@ def test_cli_create_list_status_cancel(engine, database_url, tmp_path):
 
 
 @pytest.mark.slow  # a whole RQ worker with scheduler
-def test_dev_worker_runs_in_a_thread_on_fakeredis(sqlite_url, sim, monkeypatch):
+def test_dev_worker_runs_in_a_thread_on_fakeredis(sqlite_url, module_sim, monkeypatch):
     import threading
 
     import fakeredis
@@ -378,10 +360,11 @@ def test_dev_worker_runs_in_a_thread_on_fakeredis(sqlite_url, sim, monkeypatch):
     from workers.broadcast import enqueue_start
     from workers.broadcast_worker import start_worker
 
-    clear_sim(sim.url)
+    clear_sim(module_sim.url)
     for name, value in dict(
-        DATABASE_URL=sqlite_url, TWILIO_API_BASE_URL=sim.url, TWILIO_ACCOUNT_SID=TEST_ACCOUNT_SID,
-        TWILIO_AUTH_TOKEN=TEST_AUTH_TOKEN, QUIET_HOURS="off", SENDER_MPS="50", PUBLIC_BASE_URL="",
+        DATABASE_URL=sqlite_url, TWILIO_API_BASE_URL=module_sim.url,
+        TWILIO_ACCOUNT_SID=TEST_ACCOUNT_SID, TWILIO_AUTH_TOKEN=TEST_AUTH_TOKEN,
+        QUIET_HOURS="off", SENDER_MPS="50", PUBLIC_BASE_URL="",
     ).items():  # fmt: skip
         monkeypatch.setenv(name, value)
     context.reset()
@@ -397,7 +380,9 @@ def test_dev_worker_runs_in_a_thread_on_fakeredis(sqlite_url, sim, monkeypatch):
     )
     thread.start()
     try:
-        wait_for(lambda: sum(texts_per_number(sim.url).values()) == 20, timeout=20, what="20")
+        wait_for(
+            lambda: sum(texts_per_number(module_sim.url).values()) == 20, timeout=20, what="20"
+        )
         wait_for(lambda: runs_of(engine, broadcast_id)[0].status == "sent", timeout=10)
     finally:
         stop.set()

@@ -31,13 +31,12 @@ from twilio.rest import Client
 
 from config import Settings
 from sms_service.carrier.client import (
-    close_twilio_client,
     make_twilio_client,
     read_environment_once,
     rewrite_url,
 )
 from sms_service.devtools.carrier_sim import SimConfig, SimHandle, run_in_thread
-from tests.support import answers, free_port, wait_for
+from tests.factories import answers, free_port, wait_for
 
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "sim-test-token"
@@ -121,27 +120,18 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def start_sim() -> Iterator[Callable[..., SimHandle]]:
-    """Start simulators (free port, the test credentials); all stopped afterwards."""
-    handles: list[SimHandle] = []
-
-    def start(**overrides: object) -> SimHandle:
-        config = SimConfig(
-            **({"port": 0, "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN} | overrides)
-        )
-        handle = run_in_thread(config)
-        handles.append(handle)
-        return handle
-
-    yield start
-    for handle in handles:
-        handle.stop()
+def sim_config() -> Callable[..., SimConfig]:
+    """The simulator on its own for conftest's ``start_sim`` (and ``sim``): a free port and
+    this module's credentials, no service settings."""
+    return lambda **overrides: SimConfig(
+        **({"port": 0, "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN} | overrides)
+    )
 
 
 @pytest.fixture
-def clients() -> Iterator[Callable[..., Client]]:
-    """Official twilio clients pointed at a simulator; their sessions closed afterwards."""
-    made: list[Client] = []
+def clients(clients) -> Callable[..., Client]:
+    """Official twilio clients pointed at a simulator (or a URL) with this module's
+    credentials: conftest's ``clients``, which closes their sessions afterwards."""
 
     def make(sim: SimHandle | str, **settings: str) -> Client:
         values = {
@@ -149,18 +139,9 @@ def clients() -> Iterator[Callable[..., Client]]:
             "twilio_account_sid": ACCOUNT_SID,
             "twilio_auth_token": AUTH_TOKEN,
         }
-        client = make_twilio_client(Settings(**(values | settings)), timeout=10)
-        made.append(client)
-        return client
+        return clients(Settings(**(values | settings)), timeout=10)
 
-    yield make
-    for client in made:
-        close_twilio_client(client)
-
-
-@pytest.fixture
-def sim(start_sim) -> SimHandle:
-    return start_sim()
+    return make
 
 
 @pytest.fixture

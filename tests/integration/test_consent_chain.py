@@ -168,7 +168,7 @@ def test_the_worker_seals_on_its_schedule(sqlite_url, monkeypatch):
 
     import fakeredis
 
-    from tests.support import wait_for
+    from tests.factories import wait_for
     from workers import context
     from workers.broadcast_worker import start_worker
 

@@ -12,13 +12,7 @@ import pytest
 import redis
 
 from sms_service import broadcasts
-from sms_service.broadcasts.clients import ClientPool
-from sms_service.broadcasts.sending import RunSender
-from sms_service.broadcasts.tuning import Tuning
-from sms_service.carrier.client import make_twilio_client
-from sms_service.carrier.throttle import Throttle
 from sms_service.db import session_scope
-from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 from sms_service.domain.replies import opt_out_confirmation
 from sms_service.program import program_from
 from sms_service.services.campaigns import create_campaign
@@ -27,12 +21,11 @@ from sms_service.services.evidence import FILES, DirectorySink, write_evidence, 
 from sms_service.services.exports import ExportFilter
 from sms_service.services.messages import write_messages
 from tests.factories import (
-    TEST_ACCOUNT_SID,
-    TEST_AUTH_TOKEN,
     clear_sim,
-    make_settings,
+    make_run_sender,
     runs_of,
     schedule_broadcast,
+    sending_settings,
     text_in,
 )
 from tests.redis_db import redis_url
@@ -43,18 +36,9 @@ HOSTILE_NAME = "Ada <script>alert(1)</script> & co"
 BROADCAST = 'Rally at <b>city hall</b> 6pm "today"'
 
 
-@pytest.fixture(scope="module")
-def sim():
-    handle = run_in_thread(SimConfig(port=0, callbacks="none", account_sid=TEST_ACCOUNT_SID,
-                                     auth_token=TEST_AUTH_TOKEN))  # fmt: skip
-    yield handle
-    handle.stop()
-
-
 @pytest.fixture
-def settings(database_url, sim):
-    return make_settings(database_url, twilio_api_base_url=sim.url, quiet_hours="off",
-                         sender_mps=0, public_base_url=None, redis_url=redis_url())  # fmt: skip
+def settings(database_url, module_sim):
+    return sending_settings(database_url, module_sim.url)
 
 
 @pytest.fixture
@@ -62,18 +46,16 @@ def engine(app):
     return app.extensions["sms_engine"]
 
 
-def send_broadcast(engine, settings, sim) -> None:
-    clear_sim(sim.url)
+def send_broadcast(engine, settings, module_sim) -> None:
+    clear_sim(module_sim.url)
     broadcast_id, _ = schedule_broadcast(engine, "all", body=BROADCAST)
     with session_scope(engine) as session:
         started = broadcasts.begin_run(session=session, run_id=runs_of(engine, broadcast_id)[0].id)
-    tune = Tuning(chunk=10, concurrency=2)
-    pool = ClientPool(lambda: make_twilio_client(settings, timeout=10), tune.concurrency)
     connection = redis.Redis.from_url(redis_url())
+    sender, pool = make_run_sender(
+        engine, settings, connection, key="test:evidence:throttle", chunk=10, concurrency=2
+    )
     try:
-        throttle = Throttle(connection, rate=0, key="test:evidence:throttle")
-        sender = RunSender(engine=engine, settings=settings, pool=pool, throttle=throttle,
-                           tuning=tune)  # fmt: skip
         assert sender.send_run(started.run_id).sent == 2
     finally:
         pool.close()
@@ -85,13 +67,15 @@ def read_csv(path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_the_pack_holds_signature_broadcast_and_stop(client, settings, engine, sim, tmp_path):
+def test_the_pack_holds_signature_broadcast_and_stop(
+    client, settings, engine, module_sim, tmp_path
+):
     with session_scope(engine) as session:
         create_campaign(session=session, keyword="HK64", title="Release the 64")
     text_in(client, settings, PHONE, "SIGN")
     text_in(client, settings, PHONE, HOSTILE_NAME)
     text_in(client, settings, OTHER, "JOIN")
-    send_broadcast(engine, settings, sim)
+    send_broadcast(engine, settings, module_sim)
     text_in(client, settings, PHONE, "STOP")
     seal_all(engine)
 
@@ -141,10 +125,10 @@ def test_the_pack_holds_signature_broadcast_and_stop(client, settings, engine, s
         assert z.read("evidence-12025550123/messages.csv").decode().count("\n") == 8
 
 
-def test_message_log_export_filters_and_streams(client, settings, engine, sim):
+def test_message_log_export_filters_and_streams(client, settings, engine, module_sim):
     text_in(client, settings, PHONE, "JOIN")
     text_in(client, settings, OTHER, "JOIN")
-    send_broadcast(engine, settings, sim)
+    send_broadcast(engine, settings, module_sim)
     out = io.StringIO()
     assert write_messages(engine, out, ExportFilter()) == 6
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))

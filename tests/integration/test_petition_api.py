@@ -12,11 +12,13 @@ from hypothesis import settings as hypothesis_settings
 
 from sms_service.cli.main import main
 from sms_service.models import ApiToken
-from tests.integration.petition_support import (
-    PHONE,
+from tests.factories import (
+    PETITION_PHONE as PHONE,
+)
+from tests.factories import (
     api_token,
     confirmations,
-    petition_app,
+    make_petition_app,
     rows,
     signatures,
     texts_to,
@@ -26,15 +28,8 @@ SIGN = "/api/v1/campaigns/HK64/signatures"
 
 
 @pytest.fixture
-def app(database_url, redis_connection):
-    app = petition_app(database_url, redis_connection)
-    yield app
-    app.extensions["sms_engine"].dispose()
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
+def app(petition_app):
+    return petition_app
 
 
 def test_every_call_needs_a_live_token_with_the_right_scope(app, client):
@@ -118,7 +113,7 @@ def test_broadcast_progress(app, client):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_per_token_and_per_number_limits(database_url, redis_connection):
-    app = petition_app(
+    app = make_petition_app(
         database_url, redis_connection, api_rate_limit="3 per minute",
         petition_rate_limit_number="1 per hour",
     )  # fmt: skip
@@ -172,7 +167,7 @@ def test_openapi_document_describes_the_api(client):
 def test_api_against_its_own_schema(database_url, redis_connection):
     # Each operation is driven by hypothesis through schemathesis's strategies (its pytest
     # loader, from_fixture, does not run on pytest 9.2): no 5xx, every response as documented.
-    app = petition_app(database_url, redis_connection, api_rate_limit="100000 per minute")
+    app = make_petition_app(database_url, redis_connection, api_rate_limit="100000 per minute")
     headers = api_token(app)
     try:
         _run_schemathesis(app, headers)

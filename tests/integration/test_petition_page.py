@@ -17,15 +17,17 @@ from sms_service.carrier.client import close_twilio_client, make_twilio_client
 from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 from sms_service.models import WebConfirmation
 from sms_service.services.exports import ExportFilter, write_consent
-from tests.factories import text_in
-from tests.integration.petition_support import (
-    PHONE,
+from tests.factories import (
+    PETITION_PHONE as PHONE,
+)
+from tests.factories import (
     confirmations,
     consent_events,
-    petition_app,
-    sign,
+    make_petition_app,
+    sign_petition,
     signatures,
     status_of,
+    text_in,
     texts_to,
 )
 from workers import QUEUE_DEFAULT
@@ -33,15 +35,8 @@ from workers.send import send_message
 
 
 @pytest.fixture
-def app(database_url, redis_connection):
-    app = petition_app(database_url, redis_connection)
-    yield app
-    app.extensions["sms_engine"].dispose()
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
+def app(petition_app):
+    return petition_app
 
 
 @pytest.fixture
@@ -95,9 +90,9 @@ def test_page_shows_title_text_count_and_the_disclosure_beside_the_number(client
 
 
 def test_signing_without_a_number_stores_a_web_signature_once(app, client):
-    first = sign(client, name="Ada Lovelace", email="Ada@Example.org")
+    first = sign_petition(client, name="Ada Lovelace", email="Ada@Example.org")
     assert first.status_code == 303 and "again=" in first.headers["Location"]
-    again = sign(client, name="Ada L.", email="ada@example.org")
+    again = sign_petition(client, name="Ada L.", email="ada@example.org")
     assert again.headers["Location"].endswith("again=1")
     [stored] = signatures(app)
     assert (stored.source, stored.email, stored.subscriber_id) == ("web", "ada@example.org", None)
@@ -105,23 +100,23 @@ def test_signing_without_a_number_stores_a_web_signature_once(app, client):
     assert "Consent is not a condition of signing" in stored.disclosure
     assert "1</strong> signature" in client.get(first.headers["Location"]).get_data(as_text=True)
     # No number, no e-mail: the same name from the same address is the same signer.
-    sign(client, name="Grace")
-    sign(client, name="grace")
-    sign(client, name="Grace", ip="203.0.113.9")
+    sign_petition(client, name="Grace")
+    sign_petition(client, name="grace")
+    sign_petition(client, name="Grace", ip="203.0.113.9")
     assert len(signatures(app)) == 3
 
 
 def test_bad_fields_come_back_beside_the_field_and_nothing_is_stored(app, client):
-    page = sign(client, name="", phone="12", email="not-an-address")
+    page = sign_petition(client, name="", phone="12", email="not-an-address")
     assert page.status_code == 422
     html = page.get_data(as_text=True)
     assert 'id="name-error">Enter your name.' in html
     assert 'id="phone-error">That is not a phone number' in html
     assert 'id="email-error">' in html and 'aria-invalid="true"' in html
     assert 'value="not-an-address"' in html  # what they typed is kept
-    unreachable = sign(client, name="Bob", phone="+44 7911 123456", sms_consent=True)
+    unreachable = sign_petition(client, name="Bob", phone="+44 7911 123456", sms_consent=True)
     assert "reach only numbers in" in unreachable.get_data(as_text=True)
-    consent_without_number = sign(client, name="Bob", sms_consent=True)
+    consent_without_number = sign_petition(client, name="Bob", sms_consent=True)
     assert "Enter your mobile number to get texts" in consent_without_number.get_data(as_text=True)
     assert signatures(app) == [] and texts_to(app) == []
 
@@ -133,7 +128,7 @@ def test_a_form_without_its_csrf_token_is_refused(app, client):
 
 
 def test_a_number_without_consent_signs_and_is_never_texted(app, client, redis_connection):
-    sign(client, name="Ada", phone="(202) 555-0123")
+    sign_petition(client, name="Ada", phone="(202) 555-0123")
     [stored] = signatures(app)
     assert stored.subscriber_id is not None
     assert texts_to(app) == [] and confirmations(app) == []
@@ -144,7 +139,7 @@ def test_a_number_without_consent_signs_and_is_never_texted(app, client, redis_c
 def test_yes_to_the_confirmation_subscribes_and_logs_a_web_opt_in(
     app, client, settings, sim, redis_connection
 ):
-    response = sign(client, name="Ada", phone="202-555-0123", sms_consent=True)
+    response = sign_petition(client, name="Ada", phone="202-555-0123", sms_consent=True)
     assert response.headers["Location"].endswith("c=queued&again=")
     # Queued, not sent, inside the request.
     [message] = texts_to(app)
@@ -177,7 +172,7 @@ def test_yes_to_the_confirmation_subscribes_and_logs_a_web_opt_in(
 def test_stop_to_the_confirmation_opts_out_and_no_later_form_texts_the_number(
     app, client, settings, sim, redis_connection
 ):
-    sign(client, name="Ada", phone=PHONE, sms_consent=True)
+    sign_petition(client, name="Ada", phone=PHONE, sms_consent=True)
     send_queued(app, sim, redis_connection)
     text_in(client, settings, PHONE, "STOP")
     assert status_of(app) == "opted_out"
@@ -186,14 +181,14 @@ def test_stop_to_the_confirmation_opts_out_and_no_later_form_texts_the_number(
     # A later YES is not a confirmation any more (the window is closed by the STOP) ...
     assert "You're subscribed" not in text_in(client, settings, PHONE, "Y").get_data(as_text=True)
     # ... and the form never texts an opted-out number, whoever fills it in.
-    later = sign(client, name="Someone", phone=PHONE, sms_consent=True, ip="203.0.113.50")
+    later = sign_petition(client, name="Someone", phone=PHONE, sms_consent=True, ip="203.0.113.50")
     assert "c=opted_out" in later.headers["Location"]
     assert len(texts_to(app)) == 1
     assert status_of(app) == "opted_out"
 
 
 def test_no_reply_within_the_window_subscribes_nobody(app, client, settings, sim, redis_connection):
-    sign(client, name="Ada", phone=PHONE, sms_consent=True)
+    sign_petition(client, name="Ada", phone=PHONE, sms_consent=True)
     send_queued(app, sim, redis_connection)
     with Session(app.extensions["sms_engine"]) as session:
         late = WebConfirmation.expires_at - timedelta(hours=49)
@@ -205,9 +200,11 @@ def test_no_reply_within_the_window_subscribes_nobody(app, client, settings, sim
 
 
 def test_one_confirmation_text_per_number_per_day(app, client, redis_connection):
-    first = sign(client, name="Ada", phone=PHONE, sms_consent=True)
-    second = sign(client, name="Ada", phone=PHONE, sms_consent=True, ip="203.0.113.1")
-    other_petition_form = sign(client, name="Eve", phone=PHONE, sms_consent=True, ip="203.0.113.2")
+    first = sign_petition(client, name="Ada", phone=PHONE, sms_consent=True)
+    second = sign_petition(client, name="Ada", phone=PHONE, sms_consent=True, ip="203.0.113.1")
+    other_petition_form = sign_petition(
+        client, name="Eve", phone=PHONE, sms_consent=True, ip="203.0.113.2"
+    )
     assert "c=queued" in first.headers["Location"]
     assert "c=recently_sent" in second.headers["Location"]
     assert "c=recently_sent" in other_petition_form.headers["Location"]
@@ -219,39 +216,45 @@ def test_one_confirmation_text_per_number_per_day(app, client, redis_connection)
 def test_sms_signers_are_not_counted_again_on_the_web(app, client, settings):
     text_in(client, settings, PHONE, "HK64")
     assert status_of(app) == "subscribed"
-    response = sign(client, name="Ada", phone=PHONE, sms_consent=True)
+    response = sign_petition(client, name="Ada", phone=PHONE, sms_consent=True)
     assert response.headers["Location"].endswith("c=already_subscribed&again=1")
     assert len(signatures(app)) == 1 and texts_to(app) == []
 
 
 def test_the_honeypot_answers_like_success_and_keeps_nothing(app, client, redis_connection):
-    response = sign(client, name="Bot", phone=PHONE, sms_consent=True, website="http://spam")
+    response = sign_petition(
+        client, name="Bot", phone=PHONE, sms_consent=True, website="http://spam"
+    )
     assert response.status_code == 303
     assert signatures(app) == [] and texts_to(app) == [] and status_of(app) is None
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_per_address_limit(database_url, redis_connection):
-    app = petition_app(database_url, redis_connection, petition_rate_limit_ip="3 per minute")
+    app = make_petition_app(database_url, redis_connection, petition_rate_limit_ip="3 per minute")
     client = app.test_client()
-    codes = [sign(client, name=f"Person {n}").status_code for n in range(4)]
+    codes = [sign_petition(client, name=f"Person {n}").status_code for n in range(4)]
     assert codes == [303, 303, 303, 429]
-    assert "Too many attempts" in sign(client, name="Late").get_data(as_text=True)
-    assert sign(client, name="Elsewhere", ip="192.0.2.44").status_code == 303  # others go on
+    assert "Too many attempts" in sign_petition(client, name="Late").get_data(as_text=True)
+    assert (
+        sign_petition(client, name="Elsewhere", ip="192.0.2.44").status_code == 303
+    )  # others go on
     assert len(signatures(app)) == 4
     app.extensions["sms_engine"].dispose()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_per_number_limit_holds_across_addresses(database_url, redis_connection):
-    app = petition_app(database_url, redis_connection, petition_rate_limit_number="2 per hour")
+    app = make_petition_app(database_url, redis_connection, petition_rate_limit_number="2 per hour")
     client = app.test_client()
     codes = [
-        sign(client, name="Ada", phone=number, ip=f"192.0.2.{n}").status_code
+        sign_petition(client, name="Ada", phone=number, ip=f"192.0.2.{n}").status_code
         for n, number in enumerate(["+12025550123", "(202) 555-0123", "2025550123"])
     ]
     assert codes == [303, 303, 429]
-    assert sign(client, name="Bob", phone="+12025550199", ip="192.0.2.9").status_code == 303
+    assert (
+        sign_petition(client, name="Bob", phone="+12025550199", ip="192.0.2.9").status_code == 303
+    )
     app.extensions["sms_engine"].dispose()
 
 
@@ -260,8 +263,8 @@ def test_web_signatures_with_and_without_a_number_are_in_the_signature_export(
 ):
     from sms_service.services.exports import write_signatures
 
-    sign(client, name="Ada", email="ada@example.org")
-    sign(client, name="Grace", phone=PHONE)
+    sign_petition(client, name="Ada", email="ada@example.org")
+    sign_petition(client, name="Grace", phone=PHONE)
     text_in(client, settings, "+12025550199", "SIGN")
     out = io.StringIO()
     count = write_signatures(app.extensions["sms_engine"], out, ExportFilter(), campaign="HK64")

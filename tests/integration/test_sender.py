@@ -24,8 +24,7 @@ from sms_service.domain.carrier_status import Outcome
 from sms_service.errors import SendRetryable
 from sms_service.models import ConsentEvent, OutboundMessage, Subscriber, utcnow
 from sms_service.services import outbox
-from tests.factories import make_settings
-from tests.support import free_port
+from tests.factories import free_port, make_settings
 from workers.send import send_message
 
 PHONE = "+12025550123"

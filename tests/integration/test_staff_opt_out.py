@@ -10,30 +10,21 @@ from sqlmodel import Session
 
 from sms_service.carrier.client import close_twilio_client, make_twilio_client
 from sms_service.db import make_engine, session_scope
-from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 from sms_service.domain.replies import opt_out_confirmation
 from sms_service.errors import BadRequest
 from sms_service.models import ConsentEvent, OutboundMessage, Subscriber
 from sms_service.program import program_from
 from sms_service.services.consent import record_opt_out, resolve_review
-from tests.factories import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, clear_sim, make_settings, text_in
+from tests.factories import clear_sim, make_settings, text_in
 from workers.send import send_message
 
 PHONE = "+12025550123"
 
 
-@pytest.fixture(scope="module")
-def sim():
-    handle = run_in_thread(SimConfig(port=0, callbacks="none", account_sid=TEST_ACCOUNT_SID,
-                                     auth_token=TEST_AUTH_TOKEN))  # fmt: skip
-    yield handle
-    handle.stop()
-
-
 @pytest.fixture
-def settings(database_url, sim):
-    clear_sim(sim.url)
-    return make_settings(database_url, twilio_api_base_url=sim.url, public_base_url=None)
+def settings(database_url, module_sim):
+    clear_sim(module_sim.url)
+    return make_settings(database_url, twilio_api_base_url=module_sim.url, public_base_url=None)
 
 
 @pytest.fixture
@@ -52,12 +43,12 @@ def send(engine, settings, message_id: int) -> str:
         close_twilio_client(client)
 
 
-def texts_to(sim, phone: str = PHONE) -> list[str]:
-    answer = requests.get(f"{sim.url}/sim/messages", params={"to": phone}, timeout=5).json()
+def texts_to(module_sim, phone: str = PHONE) -> list[str]:
+    answer = requests.get(f"{module_sim.url}/sim/messages", params={"to": phone}, timeout=5).json()
     return [m["body"] for m in answer["messages"]]
 
 
-def test_a_staff_recorded_opt_out_is_confirmed_once(engine, settings, sim):
+def test_a_staff_recorded_opt_out_is_confirmed_once(engine, settings, module_sim):
     with session_scope(engine) as s:
         s.add(Subscriber(phone=PHONE, status="subscribed"))
     with session_scope(engine) as s:
@@ -70,7 +61,7 @@ def test_a_staff_recorded_opt_out_is_confirmed_once(engine, settings, sim):
     assert (message.kind, message.body, message.status) == ("optout_confirm", wording, "pending")
     # The number is opted out before anything is sent, and the confirmation still goes.
     assert send(engine, settings, message.id) == "accepted"
-    assert texts_to(sim) == [wording]
+    assert texts_to(module_sim) == [wording]
 
     with session_scope(engine) as s:
         again = record_opt_out(session=s, settings=settings, phone=PHONE, by="Lee",
@@ -95,7 +86,7 @@ def test_an_unknown_number_can_be_opted_out_and_bad_input_is_refused(engine, set
         assert s.execute(select(Subscriber.status)).scalar_one() == "opted_out"
 
 
-def test_a_review_resolved_as_opt_out_sends_the_confirmation(client, settings, engine, sim):
+def test_a_review_resolved_as_opt_out_sends_the_confirmation(client, settings, engine, module_sim):
     text_in(client, settings, PHONE, "JOIN")
     text_in(client, settings, PHONE, "I want to quit these")
     with Session(engine) as s:
@@ -109,4 +100,4 @@ def test_a_review_resolved_as_opt_out_sends_the_confirmation(client, settings, e
     with Session(engine) as s:
         [message] = s.execute(select(OutboundMessage)).scalars().all()
     assert send(engine, settings, message.id) == "accepted"
-    assert texts_to(sim) == [wording]
+    assert texts_to(module_sim) == [wording]

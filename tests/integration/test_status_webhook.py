@@ -30,8 +30,8 @@ from tests.factories import (
     post_signed,
     schedule_broadcast,
     sign,
+    wait_for,
 )
-from tests.support import wait_for
 from workers.send import send_message
 
 PHONE = "+12025550123"

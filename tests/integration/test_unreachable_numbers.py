@@ -18,17 +18,15 @@ from sms_service.broadcasts.tuning import Tuning
 from sms_service.carrier.client import make_twilio_client
 from sms_service.carrier.throttle import Throttle
 from sms_service.db import make_engine, session_scope
-from sms_service.devtools.carrier_sim import SimConfig, run_in_thread
 from sms_service.models import Campaign, ConsentEvent, InboundMessage, Signature, Subscriber, utcnow
 from tests.factories import (
-    TEST_ACCOUNT_SID,
-    TEST_AUTH_TOKEN,
     add_subscribers,
     clear_sim,
     delivery_counts,
     make_settings,
     runs_of,
     schedule_broadcast,
+    sending_settings,
     text_in,
     texts_per_number,
 )
@@ -84,22 +82,13 @@ def test_a_long_number_sender_is_not_limited(database_url):
         app.extensions["sms_engine"].dispose()
 
 
-@pytest.fixture(scope="module")
-def sim():
-    handle = run_in_thread(SimConfig(port=0, callbacks="none", account_sid=TEST_ACCOUNT_SID,
-                                     auth_token=TEST_AUTH_TOKEN))  # fmt: skip
-    yield handle
-    handle.stop()
-
-
-def test_broadcasts_skip_numbers_the_short_code_cannot_reach(database_url, sim):
-    settings = make_settings(database_url, twilio_api_base_url=sim.url, quiet_hours="off",
-                             sender_mps=0, public_base_url=None, redis_url=redis_url())  # fmt: skip
+def test_broadcasts_skip_numbers_the_short_code_cannot_reach(database_url, module_sim):
+    settings = sending_settings(database_url, module_sim.url)
     engine = make_engine(database_url)
     connection = redis.Redis.from_url(redis_url())
     pool = ClientPool(lambda: make_twilio_client(settings, timeout=10), 4)
     try:
-        clear_sim(sim.url)
+        clear_sim(module_sim.url)
         add_subscribers(engine, 3)
         now = utcnow()
         with engine.begin() as conn:  # subscribed before the rule existed
@@ -118,7 +107,7 @@ def test_broadcasts_skip_numbers_the_short_code_cannot_reach(database_url, sim):
         assert delivery_counts(engine, started.run_id) == {
             ("sent", None): 3, ("skipped", "unreachable"): 1,
         }  # fmt: skip
-        assert UK not in texts_per_number(sim.url)
+        assert UK not in texts_per_number(module_sim.url)
         with session_scope(engine) as session:
             progress = svc.broadcast_progress(session=session, broadcast_id=broadcast_id)
         assert progress.runs[0].skipped == {"unreachable": 1}

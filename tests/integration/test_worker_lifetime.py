@@ -18,8 +18,8 @@ import pytest
 from rq import Queue
 from rq.scheduler import RQScheduler
 
+from tests.factories import wait_for
 from tests.redis_db import redis_url
-from tests.support import wait_for
 from workers import QUEUE_BROADCASTS
 from workers.lifetime import SCHEDULER_RETRY_SECONDS, SCHEDULER_TICK
 
