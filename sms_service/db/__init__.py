@@ -102,18 +102,23 @@ def is_transient_conflict(exc: DBAPIError) -> bool:
     return "database is locked" in message or "unique constraint failed" in message
 
 
-def run_transaction(
-    engine: Engine, work: Callable[[Session], T], *, attempts: int = TRANSACTION_ATTEMPTS
-) -> T:
-    """Run ``work(session)`` in one :func:`session_scope`, again from the start (bounded)
-    when it loses a race with a concurrent transaction; other errors propagate at once.
+class RaceLost(Exception):
+    """Raised by a unit of work that found a concurrent transaction got there first (and
+    rolled back what it did): :func:`with_retries` runs it again, as for a unique violation."""
+
+
+def with_retries(work: Callable[[], T], *, attempts: int = TRANSACTION_ATTEMPTS) -> T:
+    """Call ``work()`` (one whole transaction), again from the start (bounded) when it loses
+    a race with a concurrent transaction; other errors propagate at once.
 
     ``work`` must be safe to repeat: everything it did is rolled back before it runs again.
     """
     for attempt in range(1, attempts + 1):
         try:
-            with session_scope(engine) as session:
-                return work(session)
+            return work()
+        except RaceLost:
+            if attempt == attempts:
+                raise
         except DBAPIError as exc:
             # A dropped connection (the database restarted; engines without pre-ping find
             # out here) is transient too: the pool has discarded it, the next try gets a
@@ -121,7 +126,20 @@ def run_transaction(
             transient = exc.connection_invalidated or is_transient_conflict(exc)
             if attempt == attempts or not transient:
                 raise
-            log.info("transaction conflict (attempt %d of %d), retrying", attempt, attempts)
-            # A short, jittered pause so two losers do not collide again in lockstep.
-            time.sleep(random.uniform(0, 0.005 * 2**attempt))
+        log.info("transaction conflict (attempt %d of %d), retrying", attempt, attempts)
+        # A short, jittered pause so two losers do not collide again in lockstep.
+        time.sleep(random.uniform(0, 0.005 * 2**attempt))
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def run_transaction(
+    engine: Engine, work: Callable[[Session], T], *, attempts: int = TRANSACTION_ATTEMPTS
+) -> T:
+    """Run ``work(session)`` in one :func:`session_scope`, again from the start (bounded)
+    when it loses a race with a concurrent transaction (:func:`with_retries`)."""
+
+    def once() -> T:
+        with session_scope(engine) as session:
+            return work(session)
+
+    return with_retries(once, attempts=attempts)

@@ -23,14 +23,18 @@ Races are settled by the database, in this order:
 Whatever still conflicts (a unique violation elsewhere, a deadlock) aborts the transaction,
 which the caller runs again (:func:`sms_service.db.run_transaction`).
 
-Cost: this runs for every text of a TV call-to-action, so it talks to the database in few
-round trips of SQLAlchemy Core statements built once (no ORM unit of work): on PostgreSQL a
-JOIN from a new number is BEGIN, one read (the locked subscriber row and the campaign
-catalogue's fingerprint, see :func:`catalogue`), three inserts (message, subscriber, consent
-event) and COMMIT. The catalogue itself is cached per process and re-read only when the
-fingerprint (every campaign row's id and ``xmin``, which any insert, update or delete
-changes) differs, so a campaign created or closed from the CLI or another worker is seen by
-the very next text.
+Cost: this runs for every text of a TV call-to-action, so it talks to the database in three
+round trips on PostgreSQL (:mod:`sms_service.db.pipeline`): BEGIN and every read in one
+batch (the locked subscriber row with the campaign catalogue's fingerprint, then, after the
+lock, the number's signatures, review hold and open web confirmation), the decision in
+Python, every write in a second batch (message, subscriber, signature, consent events), and
+COMMIT. All are SQLAlchemy Core statements built once (no ORM unit of work). Because the
+writes go together, the claim's outcome is read after the batch: for a retry, or a new
+number's row created concurrently, the whole attempt is rolled back (and, for the latter,
+run again), so nothing a losing attempt wrote survives. The catalogue is cached per process
+and re-read only when the fingerprint (every campaign row's id and ``xmin``, which any
+insert, update or delete changes) differs, so a campaign created or closed from the CLI or
+another worker is seen by the very next text.
 """
 
 from __future__ import annotations
@@ -38,10 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import psycopg
-from psycopg.rows import namedtuple_row
 from sqlalchemy import (
-    Row,
     Text,
     bindparam,
     cast,
@@ -53,10 +54,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session
+from sqlalchemy.engine import Engine
 
+from sms_service.db import RaceLost, with_retries
+from sms_service.db.pipeline import Batches, batches
 from sms_service.domain import keywords
 from sms_service.domain.keywords import ConsentKind, Decision, Status
 from sms_service.domain.reach import Reach, refuse_unreachable
@@ -102,33 +103,123 @@ class InboundResult:
 CLAIMED = "received"
 
 
-def find_processed(session: Session, message_sid: str) -> InboundResult | None:
-    """The stored outcome of a MessageSid already handled (a Twilio retry), if any."""
-    row = session.connection().execute(_STORED_REPLY, {"message_sid": message_sid}).one_or_none()
-    if row is None:
-        return None
-    return InboundResult(reply=row.reply, intent=row.intent, duplicate=True)
+def receive(
+    engine: Engine, sms: InboundSms, program: Program, reach: Reach | None = None
+) -> InboundResult:
+    """Decide and store one inbound text, committed before this returns; idempotent on
+    MessageSid. Run again from the start when it loses a race (see the module docstring).
+
+    A sign-up from a number the sender cannot reach (``reach``) is refused and changes
+    nothing.
+    """
+    database = str(engine.url)
+
+    def once() -> InboundResult:
+        with batches(engine) as db:
+            result = _attempt(db, database, sms, program, reach)
+            if not result.duplicate:
+                db.commit()
+                return result
+            # A Twilio retry: nothing of this attempt stays, and the first delivery's reply
+            # is answered (its row is committed by now: ON CONFLICT waited for it).
+            db.rollback()
+            [rows] = db.run([(_STORED_REPLY, {"message_sid": sms.message_sid})])
+            if not rows:
+                return result
+            return InboundResult(reply=rows[0].reply, intent=rows[0].intent, duplicate=True)
+
+    return with_retries(once)
 
 
-def claim_message(session: Session, sms: InboundSms, decision: Decision) -> int | None:
-    """Insert the inbound message with its decision unless its MessageSid is known; its id,
-    or None for a retry. Waits, in PostgreSQL, for a concurrent transaction holding the
-    same MessageSid."""
-    conn = session.connection()
-    values = {
-        "message_sid": sms.message_sid, "account_sid": sms.account_sid,
-        "from_number": sms.from_number, "to_number": sms.to_number, "body": sms.body,
-        "num_media": sms.num_media, "opt_out_type": sms.opt_out_type,
-        "intent": decision.intent.value, "reply": decision.reply, "received_at": sms.received_at,
-    }  # fmt: skip
-    rows = _run(conn, _STATEMENTS[conn.dialect.name].claim, values)
-    return rows[0][0] if rows else None
+def _attempt(
+    db: Batches, database: str, sms: InboundSms, program: Program, reach: Reach | None
+) -> InboundResult:
+    """One batch of reads, the decision, one batch of writes; the caller commits."""
+    dialect = db.dialect_name
+    subscriber, conversation, catalogue_, web = _read(db, database, sms)
+    decision = keywords.decide(
+        sms.body, conversation, catalogue_, program,
+        received_at=sms.received_at, carrier_opt_out_type=sms.opt_out_type,
+    )  # fmt: skip
+    decision = refuse_unreachable(decision, sms.from_number, reach, program)
+    # Only an opt-out, opt-in or signature creates a row: "hi" from a stranger leaves none.
+    creates = subscriber is None and bool(decision.events)
+    steps: list = [(_WRITES[dialect].claim, _message_values(sms, decision))]
+    if creates:
+        steps.append((_WRITES[dialect].subscriber, _new_subscriber(sms, decision)))
+    elif subscriber is not None:
+        changes = _status_changes(subscriber.status, sms, decision)
+        steps.append((_UPDATE_SUBSCRIBER, {**changes, "subscriber_id": subscriber.id}))
+    if decision.sign is not None and (creates or subscriber is not None):
+        steps.append(_signature_step(dialect, sms, decision))
+    events = _events(sms, decision, program)
+    if subscriber is not None and web is not None:
+        web_steps, web_events = petition.web_reply(
+            web, message_sid=sms.message_sid, body=sms.body, received_at=sms.received_at,
+            decision=decision, program=program,
+        )  # fmt: skip
+        steps.extend(web_steps)
+        events.extend(web_events)
+    if events:
+        steps.append((_INSERT_EVENT, events if len(events) > 1 else events[0]))
+    results = db.run(steps)
+    if not results[0]:  # the MessageSid is known: a retry
+        return InboundResult(reply=None, intent=CLAIMED, duplicate=True)
+    if creates and not results[1]:
+        # Another transaction created this number's row first and has committed it: all of
+        # this is rolled back and the text decided again on the row it left.
+        db.rollback()
+        raise RaceLost
+    return InboundResult(reply=decision.reply, intent=decision.intent)
 
 
-def load_catalogue(session: Session) -> keywords.Catalogue:
+def _read(db: Batches, database: str, sms: InboundSms):
+    """The sender's row (locked until commit, or None), their conversation, the campaign
+    catalogue and any web confirmation awaiting YES: one batch (a second only when the
+    catalogue changed, or a name question is pending)."""
+    phone, at = sms.from_number, sms.received_at
+    postgres = db.dialect_name == "postgresql"
+    steps = [
+        (_LOCK_WITH_FINGERPRINT if postgres else _LOCK, {"phone": phone}),
+        # After the lock: as the transaction it may have waited for left them.
+        (_CONVERSATION, {"phone": phone}),
+        (petition.PENDING_WEB_CONFIRMATION, {"phone": phone, "at": at}),
+    ]
+    if not postgres:  # in-process: no fingerprint to save a read with
+        steps.append((_ACTIVE_CAMPAIGNS, {}))
+    results = db.run(steps)
+    [locked, signed, web] = results[:3]
+    if postgres:
+        [row] = locked
+        subscriber = row if row.id is not None else None
+        catalogue_ = _cached_catalogue(db, database, row.fingerprint or "")
+    else:
+        subscriber = locked[0] if locked else None
+        catalogue_ = _catalogue(results[3])
+    if subscriber is None:
+        return None, keywords.Conversation(status=Status.NONE), catalogue_, None
+    pending, count = None, 0
+    if subscriber.pending_name_campaign_id is not None:
+        pending, count = _pending_name(db, catalogue_, subscriber.pending_name_campaign_id)
+    status = Status(subscriber.status) if subscriber.status in KNOWN_STATUSES else Status.NONE
+    # Confirmation texts go only to numbers that are neither subscribed nor opted out.
+    web_row = web[0] if web and status is Status.NONE else None
+    conversation = keywords.Conversation(
+        status=status,
+        signed={r.campaign_id: bool(r.name) for r in signed if r.campaign_id is not None},
+        pending_name=pending,
+        pending_name_asked_at=subscriber.pending_name_asked_at,
+        pending_signature_count=count,
+        language=subscriber.language or "en",
+        under_review=bool(signed[0].under_review),
+        web_confirmation_until=web_row.expires_at if web_row is not None else None,
+    )
+    return subscriber, conversation, catalogue_, web_row
+
+
+def _catalogue(rows) -> keywords.Catalogue:
     """Active campaigns by keyword; SIGN signs the one chosen as default (``sign_default``),
     else the most recently created active one."""
-    rows = session.connection().execute(_ACTIVE_CAMPAIGNS)
     campaigns = [keywords.Campaign(c.id, c.keyword, c.title) for c in rows]
     return keywords.Catalogue(
         by_keyword={c.keyword.upper(): c for c in campaigns},
@@ -140,132 +231,40 @@ def load_catalogue(session: Session) -> keywords.Catalogue:
 _catalogues: dict[str, tuple[str, keywords.Catalogue]] = {}
 
 
-def catalogue(session: Session, fingerprint: str | None) -> keywords.Catalogue:
-    """The campaign catalogue, from this process's cache while ``fingerprint`` (read with
-    the subscriber, :func:`_lock_subscriber`) matches; None (SQLite) always reads it."""
-    if fingerprint is None:
-        return load_catalogue(session)
-    key = str(session.get_bind().url)
-    cached = _catalogues.get(key)
+def _cached_catalogue(db: Batches, database: str, fingerprint: str) -> keywords.Catalogue:
+    """The campaign catalogue from this process's cache while ``fingerprint`` (read with the
+    locked row) matches; read again when it does not."""
+    cached = _catalogues.get(database)
     if cached is not None and cached[0] == fingerprint:
         return cached[1]
-    fresh = load_catalogue(session)
-    _catalogues[key] = (fingerprint, fresh)
+    [rows] = db.run([(_ACTIVE_CAMPAIGNS, {})])
+    fresh = _catalogue(rows)
+    _catalogues[database] = (fingerprint, fresh)
     return fresh
 
 
-def load_conversation(
-    session: Session,
-    subscriber: Row | None,
-    catalogue_: keywords.Catalogue,
-    at: datetime | None = None,
-) -> keywords.Conversation:
-    """The sender's status, signatures, any pending name question and, given ``at``, a web
-    sign-up's confirmation still awaiting YES."""
-    if subscriber is None:
-        return keywords.Conversation(status=Status.NONE)
-    conn = session.connection()
-    rows = _run(conn, _SIGNED, {"subscriber_id": subscriber.id, "phone": subscriber.phone})
-    signed = {row.campaign_id: bool(row.name) for row in rows if row.campaign_id is not None}
-    pending = None
-    count = 0
-    if subscriber.pending_name_campaign_id is not None:
-        pending = _campaign(conn, catalogue_, subscriber.pending_name_campaign_id)
-        if pending is not None:
-            count = signature_count(session, pending.id)
-    status = Status(subscriber.status) if subscriber.status in KNOWN_STATUSES else Status.NONE
-    # Confirmation texts go only to numbers that are neither subscribed nor opted out, so
-    # only those are looked up (one indexed query, skipped for every subscriber).
-    web_until = (
-        petition.pending_until(session, subscriber.phone, at)
-        if at is not None and status is Status.NONE
-        else None
-    )
-    return keywords.Conversation(
-        status=status,
-        signed=signed,
-        pending_name=pending,
-        pending_name_asked_at=subscriber.pending_name_asked_at,
-        pending_signature_count=count,
-        language=subscriber.language or "en",
-        under_review=bool(rows[0].under_review),
-        web_confirmation_until=web_until,
-    )
+def _pending_name(db: Batches, catalogue_: keywords.Catalogue, campaign_id: int):
+    """The campaign whose "your full name?" awaits an answer, and its signature count."""
+    campaign = next((c for c in catalogue_.by_keyword.values() if c.id == campaign_id), None)
+    steps = [(_SIGNATURE_COUNT, {"id": campaign_id})]
+    if campaign is None:  # closed since
+        steps.append((_CAMPAIGN, {"id": campaign_id}))
+    results = db.run(steps)
+    if campaign is None:
+        if not results[1]:
+            return None, 0
+        row = results[1][0]
+        campaign = keywords.Campaign(row.id, row.keyword, row.title)
+    return campaign, results[0][0][0]
 
 
-def _campaign(conn: Connection, catalogue_: keywords.Catalogue, campaign_id: int):
-    for campaign in catalogue_.by_keyword.values():
-        if campaign.id == campaign_id:
-            return campaign
-    row = conn.execute(_CAMPAIGN, {"id": campaign_id}).one_or_none()  # closed since
-    return keywords.Campaign(row.id, row.keyword, row.title) if row is not None else None
-
-
-def signature_count(session: Session, campaign_id: int) -> int:
-    """How many supporters signed the campaign."""
-    return session.connection().execute(_SIGNATURE_COUNT, {"id": campaign_id}).scalar_one()
-
-
-def handle_inbound(
-    session: Session, sms: InboundSms, program: Program, reach: Reach | None = None
-) -> InboundResult:
-    """Decide and store one inbound text; idempotent on MessageSid. Does not commit.
-
-    A sign-up from a number the sender cannot reach (``reach``) is refused and changes
-    nothing. Safe to run again from the start after a rollback (see the module docstring).
-    """
-    message_id = None
-    for _ in range(3):
-        subscriber, fingerprint = _lock_subscriber(session, sms.from_number)
-        catalogue_ = catalogue(session, fingerprint)
-        decision = keywords.decide(
-            sms.body,
-            load_conversation(session, subscriber, catalogue_, sms.received_at),
-            catalogue_,
-            program,
-            received_at=sms.received_at,
-            carrier_opt_out_type=sms.opt_out_type,
-        )
-        decision = refuse_unreachable(decision, sms.from_number, reach, program)
-        if message_id is None:
-            message_id = claim_message(session, sms, decision)
-            if message_id is None:
-                done = find_processed(session, sms.message_sid)
-                # The row we conflicted with is committed by now (ON CONFLICT waited).
-                return done or InboundResult(reply=None, intent=CLAIMED, duplicate=True)
-        else:
-            _record_decision(session, message_id, decision)
-        # Only an opt-out, opt-in or signature creates a row: "hi" from a stranger leaves none.
-        if subscriber is not None or not decision.events:
-            break
-        subscriber_id = _insert_subscriber(session, sms, decision)
-        if subscriber_id is not None:
-            _apply_signature(session, subscriber_id, sms, decision)
-            _append_events(session, sms, decision, program)
-            return InboundResult(reply=decision.reply, intent=decision.intent)
-        # Another transaction created this number's row first and has committed it:
-        # decide again on what it left (a second pass finds the row).
-    else:
-        raise RuntimeError("the subscriber row conflicts but cannot be found")
-    if subscriber is not None:
-        _apply_status(session, subscriber, sms, decision)
-        _apply_signature(session, subscriber.id, sms, decision)
-    _append_events(session, sms, decision, program)
-    petition.record_web_reply(
-        session, phone=sms.from_number, body=sms.body, message_sid=sms.message_sid,
-        received_at=sms.received_at, decision=decision, program=program,
-    )  # fmt: skip
-    return InboundResult(reply=decision.reply, intent=decision.intent)
-
-
-def _lock_subscriber(session: Session, phone: str) -> tuple[Row | None, str | None]:
-    """The sender's row, locked until commit (or None), and on PostgreSQL the campaign
-    fingerprint, read in the same round trip."""
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        [row] = _run(conn, _LOCK_WITH_FINGERPRINT, {"phone": phone})
-        return (row if row.id is not None else None), row.fingerprint or ""
-    return conn.execute(_LOCK, {"phone": phone}).one_or_none(), None
+def _message_values(sms: InboundSms, decision: Decision) -> dict:
+    return {
+        "message_sid": sms.message_sid, "account_sid": sms.account_sid,
+        "from_number": sms.from_number, "to_number": sms.to_number, "body": sms.body,
+        "num_media": sms.num_media, "opt_out_type": sms.opt_out_type,
+        "intent": decision.intent.value, "reply": decision.reply, "received_at": sms.received_at,
+    }  # fmt: skip
 
 
 def _status_changes(previous: str, sms: InboundSms, decision: Decision) -> dict[str, object]:
@@ -290,58 +289,35 @@ def _status_changes(previous: str, sms: InboundSms, decision: Decision) -> dict[
     return changes
 
 
-def _insert_subscriber(session: Session, sms: InboundSms, decision: Decision) -> int | None:
-    """Create the sender's row as the decision leaves it; None when a concurrent
-    transaction created it first."""
-    conn = session.connection()
-    values = {
+def _new_subscriber(sms: InboundSms, decision: Decision) -> dict:
+    """The sender's new row as the decision leaves it."""
+    return {
         "phone": sms.from_number, "status": Status.NONE.value, "name": None,
         "opted_in_at": None, "opted_out_at": None, "pending_name_campaign_id": None,
         "pending_name_asked_at": None, "language": None, "created_at": sms.received_at,
         **_status_changes(Status.NONE.value, sms, decision),
     }  # fmt: skip
-    rows = _run(conn, _STATEMENTS[conn.dialect.name].subscriber, values)
-    return rows[0][0] if rows else None
 
 
-def _apply_status(session: Session, subscriber: Row, sms: InboundSms, decision: Decision) -> None:
-    changes = _status_changes(subscriber.status, sms, decision)
-    _run(session.connection(), _UPDATE_SUBSCRIBER, {**changes, "subscriber_id": subscriber.id})
-
-
-def _record_decision(session: Session, message_id: int, decision: Decision) -> None:
-    # Only when a second pass decided again: the claimed row holds the first decision.
-    session.connection().execute(
-        update(MESSAGES)
-        .where(MESSAGES.c.id == message_id)
-        .values(intent=decision.intent.value, reply=decision.reply)
-    )
-
-
-def _apply_signature(
-    session: Session, subscriber_id: int, sms: InboundSms, decision: Decision
-) -> None:
-    if decision.sign is None:
-        return
-    conn = session.connection()
-    statements = _STATEMENTS[conn.dialect.name]
+def _signature_step(dialect: str, sms: InboundSms, decision: Decision):
+    # The subscriber is found by phone: the row may be the one this batch inserts.
+    # Signing again keeps the first signature; a name (the reply to "your full name?") is
+    # written onto it.
+    writes = _WRITES[dialect]
     values = {
-        "campaign_id": decision.sign.id, "subscriber_id": subscriber_id, "source": "sms",
-        "signed_at": sms.received_at, "name": decision.name,
+        "campaign_id": decision.sign.id, "phone": sms.from_number, "signed_at": sms.received_at,
+        "name": decision.name,
     }  # fmt: skip
-    # Signing again keeps the first signature; a name (the reply to "your full name?")
-    # is written onto it.
-    _run(conn, statements.named_signature if decision.name else statements.signature, values)
+    return (writes.named_signature if decision.name else writes.signature, values)
 
 
-def _append_events(session: Session, sms: InboundSms, decision: Decision, program: Program) -> None:
-    if not decision.events:
-        return
+def _events(sms: InboundSms, decision: Decision, program: Program) -> list[dict]:
+    """The consent events the decision logs."""
     # With Advanced Opt-Out, Twilio answered the keyword itself; we record the request
     # the same way and note that the reply wording was the carrier's, not ours.
     carrier = sms.opt_out_type and f"answered by Twilio Advanced Opt-Out ({sms.opt_out_type})"
     note = "; ".join(n for n in (decision.note, carrier) if n) or None
-    rows = [
+    return [
         # The disclosure recorded is exactly what this number was sent in reply: the
         # opt-in wording for opt_in/signature, the confirmation for opt_out, none when the
         # carrier answered for us.
@@ -362,62 +338,12 @@ def _append_events(session: Session, sms: InboundSms, decision: Decision, progra
             "note": note,
         }
         for kind in decision.events
-        # A web opt-in is logged by petition.record_web_reply, with the page's wording.
+        # A web opt-in is logged by petition.web_reply, with the page's wording.
         if not (decision.confirms_web and kind is ConsentKind.OPT_IN)
     ]
-    if rows:
-        _run(session.connection(), _INSERT_EVENT, rows if len(rows) > 1 else rows[0])
 
 
 # --- Statements, built once ----------------------------------------------------------------
-
-# SQL text compiled once per (statement, parameter names) for PostgreSQL.
-_compiled: dict[tuple[int, frozenset[str]], tuple[str, dict]] = {}
-
-
-def _run(conn: Connection, statement, params: dict | list[dict]) -> list:
-    """Execute a Core statement built once below; the rows it returns (attribute access).
-
-    On PostgreSQL the statement is compiled once by SQLAlchemy (the same SQL it would send)
-    and then run straight on the connection's psycopg connection, in the same transaction:
-    SQLAlchemy's per-execution bookkeeping was over half of a text's Python time. Parameters
-    are plain values (aware datetimes, strings), so no type processing is skipped that
-    matters: psycopg adapts them as SQLAlchemy would. Elsewhere SQLAlchemy runs it.
-    """
-    if conn.dialect.name != "postgresql":
-        result = conn.execute(statement, params)
-        return list(result) if result.returns_rows else []
-    many = isinstance(params, list)
-    first = params[0] if many else params
-    key = (id(statement), frozenset(first))
-    entry = _compiled.get(key)
-    if entry is None:
-        compiled = statement.compile(dialect=conn.dialect, column_keys=list(first))
-        defaults = {k: v for k, v in compiled.params.items() if k not in first}
-        entry = _compiled[key] = (str(compiled), defaults)
-    sql, defaults = entry
-    dbapi_connection = conn.connection.dbapi_connection
-    cursor = dbapi_connection.cursor(row_factory=namedtuple_row)
-    bound = [{**defaults, **p} for p in params] if many else {**defaults, **first}
-    if conn.dispatch.before_cursor_execute:  # listeners (tracing, tests) still see it
-        conn.dispatch.before_cursor_execute(conn, cursor, sql, bound, None, many)
-    try:
-        with cursor:
-            if many:
-                cursor.executemany(sql, bound)
-                return []
-            cursor.execute(sql, bound)
-            return cursor.fetchall() if cursor.description else []
-    except psycopg.Error as exc:
-        # Raised as SQLAlchemy raises it (IntegrityError, OperationalError…), so that
-        # run_transaction recognises a conflict, and a dropped connection is discarded.
-        gone = conn.dialect.is_disconnect(exc, dbapi_connection, cursor)
-        if gone:
-            conn.invalidate(exc)
-        raise DBAPIError.instance(
-            sql, bound, exc, psycopg.Error, connection_invalidated=gone, dialect=conn.dialect
-        ) from exc
-
 
 _STORED_REPLY = select(MESSAGES.c.reply, MESSAGES.c.intent).where(
     MESSAGES.c.message_sid == bindparam("message_sid")
@@ -431,14 +357,17 @@ _CAMPAIGN = select(CAMPAIGNS.c.id, CAMPAIGNS.c.keyword, CAMPAIGNS.c.title).where
     CAMPAIGNS.c.id == bindparam("id")
 )
 # The number's signatures and whether a possible opt-out from it awaits staff, in one
-# statement (at least one row: the signatures are outer-joined to a single row). Read after
-# the lock, so both are as the transaction it may have waited for left them.
+# statement (at least one row: the signatures are outer-joined to a single row), by phone:
+# it goes in the same batch as the lock, so the subscriber's id is not known yet.
 _ONE = select(literal(1).label("one")).subquery("one")
-_SIGNED = select(
+_SUBSCRIBER_ID = (
+    select(SUBSCRIBERS.c.id).where(SUBSCRIBERS.c.phone == bindparam("phone")).scalar_subquery()
+)
+_CONVERSATION = select(
     review_open(bindparam("phone")).label("under_review"),
     SIGNATURES.c.campaign_id,
     SIGNATURES.c.name,
-).select_from(_ONE.outerjoin(SIGNATURES, SIGNATURES.c.subscriber_id == bindparam("subscriber_id")))
+).select_from(_ONE.outerjoin(SIGNATURES, SIGNATURES.c.subscriber_id == _SUBSCRIBER_ID))
 _SIGNATURE_COUNT = (
     select(func.count()).select_from(SIGNATURES).where(SIGNATURES.c.campaign_id == bindparam("id"))
 )
@@ -484,14 +413,25 @@ def _writes(insert) -> _Writes:
         .on_conflict_do_nothing(index_elements=["phone"])
         .returning(SUBSCRIBERS.c.id)
     )
-    signature = insert(SIGNATURES).on_conflict_do_nothing(
-        index_elements=["campaign_id", "subscriber_id"]
+    # INSERT … SELECT by phone: the subscriber row may be the one inserted just before.
+    signer = select(
+        bindparam("campaign_id", type_=SIGNATURES.c.campaign_id.type),
+        SUBSCRIBERS.c.id,
+        literal("sms", SIGNATURES.c.source.type),
+        bindparam("signed_at", type_=SIGNATURES.c.signed_at.type),
+        bindparam("name", type_=SIGNATURES.c.name.type),
+    ).where(SUBSCRIBERS.c.phone == bindparam("phone"))
+    columns = ["campaign_id", "subscriber_id", "source", "signed_at", "name"]
+    signature = (
+        insert(SIGNATURES)
+        .from_select(columns, signer)
+        .on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"])
     )
-    named = insert(SIGNATURES)
+    named = insert(SIGNATURES).from_select(columns, signer)
     named = named.on_conflict_do_update(
         index_elements=["campaign_id", "subscriber_id"], set_={"name": named.excluded.name}
     )
     return _Writes(claim, subscriber, signature, named)
 
 
-_STATEMENTS = {"postgresql": _writes(postgresql.insert), "sqlite": _writes(sqlite.insert)}
+_WRITES = {"postgresql": _writes(postgresql.insert), "sqlite": _writes(sqlite.insert)}

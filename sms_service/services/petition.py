@@ -13,8 +13,8 @@ The protocol, across transactions:
 2. **After commit** the caller enqueues the outbound message for the single-send job
    (:func:`workers.send.enqueue_send`), which checks consent again just before sending.
 3. **The reply** (the inbound webhook's transaction): the keyword engine sees the pending
-   confirmation (:func:`pending_until`); YES or Y within the window subscribes the number
-   and :func:`record_web_reply` logs the opt-in with source ``web``, the page's disclosure,
+   confirmation (:data:`PENDING_WEB_CONFIRMATION`); YES or Y within the window subscribes
+   the number and :func:`web_reply` logs the opt-in with source ``web``, the page's disclosure,
    the confirmation text and the reply's MessageSid. STOP opts out as usual and closes it.
    No reply: the confirmation lapses and nobody is subscribed.
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlmodel import Session
 
 from config import Settings
@@ -253,48 +253,53 @@ def _queue_confirmation(
     return message_id
 
 
-def _pending(session: Session, phone: str, at: datetime) -> WebConfirmation | None:
-    return session.execute(
-        select(WebConfirmation)
-        .where(
-            WebConfirmation.phone == phone,
-            WebConfirmation.status == "pending",
-            WebConfirmation.expires_at >= at,
-        )
-        .order_by(WebConfirmation.created_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+# The open confirmation for :phone at :at (the newest, if several), read by the inbound
+# webhook in its batch of reads.
+PENDING_WEB_CONFIRMATION = (
+    select(WebConfirmation.__table__)
+    .where(
+        WebConfirmation.phone == bindparam("phone"),
+        WebConfirmation.status == "pending",
+        WebConfirmation.expires_at >= bindparam("at"),
+    )
+    .order_by(WebConfirmation.created_at.desc())
+    .limit(1)
+)
+_RESOLVE = (
+    update(WebConfirmation.__table__)
+    .where(WebConfirmation.id == bindparam("confirmation_id"))
+    .values(
+        status=bindparam("new_status"),
+        resolved_at=bindparam("resolved_at"),
+        reply_message_sid=bindparam("reply_sid"),
+    )
+)
 
 
-def pending_until(session: Session, phone: str, at: datetime) -> datetime | None:
-    """When the open confirmation for ``phone`` lapses, or None when none is open at ``at``."""
-    found = _pending(session, phone, at)
-    return found.expires_at if found is not None else None
-
-
-def record_web_reply(
-    session: Session, *, phone: str, body: str, message_sid: str, received_at: datetime,
-    decision: Decision, program: Program,
-) -> None:  # fmt: skip
-    """Close the open confirmation after YES (logging the web opt-in) or STOP (step 3)."""
+def web_reply(
+    confirmation, *, message_sid: str, body: str, received_at: datetime, decision: Decision,
+    program: Program,
+) -> tuple[list, list[dict]]:  # fmt: skip
+    """Closing the open ``confirmation`` (a row of :data:`PENDING_WEB_CONFIRMATION`) after
+    YES or STOP (step 3): the statements to run, and the consent event to log (the web
+    opt-in after YES, with the page's wording; STOP's opt-out is logged by the inbound path,
+    as for any STOP)."""
     if not (decision.confirms_web or decision.closes_web_confirmation):
-        return
-    confirmation = _pending(session, phone, received_at)
-    if confirmation is None:
-        return
-    confirmation.status = "confirmed" if decision.confirms_web else "opted_out"
-    confirmation.resolved_at = received_at
-    confirmation.reply_message_sid = message_sid
-    session.add(confirmation)
+        return [], []
+    resolve = (_RESOLVE, {
+        "confirmation_id": confirmation.id, "resolved_at": received_at, "reply_sid": message_sid,
+        "new_status": "confirmed" if decision.confirms_web else "opted_out",
+    })  # fmt: skip
     if not decision.confirms_web:
-        return  # the opt-out itself is logged by the inbound path, as for any STOP
-    session.add(
-        ConsentEvent(
-            occurred_at=received_at, phone=phone, event="opt_in", keyword=decision.keyword,
-            message_body=body, message_sid=message_sid, source="web", program=program.name,
-            disclosure=confirmation.disclosure, campaign_id=confirmation.campaign_id,
-            note=f"web double opt-in: confirmation text sent {confirmation.created_at.isoformat()}"
-            f" (outbound message {confirmation.outbound_message_id}): "
-            f"{confirmation.confirmation_text}",
-        )
-    )  # fmt: skip
+        return [resolve], []
+    event = {
+        "occurred_at": received_at, "phone": confirmation.phone, "event": "opt_in",
+        "keyword": decision.keyword, "message_body": body, "message_sid": message_sid,
+        "source": "web", "program": program.name, "disclosure": confirmation.disclosure,
+        "campaign_id": confirmation.campaign_id, "review_by": None,
+        "note": f"web double opt-in: confirmation text sent "
+        f"{confirmation.created_at.isoformat()}"
+        f" (outbound message {confirmation.outbound_message_id}): "
+        f"{confirmation.confirmation_text}",
+    }  # fmt: skip
+    return [resolve], [event]

@@ -44,17 +44,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["sms_program"] = program_from(settings)
     app.extensions["sms_reach"] = reach_from(settings)
 
-    from sms_service.web.security import exempt_from_csrf, init_security
+    from sms_service.web.security import init_security, twilio_webhook
 
     init_security(app, settings)
 
     from sms_service.web.views import sms
 
-    app.register_blueprint(exempt_from_csrf(sms.bp))  # signed by Twilio instead
+    app.register_blueprint(twilio_webhook(sms.bp))
 
     from sms_service.web.views import status
 
-    app.register_blueprint(exempt_from_csrf(status.bp))
+    app.register_blueprint(twilio_webhook(status.bp))
 
     from sms_service.web.console import init_console
 

@@ -73,6 +73,15 @@ def exempt_from_csrf(blueprint: Blueprint) -> Blueprint:
     return blueprint
 
 
+def twilio_webhook(blueprint: Blueprint) -> Blueprint:
+    """Exempt Twilio's webhooks from CSRF (they are signed instead) and from rate limits (a
+    refused webhook is a text Twilio retries later or drops; the signature keeps everyone
+    else out, and the limiter's bookkeeping would cost every text of a burst)."""
+    csrf.exempt(blueprint)
+    limiter.exempt(blueprint)
+    return blueprint
+
+
 def limiter_storage_uri(settings: Settings) -> str:
     """Where rate-limit counters live: shared Redis, or memory for Redis-less development.
 

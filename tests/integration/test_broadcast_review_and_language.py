@@ -20,7 +20,7 @@ from sms_service.errors import BadRequest
 from sms_service.models import Broadcast, BroadcastDelivery, Subscriber
 from sms_service.program import program_from
 from sms_service.services.consent import resolve_review
-from sms_service.services.inbound import InboundSms, handle_inbound
+from sms_service.services.inbound import InboundSms, receive
 from sms_service.services.reviews import phones_under_review
 from tests.factories import (
     add_subscribers,
@@ -66,8 +66,7 @@ def send(engine, settings, module_sim):
 def text_in(engine, settings, number: str, body: str, sid: str) -> str | None:
     """A text from ``number`` through the inbound service, as the webhook applies it."""
     sms = InboundSms(sid, number, "+12025550100", body, datetime.now(UTC))
-    with session_scope(engine) as session:
-        return handle_inbound(session, sms, program_from(settings)).reply
+    return receive(engine, sms, program_from(settings)).reply
 
 
 def received(sim_url: str) -> dict[str, str]:

@@ -28,7 +28,7 @@ from sms_service.domain.keywords import Intent
 from sms_service.domain.quiet_hours import next_allowed_time
 from sms_service.models import BroadcastDelivery, BroadcastRun, Subscriber, utcnow
 from sms_service.program import program_from
-from sms_service.services.inbound import InboundSms, handle_inbound
+from sms_service.services.inbound import InboundSms, receive
 from tests.factories import (
     TEST_ACCOUNT_SID,
     TEST_AUTH_TOKEN,
@@ -216,8 +216,7 @@ def test_nothing_is_sent_to_a_number_after_its_stop_commits(engine, queue, worke
     def stop(number: str) -> None:
         sms = InboundSms(message_sid=new_sid(), from_number=number, to_number="21333",
                          body="STOP", received_at=utcnow())  # fmt: skip
-        with session_scope(engine) as session:
-            assert handle_inbound(session, sms, program).intent is Intent.OPT_OUT
+        assert receive(engine, sms, program).intent is Intent.OPT_OUT
         # The STOP has committed: whatever the carrier holds for this number now is all
         # it may ever get.
         seen_at_stop[number] = len(sim_messages(module_sim.url, to=number))

@@ -8,10 +8,9 @@ import re
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from sms_service.db import run_transaction
 from sms_service.domain.phones import InvalidPhoneNumber, mask, normalise_address, to_e164
 from sms_service.models import utcnow
-from sms_service.services.inbound import InboundSms, handle_inbound
+from sms_service.services.inbound import InboundSms, receive
 from sms_service.web.signature import is_valid_twilio_request
 from sms_service.web.webhook_input import bounded_int, clean_text, identifier, short_text
 
@@ -80,7 +79,7 @@ def inbound() -> Response:
     reach = current_app.extensions["sms_reach"]
     # Concurrent texts from one number, Twilio retries and status callbacks are settled
     # inside the transaction; what still conflicts is run again, never answered with a 500.
-    result = run_transaction(engine, lambda session: handle_inbound(session, sms, program, reach))
+    result = receive(engine, sms, program, reach)
     log.info(
         "inbound %s from %s: %s%s",
         sms.message_sid,

@@ -1,0 +1,243 @@
+"""Few round trips for a hot path: Core statements sent together, one transaction.
+
+A webhook under a call-to-action burst spends most of its time waiting: every round trip to
+PostgreSQL gives the GIL away and waits to get it back behind the other threads. So the hot
+paths (an inbound text, a petition signature) send their statements in batches: all the
+reads in one round trip, all the writes in a second, then COMMIT.
+
+On PostgreSQL a batch is one simple-protocol request holding several statements, which the
+server runs one after the other, in order, each seeing what the previous did; BEGIN goes
+with the first batch. Each statement is a server-side prepared statement (``PREPARE`` once
+per connection, then ``EXECUTE name(…)``), so the server neither parses nor plans it again,
+and its parameters are bound client-side by psycopg's own quoting (``ClientCursor.mogrify``,
+the library's escaping, never string formatting of ours). What a connection has prepared is
+remembered with the pooled connection and asked of the server again after any error.
+Measured against the same statements sent one per round trip (sequential, in-process,
+2026-12-02): about 30% less client CPU and 20% less server CPU per text; a psycopg pipeline
+(extended protocol, one Sync per batch) cost more client CPU than it saved.
+
+Elsewhere (SQLite, in-process) the statements simply run one by one through SQLAlchemy.
+
+Statements are SQLAlchemy Core statements built once at import, compiled once per set of
+parameter names (the SQL SQLAlchemy itself would send, with its type casts). Parameters must
+be plain values (strings, numbers, aware datetimes, None). Errors come out as SQLAlchemy
+raises them (IntegrityError, OperationalError…) so :func:`sms_service.db.with_retries`
+recognises conflicts, and a dropped connection is discarded from the pool. Listeners of the
+engine's ``before_cursor_execute`` still see every statement (tests and tracing use it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import namedtuple
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+# One statement of a batch: (Core statement, parameters); a list of parameter dicts runs it
+# once for each, returning no rows.
+Step = tuple[Any, dict | list[dict]]
+
+
+class Batches:
+    """One transaction on one pooled connection, run in batches (see the module)."""
+
+    dialect_name: str
+
+    def run(self, steps: Sequence[Step]) -> list[list]:
+        """Run ``steps`` in order, in one round trip where the database allows; the rows each
+        returned (attribute access by column name; [] for statements without rows)."""
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def rollback(self) -> None:
+        raise NotImplementedError
+
+
+@contextmanager
+def batches(engine: Engine) -> Iterator[Batches]:
+    """A transaction in batches on a connection from ``engine``'s pool; rolled back unless
+    committed, the connection returned to the pool at the end."""
+    if engine.dialect.name == "postgresql":
+        tx: _Postgres | _Sequential = _Postgres(engine)
+    else:
+        tx = _Sequential(engine)
+    try:
+        yield tx
+    finally:
+        tx.close()
+
+
+class _Sequential(Batches):
+    """Statement after statement through SQLAlchemy (SQLite: nothing to save in-process)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.dialect_name = engine.dialect.name
+        self.connection = engine.connect()
+
+    def run(self, steps: Sequence[Step]) -> list[list]:
+        out = []
+        for statement, params in steps:
+            result = self.connection.execute(statement, params)
+            out.append(list(result) if result.returns_rows else [])
+        return out
+
+    def commit(self) -> None:
+        self.connection.commit()
+
+    def rollback(self) -> None:
+        self.connection.rollback()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+# Each statement compiled once per set of parameter names: its prepared statement's name,
+# its SQL with $1…$n, the parameter names in that order, and constant parameters.
+_prepared: dict[tuple[int, frozenset[str]], tuple[str, str, list[str], dict]] = {}
+_PLACEHOLDER = re.compile(r"%\(([^)]+)\)s|%%")
+# Row classes by column names: psycopg's namedtuple_row rebuilds the names on every execute.
+_row_classes: dict[tuple[str, ...], type] = {}
+
+
+def _row_maker(cursor):
+    description = cursor.description
+    if description is None:
+        return tuple
+    names = tuple(column.name for column in description)
+    cls = _row_classes.get(names)
+    if cls is None:
+        cls = _row_classes[names] = namedtuple("Row", names)
+    return cls._make
+
+
+class _Postgres(Batches):
+    """One multi-statement request per batch on the pooled connection (see the module)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.dialect_name = "postgresql"
+        self.pooled = engine.raw_connection()
+        self.connection: psycopg.Connection = self.pooled.driver_connection
+        # BEGIN is sent by us, with the first batch, instead of psycopg's implicit BEGIN,
+        # which is a round trip of its own.
+        self.connection.autocommit = True
+        self.begun = False
+        self.cursor = psycopg.ClientCursor(self.connection, row_factory=_row_maker)
+
+    def _statement(self, statement, first: dict):
+        """(name, PREPARE text, parameter order, defaults) of ``statement``."""
+        key = (id(statement), frozenset(first))
+        entry = _prepared.get(key)
+        if entry is None:
+            # for_executemany: no implicit RETURNING of the primary key (only what a
+            # statement asks for with .returning(), as on SQLite).
+            compiled = statement.compile(
+                dialect=self.dialect, column_keys=list(first), for_executemany=True
+            )
+            defaults = {k: v for k, v in compiled.params.items() if k not in first}
+            order: list[str] = []
+
+            def positional(match) -> str:
+                if match.group(0) == "%%":
+                    return "%"
+                name = match.group(1)
+                if name not in order:
+                    order.append(name)
+                return f"${order.index(name) + 1}"
+
+            text = _PLACEHOLDER.sub(positional, str(compiled))
+            entry = _prepared[key] = (f"sms_{len(_prepared)}", text, order, defaults)
+        return entry
+
+    def run(self, steps: Sequence[Step]) -> list[list]:
+        listeners = self.engine.dispatch.before_cursor_execute
+        cursor = self.cursor
+        info = self.pooled.info  # kept with the pooled connection, for its whole life
+        if info.get("sms_prepared_unsure", True):
+            # A new connection, or a batch failed part-way: ask the server what it holds.
+            cursor.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'sms\\_%'")
+            info["sms_prepared"] = {row[0] for row in cursor.fetchall()}
+            info["sms_prepared_unsure"] = False
+        prepared = info["sms_prepared"]
+        parts = [] if self.begun else ["BEGIN"]
+        plan = [None] if parts else []  # per result: the step it answers, or None to skip
+        new = []
+        sql, bound = "", {}
+        for index, (statement, params) in enumerate(steps):
+            many = isinstance(params, list)
+            rows = params if many else [params]
+            name, text, order, defaults = self._statement(statement, rows[0])
+            bound = [{**defaults, **p} for p in rows]
+            sql = text
+            if listeners:
+                listeners(None, cursor, text, bound if many else bound[0], None, many)
+            if name not in prepared and name not in new:
+                parts.append(f"PREPARE {name} AS {text}")
+                plan.append(None)
+                new.append(name)
+            args = ", ".join(["%s"] * len(order))
+            call = f"EXECUTE {name}({args})" if order else f"EXECUTE {name}"
+            for p in bound:
+                parts.append(cursor.mogrify(call, [p[k] for k in order]))
+                plan.append(index if not many else None)
+        results: list[list] = [[] for _ in steps]
+        try:
+            cursor.execute(";\n".join(parts))
+            self.begun = True
+            for i, step in enumerate(plan):
+                if step is not None and cursor.description is not None:
+                    results[step] = cursor.fetchall()
+                if i < len(plan) - 1:
+                    cursor.nextset()
+        except psycopg.Error as exc:
+            info["sms_prepared_unsure"] = True
+            self.begun = self.connection.info.transaction_status != TransactionStatus.IDLE
+            raise self._error(exc, sql, bound) from exc
+        prepared.update(new)
+        return results
+
+    def commit(self) -> None:
+        self._end("COMMIT")
+
+    def rollback(self) -> None:
+        self._end("ROLLBACK")
+
+    def _end(self, command: str) -> None:
+        if not self.begun:
+            return
+        self.begun = False
+        try:
+            self.connection.execute(command)
+        except psycopg.Error as exc:
+            raise self._error(exc, command, {}) from exc
+
+    def _error(self, exc: psycopg.Error, sql: str, bound) -> DBAPIError:
+        gone = self.connection.closed or self.dialect.is_disconnect(exc, self.connection, None)
+        if gone:
+            self.pooled.invalidate(exc)
+        return DBAPIError.instance(
+            sql, bound, exc, psycopg.Error, hide_parameters=True,
+            connection_invalidated=gone, dialect=self.dialect,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        """Back to the pool as it came: no transaction open, autocommit off."""
+        try:
+            if not self.connection.closed:
+                if self.connection.info.transaction_status != TransactionStatus.IDLE:
+                    self.connection.execute("ROLLBACK")
+                self.connection.autocommit = False
+        except psycopg.Error as exc:
+            self.pooled.invalidate(exc)
+        finally:
+            self.cursor.close()
+            self.pooled.close()

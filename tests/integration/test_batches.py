@@ -1,0 +1,103 @@
+"""The hot paths' batched transactions (sms_service.db.pipeline) on both databases: order,
+rollback, errors that leave the pooled connection usable, and hostile text stored exactly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import bindparam, func, select, text
+from sqlalchemy.exc import IntegrityError
+
+from sms_service.db.pipeline import batches
+from sms_service.models import InboundMessage
+
+MESSAGES = InboundMessage.__table__
+INSERT = MESSAGES.insert()
+BY_SID = select(MESSAGES.c.body, MESSAGES.c.received_at).where(
+    MESSAGES.c.message_sid == bindparam("sid")
+)
+COUNT = select(func.count()).select_from(MESSAGES)
+
+HOSTILE = [
+    "it's; DROP TABLE inbound_messages; --",
+    "back\\slash \\' \\\\ E'\\x41'",
+    "100% %s %(sid)s $1 $$ $tag$ :sid ?",
+    'double "quotes" and `ticks`',
+    "émoji 🛑 ＳＴＯＰ ‮rtl‬ 中文",
+    "new\nline\ttab\r",
+]
+
+
+def message(sid: str, body: str = "JOIN") -> dict:
+    return {
+        "message_sid": sid, "account_sid": None, "from_number": "+12025550123",
+        "to_number": "21333", "body": body, "num_media": 0, "opt_out_type": None,
+        "intent": "opt_in", "reply": None, "received_at": datetime(2026, 12, 2, 1, 2, 3, tzinfo=UTC),
+    }  # fmt: skip
+
+
+def stored(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(COUNT).scalar_one()
+
+
+def test_statements_in_a_batch_run_in_order_and_see_each_other(engine):
+    with batches(engine) as db:
+        inserted, found, count = db.run(
+            [(INSERT, message("SM1")), (BY_SID, {"sid": "SM1"}), (COUNT, {})]
+        )
+        assert inserted == [] and found[0].body == "JOIN" and count[0][0] == 1
+        assert found[0].received_at == datetime(2026, 12, 2, 1, 2, 3, tzinfo=UTC)
+        db.commit()
+    assert stored(engine) == 1
+
+
+def test_nothing_stays_unless_committed(engine):
+    with batches(engine) as db:
+        db.run([(INSERT, message("SM1"))])
+        db.rollback()
+        assert db.run([(COUNT, {})])[0][0][0] == 0
+    with batches(engine) as db:
+        db.run([(INSERT, message("SM2"))])  # closed without commit
+    assert stored(engine) == 0
+
+
+def test_hostile_text_is_stored_exactly(engine):
+    rows = [message(f"SM{i}", body) for i, body in enumerate(HOSTILE)]
+    with batches(engine) as db:
+        db.run([(INSERT, rows)])
+        db.commit()
+    with batches(engine) as db:
+        found = db.run([(BY_SID, {"sid": f"SM{i}"}) for i in range(len(HOSTILE))])
+    assert [r[0].body for r in found] == HOSTILE
+    assert stored(engine) == len(HOSTILE)
+
+
+def test_an_error_part_way_raises_as_sqlalchemy_does_and_the_connection_goes_on(engine):
+    engine.pool.dispose()  # one pooled connection from here on, reused by every batch
+    with batches(engine) as db:
+        db.run([(INSERT, message("SM1"))])
+        db.commit()
+    for _ in range(2):
+        with batches(engine) as db, pytest.raises(IntegrityError):
+            # A statement new to the connection after the failing one: never prepared.
+            db.run([(INSERT, message("SM1")), (BY_SID, {"sid": "SM1"}), (COUNT, {})])
+    with batches(engine) as db:
+        found, count = db.run([(BY_SID, {"sid": "SM1"}), (COUNT, {})])
+        assert found[0].body == "JOIN" and count[0][0] == 1
+        db.run([(INSERT, message("SM2"))])
+        db.commit()
+    assert stored(engine) == 2
+
+
+def test_the_connection_goes_back_to_the_pool_as_it_came(engine):
+    with batches(engine) as db:
+        db.run([(INSERT, message("SM1"))])
+    with engine.connect() as conn:  # the same pooled connection, used the ordinary way
+        conn.execute(INSERT, message("SM2"))
+        conn.rollback()
+        assert conn.execute(COUNT).scalar_one() == 0
+        if engine.dialect.name == "postgresql":
+            assert conn.connection.dbapi_connection.autocommit is False
+            assert conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar() >= 1
