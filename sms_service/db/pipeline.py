@@ -28,6 +28,7 @@ engine's ``before_cursor_execute`` still see every statement (tests and tracing 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import namedtuple
 from collections.abc import Iterator, Sequence
@@ -38,6 +39,8 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+
+from sms_service.db import RaceLost
 
 # One statement of a batch: (Core statement, parameters); a list of parameter dicts runs it
 # once for each, returning no rows.
@@ -100,8 +103,15 @@ class _Sequential(Batches):
 
 
 # Each statement compiled once per set of parameter names: its prepared statement's name,
-# its SQL with $1…$n, the parameter names in that order, and constant parameters.
-_prepared: dict[tuple[int, frozenset[str]], tuple[str, str, list[str], dict]] = {}
+# its SQL with $1…$n, the parameter names in that order, constant parameters, and the
+# column defaults to compute for each execution (and the statement itself).
+_prepared: dict[tuple[int, frozenset[str]], tuple] = {}
+
+
+def _computed(defaults: list) -> dict:
+    """Values of Python-side column defaults: a scalar as is, a function called (SQLAlchemy
+    wraps each to take an execution context; none is needed for ours)."""
+    return {key: d.arg if d.is_scalar else d.arg(None) for key, d in defaults}
 _PLACEHOLDER = re.compile(r"%\(([^)]+)\)s|%%")
 # Row classes by column names: psycopg's namedtuple_row rebuilds the names on every execute.
 _row_classes: dict[tuple[str, ...], type] = {}
@@ -134,7 +144,7 @@ class _Postgres(Batches):
         self.cursor = psycopg.ClientCursor(self.connection, row_factory=_row_maker)
 
     def _statement(self, statement, first: dict):
-        """(name, PREPARE text, parameter order, defaults) of ``statement``."""
+        """(name, PREPARE text, parameter order, constants, computed defaults)."""
         key = (id(statement), frozenset(first))
         entry = _prepared.get(key)
         if entry is None:
@@ -143,7 +153,16 @@ class _Postgres(Batches):
             compiled = statement.compile(
                 dialect=self.dialect, column_keys=list(first), for_executemany=True
             )
-            defaults = {k: v for k, v in compiled.params.items() if k not in first}
+            # Column defaults kept in Python (a scalar, or a function such as utcnow) are
+            # computed at execution, as SQLAlchemy does, for the columns not given.
+            computed = [
+                (c.key, c.default)
+                for c in (*compiled.insert_prefetch, *compiled.update_prefetch)
+                if c.key not in first
+            ]
+            constants = {k: v for k, v in compiled.params.items() if k not in first}
+            for key, _ in computed:
+                constants.pop(key, None)
             order: list[str] = []
 
             def positional(match) -> str:
@@ -155,7 +174,12 @@ class _Postgres(Batches):
                 return f"${order.index(name) + 1}"
 
             text = _PLACEHOLDER.sub(positional, str(compiled))
-            entry = _prepared[key] = (f"sms_{len(_prepared)}", text, order, defaults)
+            # Named by its SQL: the same statement has the same name in every process, and
+            # two statements never share one. The entry keeps ``statement`` alive, so its
+            # id() cannot be reused by another object while the key stands.
+            name = "sms_" + hashlib.sha1(text.encode()).hexdigest()[:20]
+            entry = (name, text, order, constants, computed, statement)
+            _prepared[key] = entry
         return entry
 
     def run(self, steps: Sequence[Step]) -> list[list]:
@@ -171,13 +195,14 @@ class _Postgres(Batches):
         parts = [] if self.begun else ["BEGIN"]
         plan = [None] if parts else []  # per result: the step it answers, or None to skip
         new = []
-        sql, bound = "", {}
+        texts: list[str] = []
+        bound: list[dict] = []
         for index, (statement, params) in enumerate(steps):
             many = isinstance(params, list)
             rows = params if many else [params]
-            name, text, order, defaults = self._statement(statement, rows[0])
-            bound = [{**defaults, **p} for p in rows]
-            sql = text
+            name, text, order, constants, computed, _ = self._statement(statement, rows[0])
+            bound = [{**constants, **_computed(computed), **p} for p in rows]
+            texts.append(text)
             if listeners:
                 listeners(None, cursor, text, bound if many else bound[0], None, many)
             if name not in prepared and name not in new:
@@ -201,7 +226,13 @@ class _Postgres(Batches):
         except psycopg.Error as exc:
             info["sms_prepared_unsure"] = True
             self.begun = self.connection.info.transaction_status != TransactionStatus.IDLE
-            raise self._error(exc, sql, bound) from exc
+            if isinstance(exc, psycopg.errors.InvalidSqlStatementName):
+                # Our statements were dropped under us: psycopg sends DEALLOCATE ALL after a
+                # ROLLBACK when it holds prepared statements of its own (an ORM request on
+                # this pooled connection). The attempt runs again, preparing them anew.
+                self.rollback()
+                raise RaceLost from exc
+            raise self._error(exc, ";\n".join(texts), None) from exc
         prepared.update(new)
         return results
 
@@ -215,6 +246,8 @@ class _Postgres(Batches):
         if not self.begun:
             return
         self.begun = False
+        if command == "ROLLBACK":  # after which psycopg may deallocate every statement
+            self.pooled.info["sms_prepared_unsure"] = True
         try:
             self.connection.execute(command)
         except psycopg.Error as exc:

@@ -23,16 +23,18 @@ Nothing here commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import Row, bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from config import Settings
-from sms_service.db import dialect_insert
+from sms_service.db import RaceLost, with_retries
+from sms_service.db.pipeline import Batches, batches
 from sms_service.domain import petition
 from sms_service.domain.keywords import Decision
 from sms_service.domain.petition import CleanSignature
@@ -41,19 +43,16 @@ from sms_service.models import (
     Campaign,
     ConsentEvent,
     MessageKind,
+    OutboundMessage,
     Signature,
     Subscriber,
     SubscriberStatus,
     WebConfirmation,
     utcnow,
 )
+from sms_service.services.outbox import outbound_values
 
 CONFIRMATION_KIND = MessageKind.CONFIRMATION  # never sent once the number opted out
-
-# Writes a pending outbound message (to, body) in the session and returns its id: the
-# single-send path's ``create_outbound_message``, passed in by the caller, since the
-# carrier package already depends on this one.
-MakeText = Callable[[Session, str, str], int]
 
 
 class Confirmation(StrEnum):
@@ -97,160 +96,197 @@ def signature_count(session: Session, campaign_id: int) -> int:
     ).scalar_one()
 
 
-@dataclass(frozen=True)
-class _Number:
-    """The signer's subscriber row, locked for this transaction."""
+def sign_on_web(
+    engine: Engine, *, keyword: str, form: CleanSignature, settings: Settings, program: Program,
+    ip: str | None, user_agent: str | None, now: datetime | None = None,
+) -> tuple[Row, WebSignatureResult] | None:  # fmt: skip
+    """Store a web signature and, with consent, a pending confirmation text (step 1 above),
+    in one committed transaction; the campaign's row and the outcome, or None when no open
+    petition has ``keyword``. The caller enqueues ``outbound_message_id`` when it is set.
 
-    id: int
-    phone: str
-    status: str
-
-
-def _locked_subscriber(session: Session, phone: str, now: datetime) -> _Number:
-    # One statement creates the row if missing and locks it (the no-op update takes the row
-    # lock on PostgreSQL): concurrent requests for one number queue behind each other here.
-    insert = dialect_insert(session)
-    statement = insert(Subscriber).values(
-        phone=phone, status=SubscriberStatus.NONE, created_at=now, updated_at=now
+    Few round trips (:mod:`sms_service.db.pipeline`): BEGIN and the reads in one request (the
+    campaign, the number's row created if missing and locked, any earlier signature from
+    this supporter, any recent confirmation), the writes in a second, the confirmation's
+    own row in a third when a text is queued, then COMMIT. A concurrent twin that inserted
+    the same signature first makes this attempt roll back and run again (it then finds it).
+    """
+    now = now or utcnow()
+    disclosure = petition.web_disclosure(
+        program, sender=settings.twilio_from, privacy_url=settings.program_privacy_url
     )
-    row = session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["phone"], set_={"phone": statement.excluded.phone}
-        ).returning(Subscriber.id, Subscriber.phone, Subscriber.status)
-    ).one()
-    return _Number(*row)
+    fingerprint = None if (form.phone or form.email) else petition.fingerprint(form.name, ip)
+    since = now - timedelta(hours=settings.petition_confirm_interval_hours)
+
+    def once():
+        with batches(engine) as db:
+            signer = {"keyword": keyword.upper(), "phone": form.phone, "email": form.email,
+                      "fingerprint": fingerprint}  # fmt: skip
+            steps = [(_OPEN_CAMPAIGN, {"keyword": keyword.upper()}), (_EARLIER, signer)]
+            if form.phone:
+                # Created if missing and locked (the no-op update takes the row lock), before
+                # the earlier signatures are read: concurrent requests for one number queue
+                # behind each other here.
+                row = {"phone": form.phone, "status": SubscriberStatus.NONE.value,
+                       "created_at": now, "updated_at": now}  # fmt: skip
+                steps.insert(1, (_LOCK_NUMBER[db.dialect_name], row))
+                steps.append((_RECENT_CONFIRMATION, {"phone": form.phone, "since": since}))
+            results = db.run(steps)
+            if not results[0]:
+                return None
+            campaign = results[0][0]
+            subscriber = results[1][0] if form.phone else None
+            earlier = _earlier(results[2 if form.phone else 1], subscriber)
+            recent = bool(form.phone and results[3])
+            result = _write(
+                db, campaign=campaign, form=form, subscriber=subscriber, earlier=earlier,
+                recent=recent, disclosure=disclosure, fingerprint=fingerprint,
+                settings=settings, program=program, ip=ip, user_agent=user_agent, now=now,
+            )  # fmt: skip
+            db.commit()
+            return campaign, result
+
+    return with_retries(once)
 
 
-def _existing_signature(
-    session: Session, campaign_id: int, subscriber: _Number | None, email: str | None,
-    fingerprint: str | None,
-) -> Signature | None:  # fmt: skip
-    conditions = []
-    if subscriber is not None:
-        conditions.append(Signature.subscriber_id == subscriber.id)
-    if email:
-        conditions.append(Signature.email == email)
-    if fingerprint:
-        conditions.append(Signature.fingerprint == fingerprint)
-    found = session.execute(
-        select(Signature).where(Signature.campaign_id == campaign_id, or_(*conditions)).limit(3)
-    ).scalars()
-    # The number first: it is the strongest identity.
-    ranked = sorted(found, key=lambda s: subscriber is None or s.subscriber_id != subscriber.id)
+def _earlier(rows, subscriber) -> Row | None:
+    """The supporter's earlier signature, if any: the number first, the strongest identity."""
+    ranked = sorted(rows, key=lambda s: subscriber is None or s.subscriber_id != subscriber.id)
     return ranked[0] if ranked else None
 
 
-def _store_signature(
-    session: Session, *, campaign: Campaign, form: CleanSignature, subscriber: _Number | None,
-    disclosure: str, ip: str | None, user_agent: str | None, now: datetime,
-) -> tuple[int, bool]:  # fmt: skip
-    fp = None if (form.phone or form.email) else petition.fingerprint(form.name, ip)
-    found = _existing_signature(session, campaign.id, subscriber, form.email, fp)
-    if found is None:
-        # ON CONFLICT DO NOTHING: a concurrent twin that just inserted it wins, quietly.
-        inserted = session.execute(
-            dialect_insert(session)(Signature)
-            .values(
-                campaign_id=campaign.id, subscriber_id=subscriber.id if subscriber else None,
-                name=form.name, source="web", signed_at=now, email=form.email, fingerprint=fp,
-                disclosure=disclosure, ip=ip, user_agent=(user_agent or "")[:300] or None,
-            )
-            .on_conflict_do_nothing()
-            .returning(Signature.id)
-        ).scalar_one_or_none()  # fmt: skip
-        if inserted is not None:
-            return inserted, True
-        found = _existing_signature(session, campaign.id, subscriber, form.email, fp)
-        if found is None:
-            raise RuntimeError("a signature conflicted but cannot be found")
-    # A repeat: complete what the first signature lacked, never count it again.
-    if found.subscriber_id is None and subscriber is not None:
-        found.subscriber_id = subscriber.id
-    if found.email is None and form.email:
-        found.email = form.email
-    found.name = found.name or form.name
-    session.add(found)
-    return found.id, False
-
-
-def _confirmation_outcome(
-    session: Session, subscriber: _Number, *, settings: Settings, now: datetime
-) -> Confirmation | None:
+def _confirmation_outcome(subscriber, *, recent: bool) -> Confirmation | None:
+    """Why no confirmation text goes to this number, or None when one does."""
     if subscriber.status == SubscriberStatus.OPTED_OUT:
         return Confirmation.OPTED_OUT
     if subscriber.status == SubscriberStatus.INVALID:
         return Confirmation.UNREACHABLE
     if subscriber.status == SubscriberStatus.SUBSCRIBED:
         return Confirmation.ALREADY_SUBSCRIBED
-    since = now - timedelta(hours=settings.petition_confirm_interval_hours)
-    recent = session.execute(
-        select(WebConfirmation.id)
-        .where(WebConfirmation.phone == subscriber.phone, WebConfirmation.created_at > since)
-        .limit(1)
-    ).first()
     return Confirmation.RECENTLY_SENT if recent else None
 
 
-def sign_on_web(
-    session: Session, *, campaign: Campaign, form: CleanSignature, settings: Settings,
-    program: Program, ip: str | None, user_agent: str | None, make_text: MakeText,
-    now: datetime | None = None,
+def _write(
+    db: Batches, *, campaign, form: CleanSignature, subscriber, earlier, recent: bool,
+    disclosure: str, fingerprint: str | None, settings: Settings, program: Program,
+    ip: str | None, user_agent: str | None, now: datetime,
 ) -> WebSignatureResult:  # fmt: skip
-    """Store a web signature and, with consent, queue its confirmation text (step 1 above).
-
-    ``make_text`` writes the pending outbound message. The caller commits, then enqueues
-    ``outbound_message_id`` when it is set.
-    """
-    now = now or utcnow()
-    disclosure = petition.web_disclosure(
-        program, sender=settings.twilio_from, privacy_url=settings.program_privacy_url
-    )
-    subscriber = _locked_subscriber(session, form.phone, now) if form.phone else None
-    signature_id, counted = _store_signature(
-        session, campaign=campaign, form=form, subscriber=subscriber, disclosure=disclosure,
-        ip=ip, user_agent=user_agent, now=now,
-    )  # fmt: skip
-    if subscriber is None or not form.sms_consent:
-        outcome, message_id = Confirmation.NOT_ASKED, None
+    """The writes, in one batch (and the confirmation's row in a second)."""
+    steps = []
+    if earlier is None:
+        steps.append((_SIGN[db.dialect_name], {
+            "campaign_id": campaign.id, "subscriber_id": subscriber.id if subscriber else None,
+            "name": form.name, "source": "web", "signed_at": now, "email": form.email,
+            "fingerprint": fingerprint, "disclosure": disclosure, "ip": ip,
+            "user_agent": (user_agent or "")[:300] or None,
+        }))  # fmt: skip
     else:
-        outcome = _confirmation_outcome(session, subscriber, settings=settings, now=now)
-        message_id = None
-        if outcome is None:
-            outcome = Confirmation.QUEUED
-            message_id = _queue_confirmation(
-                session, subscriber=subscriber, campaign=campaign, signature_id=signature_id,
-                disclosure=disclosure, settings=settings, program=program, ip=ip, now=now,
-                make_text=make_text,
-            )  # fmt: skip
+        # A repeat: complete what the first signature lacked, never count it again.
+        steps.append((_COMPLETE, {
+            "signature_id": earlier.id, "subscriber_id": subscriber.id if subscriber else None,
+            "email": form.email, "name": form.name,
+        }))  # fmt: skip
+    outcome, text = Confirmation.NOT_ASKED, None
+    if subscriber is not None and form.sms_consent:
+        outcome = _confirmation_outcome(subscriber, recent=recent) or Confirmation.QUEUED
+        if outcome is Confirmation.QUEUED:
+            text = petition.confirmation_text(program, campaign.title)
+            steps.append((_NEW_TEXT, outbound_values(
+                settings, to=subscriber.phone, body=text, kind=CONFIRMATION_KIND
+            )))  # fmt: skip
+    counted = earlier is None
     if subscriber is not None and counted:
-        session.add(
-            ConsentEvent(
-                occurred_at=now, phone=subscriber.phone, event="signature", source="web",
-                program=program.name, disclosure=disclosure, campaign_id=campaign.id,
-                note=f"web form from {ip or 'unknown address'}; SMS box "
-                f"{'ticked' if form.sms_consent else 'not ticked'}; confirmation: {outcome}",
-            )
-        )  # fmt: skip
-    session.flush()
+        steps.append((_EVENT, {
+            "occurred_at": now, "phone": subscriber.phone, "event": "signature",
+            "keyword": None, "message_body": None, "message_sid": None, "source": "web",
+            "program": program.name, "disclosure": disclosure, "campaign_id": campaign.id,
+            "review_by": None,
+            "note": f"web form from {ip or 'unknown address'}; SMS box "
+            f"{'ticked' if form.sms_consent else 'not ticked'}; confirmation: {outcome}",
+        }))  # fmt: skip
+    results = db.run(steps)
+    if counted and not results[0]:
+        # A concurrent twin inserted it first (ON CONFLICT DO NOTHING): decide again.
+        db.rollback()
+        raise RaceLost
+    signature_id = results[0][0].id if counted else earlier.id
+    message_id = None
+    if text is not None:
+        message_id = results[1][0].id
+        db.run([(_NEW_CONFIRMATION, {
+            "phone": subscriber.phone, "campaign_id": campaign.id, "signature_id": signature_id,
+            "outbound_message_id": message_id, "status": "pending", "disclosure": disclosure,
+            "confirmation_text": text, "ip": ip, "created_at": now,
+            "expires_at": now + timedelta(hours=settings.petition_confirm_window_hours),
+        })])  # fmt: skip
     return WebSignatureResult(signature_id, counted, outcome, message_id)
 
 
-def _queue_confirmation(
-    session: Session, *, subscriber: _Number, campaign: Campaign, signature_id: int,
-    disclosure: str, settings: Settings, program: Program, ip: str | None, now: datetime,
-    make_text: MakeText,
-) -> int:  # fmt: skip
-    text = petition.confirmation_text(program, campaign.title)
-    message_id = make_text(session, subscriber.phone, text)
-    session.add(
-        WebConfirmation(
-            phone=subscriber.phone, campaign_id=campaign.id, signature_id=signature_id,
-            outbound_message_id=message_id, disclosure=disclosure, confirmation_text=text,
-            ip=ip, created_at=now,
-            expires_at=now + timedelta(hours=settings.petition_confirm_window_hours),
-        )
-    )  # fmt: skip
-    return message_id
+_SUBSCRIBERS = Subscriber.__table__
+_SIGNATURES = Signature.__table__
+_OPEN_CAMPAIGN = select(Campaign.__table__).where(
+    Campaign.keyword == bindparam("keyword"), Campaign.active.is_(True)
+)
+# Any earlier signature by this supporter: by number, e-mail or (neither given) fingerprint;
+# a missing one is NULL and matches nothing.
+_EARLIER = (
+    select(_SIGNATURES.c.id, _SIGNATURES.c.subscriber_id)
+    .where(
+        _SIGNATURES.c.campaign_id
+        == select(Campaign.id).where(Campaign.keyword == bindparam("keyword")).scalar_subquery(),
+        or_(
+            _SIGNATURES.c.subscriber_id
+            == select(_SUBSCRIBERS.c.id)
+            .where(_SUBSCRIBERS.c.phone == bindparam("phone"))
+            .scalar_subquery(),
+            _SIGNATURES.c.email == bindparam("email", type_=_SIGNATURES.c.email.type),
+            _SIGNATURES.c.fingerprint
+            == bindparam("fingerprint", type_=_SIGNATURES.c.fingerprint.type),
+        ),
+    )
+    .limit(3)
+)
+_RECENT_CONFIRMATION = (
+    select(WebConfirmation.id)
+    .where(
+        WebConfirmation.phone == bindparam("phone"), WebConfirmation.created_at > bindparam("since")
+    )
+    .limit(1)
+)
+_COMPLETE = (
+    update(_SIGNATURES)
+    .where(_SIGNATURES.c.id == bindparam("signature_id"))
+    .values(
+        subscriber_id=func.coalesce(
+            _SIGNATURES.c.subscriber_id,
+            bindparam("subscriber_id", type_=_SIGNATURES.c.subscriber_id.type),
+        ),
+        email=func.coalesce(
+            _SIGNATURES.c.email, bindparam("email", type_=_SIGNATURES.c.email.type)
+        ),
+        name=func.coalesce(_SIGNATURES.c.name, bindparam("name", type_=_SIGNATURES.c.name.type)),
+    )
+)
+_NEW_TEXT = OutboundMessage.__table__.insert().returning(OutboundMessage.__table__.c.id)
+_NEW_CONFIRMATION = WebConfirmation.__table__.insert()
+_EVENT = ConsentEvent.__table__.insert()
+
+
+def _lock_number(insert):
+    statement = insert(_SUBSCRIBERS)
+    return statement.on_conflict_do_update(
+        index_elements=["phone"], set_={"phone": statement.excluded.phone}
+    ).returning(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.phone, _SUBSCRIBERS.c.status)
+
+
+def _sign(insert):
+    return insert(_SIGNATURES).on_conflict_do_nothing().returning(_SIGNATURES.c.id)
+
+
+_LOCK_NUMBER = {
+    "postgresql": _lock_number(postgresql.insert),
+    "sqlite": _lock_number(sqlite.insert),
+}
+_SIGN = {"postgresql": _sign(postgresql.insert), "sqlite": _sign(sqlite.insert)}
 
 
 # The open confirmation for :phone at :at (the newest, if several), read by the inbound

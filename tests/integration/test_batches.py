@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 
+from sms_service.db import with_retries
 from sms_service.db.pipeline import batches
 from sms_service.models import InboundMessage
 
+AT = datetime(2026, 12, 2, 1, 2, 3, tzinfo=UTC)
 MESSAGES = InboundMessage.__table__
 INSERT = MESSAGES.insert()
 BY_SID = select(MESSAGES.c.body, MESSAGES.c.received_at).where(
@@ -33,7 +35,7 @@ def message(sid: str, body: str = "JOIN") -> dict:
     return {
         "message_sid": sid, "account_sid": None, "from_number": "+12025550123",
         "to_number": "21333", "body": body, "num_media": 0, "opt_out_type": None,
-        "intent": "opt_in", "reply": None, "received_at": datetime(2026, 12, 2, 1, 2, 3, tzinfo=UTC),
+        "intent": "opt_in", "reply": None, "received_at": AT,
     }  # fmt: skip
 
 
@@ -48,7 +50,7 @@ def test_statements_in_a_batch_run_in_order_and_see_each_other(engine):
             [(INSERT, message("SM1")), (BY_SID, {"sid": "SM1"}), (COUNT, {})]
         )
         assert inserted == [] and found[0].body == "JOIN" and count[0][0] == 1
-        assert found[0].received_at == datetime(2026, 12, 2, 1, 2, 3, tzinfo=UTC)
+        assert found[0].received_at == AT
         db.commit()
     assert stored(engine) == 1
 
@@ -101,3 +103,28 @@ def test_the_connection_goes_back_to_the_pool_as_it_came(engine):
         if engine.dialect.name == "postgresql":
             assert conn.connection.dbapi_connection.autocommit is False
             assert conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar() >= 1
+
+
+def test_statements_dropped_under_the_connection_cost_a_retry_not_an_error(engine):
+    """psycopg itself sends DEALLOCATE ALL after a ROLLBACK once it has prepared statements
+    of its own (any ORM request on the same pooled connection can do that)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    engine.pool.dispose()
+    with batches(engine) as db:
+        db.run([(INSERT, message("SM1")), (COUNT, {})])
+        db.commit()
+    with engine.connect() as conn:  # the same pooled connection
+        for _ in range(6):  # psycopg prepares a query it has run five times
+            conn.execute(text("SELECT count(*) FROM inbound_messages")).scalar()
+        conn.rollback()
+        assert conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar() == 0
+
+    def once() -> int:
+        with batches(engine) as db:
+            [_, count] = db.run([(INSERT, message("SM2")), (COUNT, {})])
+            db.commit()
+            return count[0][0]
+
+    assert with_retries(once) == 2
+    assert stored(engine) == 2

@@ -1,9 +1,9 @@
 """The one way the page and the API sign: one transaction, then the confirmation queued.
 
 Views parse and render; this joins the petition service (which must not import the
-carrier package) to the single-send path (``create_outbound_message`` in the request's
-transaction, ``enqueue_send`` after it commits), so a text is never sent inside a request
-and never queued for a signature that rolled back.
+carrier package) to the single-send path (the pending outbound message written in the
+request's transaction, its send job enqueued after it commits), so a text is never sent
+inside a request and never queued for a signature that rolled back.
 """
 
 from __future__ import annotations
@@ -14,14 +14,11 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 from rq import Queue
-from sqlmodel import Session
+from sqlalchemy import Row
 
 from sms_service.carrier.single_send import enqueue_send_job
-from sms_service.db import session_scope
 from sms_service.domain.petition import CleanSignature
-from sms_service.models import Campaign
 from sms_service.services import petition
-from sms_service.services.outbox import create_outbound_message
 from sms_service.services.petition import WebSignatureResult
 from workers import QUEUE_DEFAULT
 
@@ -32,7 +29,7 @@ log = logging.getLogger(__name__)
 class Signed:
     """What the caller shows: the campaign and the outcome."""
 
-    campaign: Campaign
+    campaign: Row  # the campaigns row: id, keyword, title…
     result: WebSignatureResult
 
 
@@ -49,14 +46,6 @@ def send_queue() -> Queue:
     return Queue(QUEUE_DEFAULT, connection=connection)
 
 
-def _make_text(session: Session, to: str, body: str) -> int:
-    settings = current_app.config["SETTINGS"]
-    message = create_outbound_message(
-        session, settings=settings, to=to, body=body, kind=petition.CONFIRMATION_KIND
-    )
-    return message.id
-
-
 def sign(
     keyword: str, form: CleanSignature, *, ip: str | None, user_agent: str | None
 ) -> Signed | None:
@@ -64,17 +53,14 @@ def sign(
 
     None when no open petition has ``keyword``.
     """
-    engine = current_app.extensions["sms_engine"]
-    settings = current_app.config["SETTINGS"]
-    with session_scope(engine) as session:
-        campaign = petition.find_campaign(session, keyword)
-        if campaign is None:
-            return None
-        result = petition.sign_on_web(
-            session, campaign=campaign, form=form, settings=settings,
-            program=current_app.extensions["sms_program"], ip=ip, user_agent=user_agent,
-            make_text=_make_text,
-        )  # fmt: skip
+    signed = petition.sign_on_web(
+        current_app.extensions["sms_engine"], keyword=keyword, form=form,
+        settings=current_app.config["SETTINGS"], program=current_app.extensions["sms_program"],
+        ip=ip, user_agent=user_agent,
+    )  # fmt: skip
+    if signed is None:
+        return None
+    campaign, result = signed
     if result.outbound_message_id is not None:
         # After commit, so the job finds the row. The signature stands if Redis is down;
         # the message stays ``pending`` and the worker's sweeper sends it later.
