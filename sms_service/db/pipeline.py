@@ -112,6 +112,8 @@ def _computed(defaults: list) -> dict:
     """Values of Python-side column defaults: a scalar as is, a function called (SQLAlchemy
     wraps each to take an execution context; none is needed for ours)."""
     return {key: d.arg if d.is_scalar else d.arg(None) for key, d in defaults}
+
+
 _PLACEHOLDER = re.compile(r"%\(([^)]+)\)s|%%")
 # Row classes by column names: psycopg's namedtuple_row rebuilds the names on every execute.
 _row_classes: dict[tuple[str, ...], type] = {}
