@@ -10,7 +10,9 @@
    sent broadcasts with their deliveries and the carrier's report for every text sent:
    everyone (900k, ended three days ago), a tag (50k, ended two hours ago, so its
    reports and opt-outs are still coming) and a campaign's signers (100k, 23 hours ago),
-   and a draft (opened in the composer). The
+   a draft (opened in the composer), and a broadcast to everyone halfway through sending
+   (450k sent over the last ten minutes with their reports, 50 in flight; its page and the
+   progress feed it polls are timed). The
    consent log is only ever INSERTed into, as the service does, so its append-only
    triggers stay on; no hash-chain seals are written (the worker's sealer would seal the
    events later, as it does after a bulk import).
@@ -145,6 +147,31 @@ SEED = [
                                created_at, updated_at)
        VALUES ('Rally next week (draft)', 'tag', 'volunteers', NULL, now() + interval '7 days',
                'America/New_York', 'none', 'draft', 1, 'GSM-7', now(), now())""",
+    # A broadcast to everyone halfway through sending: the even ids sent over the last ten
+    # minutes (reports below), a batch of about 50 in flight, the rest pending.
+    """INSERT INTO broadcasts (body, audience_kind, audience_value, audience_campaign_id,
+                               send_at, timezone, recurrence, status, segments, encoding,
+                               created_at, updated_at)
+       VALUES ('Call your senator now', 'all', NULL, NULL, now() - interval '10 minutes',
+               'America/New_York', 'none', 'sending', 1, 'GSM-7', now(), now())""",
+    """INSERT INTO broadcast_runs (broadcast_id, occurrence_at, status, planned, created_at,
+                                   started_at)
+       SELECT id, send_at, 'sending', 0, send_at, send_at FROM broadcasts WHERE id = 5""",
+    """INSERT INTO broadcast_deliveries (run_id, subscriber_id, status, attempts, attempt_id,
+                                         attempt_started_at, sid, segments, sent_at,
+                                         updated_at)
+       SELECT (SELECT id FROM broadcast_runs WHERE broadcast_id = 5), id,
+              CASE WHEN id % 2 = 0 THEN 'sent' WHEN id < 100 THEN 'sending' ELSE 'pending' END,
+              CASE WHEN id % 2 = 0 OR id < 100 THEN 1 ELSE 0 END,
+              CASE WHEN id % 2 = 0 OR id < 100 THEN 'bench' END,
+              CASE WHEN id % 2 = 0 THEN now() - (id % 600) * interval '1 second'
+                   WHEN id < 100 THEN now() - interval '3 seconds' END,
+              CASE WHEN id % 2 = 0 THEN 'SMs' || id END,
+              CASE WHEN id % 2 = 0 THEN 1 END,
+              CASE WHEN id % 2 = 0 THEN now() - (id % 600) * interval '1 second' END, now()
+       FROM subscribers WHERE status = 'subscribed'""",
+    """UPDATE broadcast_runs r SET planned = (SELECT count(*) FROM broadcast_deliveries d
+                                              WHERE d.run_id = r.id) WHERE broadcast_id = 5""",
     # The carrier's reports: one per text, 2% undelivered.
     """INSERT INTO message_status_events (sid, status, occurred_at)
        SELECT sid, CASE WHEN subscriber_id % 50 = 0 THEN 'undelivered' ELSE 'delivered' END,
@@ -277,6 +304,8 @@ def console_pages() -> list[str]:
         "/console/lookup?number=%2B12042001003",
         "/console/broadcasts/2",
         "/console/broadcasts/3",
+        "/console/broadcasts/5",
+        "/console/broadcasts/5/progress.json",
     ]
     return sorted(set(urls))
 

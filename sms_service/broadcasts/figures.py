@@ -5,9 +5,11 @@ million rows), and joining them with the carrier's reports and the consent log c
 Once a run is over with no delivery open, its delivery states no longer change; once
 ``SETTLE`` has passed since it ended, the carrier's reports have arrived and its opt-out
 window (:data:`sms_service.broadcasts.outcomes.OPT_OUT_WINDOW`) has closed. From then on
-each set of figures is kept in ``broadcast_run_figures`` and read as one row; until then
-it is counted live (a run still sending: every refresh groups its deliveries). Known
-limit: a carrier report arriving more than a day after the run ended is not added.
+each set of figures is kept in ``broadcast_run_figures`` and read as one row. Until then
+the delivery states are counted live (a run still sending: every refresh groups its
+deliveries), and the carrier's reports and the opt-outs are folded (:func:`folded`): each
+view counts what was recorded since the previous one. Known limit: a carrier report
+arriving more than a day after the run ended is not added.
 """
 
 from __future__ import annotations
@@ -17,11 +19,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from sms_service.db import dialect_insert
-from sms_service.models import BroadcastRun, RunFigures, RunStatus, utcnow
+from sms_service.models import (
+    BroadcastDelivery,
+    BroadcastRun,
+    DeliveryStatus,
+    RunFigures,
+    RunStatus,
+    utcnow,
+)
 
 SETTLE = timedelta(hours=24)
 OVER = (RunStatus.SENT, RunStatus.CANCELLED, RunStatus.FAILED)
@@ -68,13 +77,30 @@ def kept(
 
 # Reports and opt-outs older than this are folded into the kept partial sums; younger ones
 # are counted on each view. A status callback or a STOP is committed within moments of the
-# time it records, so nothing older can still appear.
-FOLD_LAG = timedelta(minutes=2)
+# time it records (and the clocks of the web and worker hosts agree within this), so
+# nothing older can still appear.
+FOLD_LAG = timedelta(minutes=1)
 Counts = dict[str, int]
 
 
 def _add(a: Counts, b: Counts) -> Counts:
     return {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() | b.keys()}
+
+
+def oldest_open_attempt(session: Session, run_id: int) -> datetime | None:
+    """When the run's oldest delivery still ``sending`` was claimed (None: none is).
+
+    A report or an opt-out can only be matched to a delivery once its sid and sent time
+    are committed, which happens when its attempt is settled: by the batch that sent it,
+    or by the recoverer after the lease for an answer that was lost. Such an attempt was
+    claimed before its text went out, so anything recorded before this time may still
+    find its delivery later; folding stops here (``ix_broadcast_deliveries_sending``)."""
+    d = BroadcastDelivery.__table__
+    return session.execute(
+        select(func.min(d.c.attempt_started_at)).where(
+            d.c.run_id == run_id, d.c.status == DeliveryStatus.SENDING
+        )
+    ).scalar_one()
 
 
 def folded(
@@ -86,15 +112,20 @@ def folded(
     lag: timedelta | None = None,
     now: datetime | None = None,
 ) -> Counts:
-    """A closed run's ``name`` counts before they settle, without counting from the start
+    """A started run's ``name`` counts before they settle, without counting from the start
     on each view. ``count(start, end)`` counts what happened in ``[start, end)`` (None:
-    open-ended), so that the counts of consecutive windows add up to the whole: the part
-    older than ``lag`` is kept as ``name~`` (with the time it runs to) and each view
-    counts only what came since. Only for a run that is finished (no delivery open, so
-    no delivery's sid or sent time changes any more); the settled figures are counted
-    whole once more (:func:`kept`). Two views folding at once both write a consistent
-    pair; the later one stays."""
-    upto = (now or utcnow()) - (FOLD_LAG if lag is None else lag)
+    open-ended), so that the counts of consecutive windows add up to the whole: what is
+    older than ``lag`` and than the run's oldest open attempt (:func:`oldest_open_attempt`)
+    is kept as ``name~`` with the time it runs to, and each view counts only what came
+    since. The settled figures are counted whole once more (:func:`kept`). Two views
+    folding at once each write a consistent pair; the later one stays."""
+    lag = FOLD_LAG if lag is None else lag
+    upto = (now or utcnow()) - lag
+    pending = oldest_open_attempt(session, run.id)
+    if pending is not None:
+        if pending.tzinfo is None:
+            pending = pending.replace(tzinfo=UTC)
+        upto = min(upto, pending - lag)
     key = f"{name}~"
     found = session.execute(
         select(RunFigures.value).where(RunFigures.run_id == run.id, RunFigures.name == key)

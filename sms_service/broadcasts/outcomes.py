@@ -23,11 +23,11 @@ OPT_OUT_WINDOW = SETTLE  # a run's figures are kept once its window has closed
 
 def run_opt_outs(*, session: Session, run: BroadcastRun) -> int:
     """How many of the run's recipients opted out after their text and within
-    ``OPT_OUT_WINDOW`` of the run's end; folded as they come once the run is finished
+    ``OPT_OUT_WINDOW`` of the run's end; folded as they come once the run has started
     (:func:`~sms_service.broadcasts.figures.folded`), kept once that window has closed."""
     ended = run.finished_at or run.cancelled_at
     until = ended + OPT_OUT_WINDOW if ended else None
-    if run.finished_at is not None and not settled(run):
+    if run.started_at is not None and not settled(run):
         return folded(session, run, "opt_outs", lambda start, end: {"n": opt_outs_after(
             session=session, run_id=run.id, since=run.started_at, until=until,
             start=start, end=end,

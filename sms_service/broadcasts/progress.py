@@ -115,7 +115,7 @@ def run_progress(*, session: Session, run: BroadcastRun) -> RunProgress:
             not_before = datetime.fromisoformat(not_before)
             if result.deferred_until is None or not_before < result.deferred_until:
                 result.deferred_until = not_before
-    if run.finished_at is not None and not settled(run):  # closed; reports still coming
+    if run.started_at is not None and not settled(run):  # reports still coming
         counts = folded(session, run, "reports",
                         lambda start, end: _report_counts(session, run, start, end))  # fmt: skip
         reported = sorted(counts.items())

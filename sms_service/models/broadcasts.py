@@ -180,12 +180,21 @@ class BroadcastDelivery(SQLModel, table=True):
             postgresql_where=text("sent_at IS NOT NULL"),
             sqlite_where=text("sent_at IS NOT NULL"),
         ),
-        # A finished run's latest carrier reports are looked up by sid (migration 0010).
+        # A run's latest carrier reports are looked up by sid (migration 0010).
         Index(
             "ix_broadcast_deliveries_sid",
             "sid",
             postgresql_where=text("sid IS NOT NULL"),
             sqlite_where=text("sid IS NOT NULL"),
+        ),
+        # Attempts in flight, oldest first: how far a run's reports can be folded, and the
+        # recoverer's stale attempts (migration 0011). Only rows being sent are in it.
+        Index(
+            "ix_broadcast_deliveries_sending",
+            "run_id",
+            "attempt_started_at",
+            postgresql_where=text("status = 'sending'"),
+            sqlite_where=text("status = 'sending'"),
         ),
     )
 

@@ -154,8 +154,41 @@ def test_a_sending_run_or_one_with_open_deliveries_is_never_kept(app):
     stuck = make_run(engine, ended=datetime.now(UTC) - timedelta(days=2), open_ones=1, start=10)
     assert figures(engine, sending)[0]["sent"] == 4
     assert figures(engine, stuck)[0]["pending"] == 1
-    assert kept_names(engine, sending) == set()
+    assert kept_names(engine, sending) == {"reports~", "opt_outs~"}  # only folded sums
     assert "states" not in kept_names(engine, stuck)
+
+
+def test_a_sending_run_folds_no_further_than_its_oldest_attempt_in_flight(app, monkeypatch):
+    """A callback can come before the batch that sent the text commits its sid (or, for a
+    lost answer, before the recoverer does, after the lease). Folding past it would
+    count the report nowhere; it stops at the oldest attempt still ``sending``."""
+    monkeypatch.setattr("sms_service.broadcasts.figures.FOLD_LAG", timedelta(0))
+    engine = app.extensions["sms_engine"]
+    run_id = make_run(engine, ended=None, status="sending", open_ones=1)
+    claimed = datetime.now(UTC) - timedelta(minutes=30)
+    with engine.begin() as conn:
+        late = conn.execute(text(
+            "SELECT max(subscriber_id) FROM broadcast_deliveries WHERE run_id = :r"
+        ), {"r": run_id}).scalar_one()  # fmt: skip
+        conn.execute(text(
+            "UPDATE broadcast_deliveries SET status = 'sending', attempt_id = 'a1', "
+            "attempt_started_at = :t WHERE run_id = :r AND subscriber_id = :s"
+        ), {"t": claimed, "r": run_id, "s": late})  # fmt: skip
+        # Its text went out and the carrier answered, before its sid is committed.
+        conn.execute(
+            insert(MessageStatusEvent.__table__).values(
+                sid="SMlost", status="delivered", occurred_at=claimed + timedelta(minutes=1)
+            )
+        )
+    assert figures(engine, run_id)[1] == 1 and whole_counts(engine, run_id)[0] == 0
+    for _ in range(2):  # views while the attempt is open fold nothing past it
+        assert shown(engine, run_id)[0] == 0
+    with engine.begin() as conn:  # the recoverer settles it: sent, with that sid
+        conn.execute(text(
+            "UPDATE broadcast_deliveries SET status = 'sent', sid = 'SMlost', sent_at = :t "
+            "WHERE run_id = :r AND subscriber_id = :s"
+        ), {"t": claimed, "r": run_id, "s": late})  # fmt: skip
+    assert shown(engine, run_id)[0] == whole_counts(engine, run_id)[0] == 1
 
 
 def whole_counts(engine, run_id: int) -> tuple:
@@ -164,8 +197,9 @@ def whole_counts(engine, run_id: int) -> tuple:
         run = session.get(BroadcastRun, run_id)
         ended = run.finished_at
         reports = _report_counts(session, run)
+        until = ended + timedelta(hours=24) if ended else None
         opted = opt_outs_after(session=session, run_id=run_id, since=run.started_at,
-                               until=ended + timedelta(hours=24))  # fmt: skip
+                               until=until)  # fmt: skip
         return reports.get("delivered", 0), reports.get("undelivered", 0), opted
 
 
