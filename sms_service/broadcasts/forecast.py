@@ -6,10 +6,10 @@ scheduled time, so the forecast and the send follow the same rules. At a million
 subscribers it stays two grouped queries (see :func:`audience_groups`): the audience
 counted per group of numbers sharing their first ``PREFIX_CHARS`` characters (``+1`` and
 the area code in North America) and their stored zone, and those of them at the frequency
-cap. The gate is asked once per group: a few hundred questions, not a million. Limits,
-said on the page as "about": numbers in one area code that straddle two zones are counted
-with the zone of the group's first number, texts sent between now and the scheduled time
-are not known yet, and anyone who opts out before then will be skipped.
+cap (:func:`_at_cap`). The gate is asked once per group: a few hundred questions, not a
+million. Limits, said on the page as "about": numbers in one area code that straddle two
+zones are counted with the zone of the group's first number, texts sent between now and
+the scheduled time are not known yet, and anyone who opts out before then will be skipped.
 """
 
 from __future__ import annotations
@@ -71,30 +71,71 @@ def _prefix():
                        literal_column(str(PREFIX_CHARS)))  # fmt: skip
 
 
-def runs_sending_since(session: Session, since: datetime) -> int:
-    """How many runs can have sent a text at or after ``since``: started, and not finished
-    before then. Each sends a subscriber at most one text, so nobody has more texts since
-    ``since`` than this."""
+def runs_sending_since(session: Session, since: datetime) -> list[tuple[int, int]]:
+    """(id, planned) of the runs that can have sent a text at or after ``since``: started,
+    and not finished before then. Each sends a subscriber at most one text, so nobody has
+    more texts since ``since`` than there are such runs."""
     r = BroadcastRun.__table__
-    return session.execute(
-        select(func.count())
-        .select_from(r)
-        .where(
-            r.c.started_at.is_not(None),
-            or_(r.c.finished_at.is_(None), r.c.finished_at >= since - CLOCK_MARGIN),
+    return [
+        (run_id, planned)
+        for run_id, planned in session.execute(
+            select(r.c.id, r.c.planned).where(
+                r.c.started_at.is_not(None),
+                or_(r.c.finished_at.is_(None), r.c.finished_at >= since - CLOCK_MARGIN),
+            )
+        ).all()
+    ]
+
+
+# Look the cap up per candidate when the candidates are at most this share of the texts
+# in the window; else count every subscriber's texts in one pass.
+PROBE_SHARE = 0.25
+
+
+def _at_cap(session: Session, window_start: datetime, cap: int):
+    """``SELECT subscriber_id`` of everyone sent ``cap`` or more texts since
+    ``window_start``; None when nobody can be (fewer runs than ``cap`` sent since).
+
+    Whoever is at the cap got texts from ``cap`` different runs, so one of them is among
+    the ``k - cap + 1`` smallest of the ``k`` runs that can have sent since then. When
+    those runs are small, only their recipients are looked up, each with its own count
+    (``ix_broadcast_deliveries_sent``); otherwise every texted subscriber is counted."""
+    runs = sorted(runs_sending_since(session, window_start), key=lambda run: run[1])
+    if len(runs) < cap:
+        return None
+    d = BroadcastDelivery.__table__
+    recent = [d.c.sent_at.is_not(None), d.c.sent_at >= window_start]
+    smallest = runs[: len(runs) - cap + 1]
+    if sum(n for _, n in smallest) <= PROBE_SHARE * sum(n for _, n in runs):
+        candidate = (
+            select(d.c.subscriber_id)
+            .where(d.c.run_id.in_([run_id for run_id, _ in smallest]), *recent)
+            .group_by(d.c.subscriber_id)
+            .subquery()
         )
-    ).scalar_one()
+        other = d.alias("texts")
+        texts = (
+            select(func.count())
+            .where(other.c.subscriber_id == candidate.c.subscriber_id,
+                   other.c.sent_at.is_not(None), other.c.sent_at >= window_start)
+            .scalar_subquery()
+        )  # fmt: skip
+        return select(candidate.c.subscriber_id).where(texts >= cap).subquery()
+    return (
+        select(d.c.subscriber_id)
+        .where(*recent)
+        .group_by(d.c.subscriber_id)
+        .having(func.count() >= cap)
+        .subquery()
+    )
 
 
 def audience_groups(
     *, session: Session, broadcast: Broadcast, window_start: datetime, cap: int
 ) -> list[Group]:
     """The broadcast's audience per (prefix, zone), with how many of each group were sent
-    ``cap`` or more texts since ``window_start`` (none when ``cap`` is 0).
-
-    The cap's count is skipped when fewer than ``cap`` runs can have sent anything since
-    ``window_start`` (:func:`runs_sending_since`): then nobody can be at the cap. Otherwise
-    only the deliveries of subscribers at the cap are joined with the audience."""
+    ``cap`` or more texts since ``window_start`` (none when ``cap`` is 0; see
+    :func:`_at_cap` for how they are found)."""
     s = Subscriber.__table__
     prefix = _prefix()
     audience = audience_query(broadcast)
@@ -103,15 +144,8 @@ def audience_groups(
         .group_by(prefix, s.c.timezone)
     ).all()  # fmt: skip
     capped: dict[tuple[str, str | None], int] = {}
-    if cap and runs_sending_since(session, window_start) >= cap:
-        d = BroadcastDelivery.__table__
-        at_cap = (
-            select(d.c.subscriber_id)
-            .where(d.c.sent_at.is_not(None), d.c.sent_at >= window_start)
-            .group_by(d.c.subscriber_id)
-            .having(func.count() >= cap)
-            .subquery()
-        )
+    at_cap = _at_cap(session, window_start, cap) if cap else None
+    if at_cap is not None:
         capped_rows = session.execute(
             audience.join(at_cap, at_cap.c.subscriber_id == s.c.id)
             .with_only_columns(prefix, s.c.timezone, func.count())

@@ -90,7 +90,11 @@ def audience(app):
 @pytest.mark.parametrize("kind", ["all", "tag"])
 @pytest.mark.parametrize("cap", [0, 1, 2, 3])
 @pytest.mark.parametrize("hours_ahead", [0, 7, 30])
-def test_forecast_matches_every_member_put_to_the_gate(app, audience, kind, cap, hours_ahead):
+@pytest.mark.parametrize("probe_share", [0.0, 1.0])  # count everyone / look up candidates
+def test_forecast_matches_every_member_put_to_the_gate(
+    app, audience, kind, cap, hours_ahead, probe_share, monkeypatch
+):
+    monkeypatch.setattr(fc, "PROBE_SHARE", probe_share)
     rules = dataclasses.replace(gate.Rules.from_settings(app.config["SETTINGS"]), cap=cap)
     if rules.window is None:
         rules = dataclasses.replace(rules, window=gate.parse_window("21:00-08:00"))
@@ -110,12 +114,35 @@ def test_the_cap_count_is_skipped_only_when_no_one_can_be_at_the_cap(app, audien
     now = datetime.now(UTC)
     with session_scope(audience) as session:
         # Two runs sent in the window (the one 45 days ago finished before it).
-        assert fc.runs_sending_since(session, now - gate.CAP_WINDOW) == 2
+        assert len(fc.runs_sending_since(session, now - gate.CAP_WINDOW)) == 2
     for cap in (2, 3):
         capped = dataclasses.replace(rules, cap=cap)
         short = forecast_of(audience, broadcast, now, capped)
-        monkeypatch.setattr(fc, "runs_sending_since", lambda session, since: 10**6)
+        monkeypatch.setattr(fc, "runs_sending_since", lambda session, since: [(0, 1)] * 9)
         counted = forecast_of(audience, broadcast, now, capped)
         monkeypatch.undo()
         assert short == counted == exact(audience, broadcast, now, capped)
         assert short["capped"] == (4 if cap == 2 else 0)  # dc[:3] and ny[0] had two
+
+
+def test_candidates_come_from_the_smallest_runs(app, audience, monkeypatch):
+    """Three runs in the window and a cap of 2: whoever is at the cap is in one of the
+    two smallest; looking up only their recipients finds the same as counting everyone."""
+    engine = audience
+    with engine.connect() as conn:
+        ids = list(
+            conn.execute(
+                select(Subscriber.__table__.c.id).order_by(Subscriber.__table__.c.id)
+            ).scalars()
+        )
+    sent_runs(engine, [ids[:1], ids[5:7]], days_ago=1)  # two small runs
+    rules = dataclasses.replace(gate.Rules.from_settings(app.config["SETTINGS"]), cap=2)
+    broadcast = Broadcast(body="Rally", audience_kind=AudienceKind.ALL, send_at=datetime.now(UTC),
+                          timezone="UTC")  # fmt: skip
+    now = datetime.now(UTC)
+    results = []
+    for share in (0.0, 1.0):
+        monkeypatch.setattr(fc, "PROBE_SHARE", share)
+        results.append(forecast_of(engine, broadcast, now, rules))
+    assert results[0] == results[1] == exact(engine, broadcast, now, rules)
+    assert results[0]["capped"] == 4  # dc[0:3] and ny[0] (ids[6]); dc[5] has one text
