@@ -76,10 +76,11 @@ def kept(
 
 
 # Reports and opt-outs older than this are folded into the kept partial sums; younger ones
-# are counted on each view. A status callback or a STOP is committed within moments of the
-# time it records (and the clocks of the web and worker hosts agree within this), so
-# nothing older can still appear.
-FOLD_LAG = timedelta(minutes=1)
+# are counted on each view. A status callback or a STOP is committed within seconds of the
+# time it records (its transaction may wait for a sending batch's row locks), and the
+# clocks of the web and worker hosts agree within much less. One committed later still is
+# missing from the page until the figures settle and are counted whole.
+FOLD_LAG = timedelta(seconds=30)
 Counts = dict[str, int]
 
 

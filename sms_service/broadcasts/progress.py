@@ -155,24 +155,30 @@ def _report_counts(
     run's sids recorded in ``[start, end)`` (None: unbounded).
 
     Reports are recorded after the run started, so only that stretch of the reports
-    table (its time index) is read, not every report ever received; a short stretch is
-    looked up in the run's deliveries by sid (``ix_broadcast_deliveries_sid``). Each
-    (sid, status) is recorded once and each recipient has one sid in a run, so the
-    counts of consecutive stretches add up to the count of the whole."""
+    table (its time index) is read, not every report ever received. Each (sid, status)
+    is recorded once and each recipient has one sid in a run, so the counts of
+    consecutive stretches add up to the count of the whole. From the start, the reports
+    are joined with the run's deliveries; a later stretch (a few seconds or minutes of
+    reports, see :func:`~sms_service.broadcasts.figures.folded`) looks each report's sid
+    up instead (``ix_broadcast_deliveries_sid``), which reads none of the run's other
+    deliveries."""
     d, e = BroadcastDelivery.__table__, MessageStatusEvent.__table__
     window = [e.c.occurred_at >= t for t in (run.started_at, start) if t is not None]
     if end is not None:
         window.append(e.c.occurred_at < end)
-    rows = session.execute(
-        select(e.c.status, func.count(func.distinct(d.c.subscriber_id)))
-        .select_from(d.join(e, e.c.sid == d.c.sid))
-        .where(
-            d.c.run_id == run.id,
-            e.c.status.in_((MessageStatus.DELIVERED, *CARRIER_FAILED)),
-            *window,
+    wanted = e.c.status.in_((MessageStatus.DELIVERED, *CARRIER_FAILED))
+    if start is None:
+        query = (
+            select(e.c.status, func.count(func.distinct(d.c.subscriber_id)))
+            .select_from(d.join(e, e.c.sid == d.c.sid))
+            .where(d.c.run_id == run.id, wanted, *window)
         )
-        .group_by(e.c.status)
-    ).all()
+    else:
+        sent_in = (
+            select(d.c.run_id).where(d.c.sid == e.c.sid).limit(1).scalar_subquery()
+        )  # one delivery per sid: a scalar look-up per report, not a join
+        query = select(e.c.status, func.count()).where(wanted, *window, sent_in == run.id)
+    rows = session.execute(query.group_by(e.c.status)).all()
     return {status: n for status, n in rows}
 
 
