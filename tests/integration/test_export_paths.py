@@ -244,3 +244,25 @@ def test_copy_and_row_paths_agree_on_every_first_character(pg_db, raw):
         assert [r[12] for r in rows] == [str(i) for i in range(1, len(AWKWARD) + 1)]
     finally:
         engine.dispose()
+
+
+def test_an_error_the_server_raises_mid_copy_is_raised_and_the_connection_goes_on(pg_db):
+    """The COPY path reads rows straight from libpq; an error after some rows (here a
+    division by zero at the fourth) still comes out as psycopg's error, and the
+    connection can be used afterwards."""
+    import psycopg
+
+    from sms_service.services.exports import _drain_copy
+
+    written = []
+    dsn = pg_db.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as conn:
+        statement = "COPY (SELECT 12 / (4 - g) FROM generate_series(1, 6) AS g) TO STDOUT"
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            with conn.cursor() as cursor, cursor.copy(statement):
+                _drain_copy(conn.pgconn, written.append)
+        conn.rollback()
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        with conn.cursor() as cursor, cursor.copy("COPY (SELECT 'a,b' AS x) TO STDOUT CSV"):
+            assert _drain_copy(conn.pgconn, written.append) == 1
+    assert b"".join(written) == b'"a,b"\r\n'  # the three rows before the error were not flushed
