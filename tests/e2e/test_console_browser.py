@@ -205,6 +205,34 @@ def test_organiser_edits_a_saved_draft_and_schedules_it(console, page):
     page.screenshot(path=shot("draft-scheduled"), full_page=True)
 
 
+def test_a_user_changes_their_own_password_on_the_profile_page(console, page, browser):
+    base = console["web"]
+    other = browser.new_context().new_page()  # the same account in another browser
+    sign_in(other, base, "compliance@rights.example")
+    sign_in(page, base, "compliance@rights.example")
+    page.click("#profile-link")
+    page.wait_for_url(re.compile(r"/console/profile$"))
+    assert "compliance@rights.example" in page.inner_text("#account")
+    page.fill("input[name=current_password]", "not the password at all")
+    page.fill("input[name=new_password]", "a new and longer passphrase")
+    page.fill("input[name=confirm_password]", "a new and longer passphrase")
+    page.click("#change-password")
+    expect(page.locator("#password-error")).to_contain_text("current password is not right")
+    page.fill("input[name=current_password]", PASSWORD)
+    page.fill("input[name=new_password]", "a new and longer passphrase")
+    page.fill("input[name=confirm_password]", "a new and longer passphrase")
+    page.click("#change-password")
+    page.wait_for_selector("text=Password changed.")
+    page.screenshot(path=shot("profile"), full_page=True)
+    other.goto(base + "/console/")
+    assert "/login" in other.url  # the other session ended
+    page.goto(base + "/console/audit")
+    audit = page.inner_text("#audit")
+    assert "password.change.refused" in audit and "password.change" in audit
+    page.click("text=Sign out")
+    sign_in(page, base, "compliance@rights.example", "a new and longer passphrase")
+
+
 def test_compliance_decides_a_review_and_looks_up_the_number(console, page):
     base, sim = console["web"], console["sim"]
     number = "+12025550177"
