@@ -36,7 +36,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ExecStatus, TransactionStatus
+from psycopg.rows import tuple_row
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -114,20 +115,18 @@ def _computed(defaults: list) -> dict:
     return {key: d.arg if d.is_scalar else d.arg(None) for key, d in defaults}
 
 
+TUPLES_OK = ExecStatus.TUPLES_OK
 _PLACEHOLDER = re.compile(r"%\(([^)]+)\)s|%%")
-# Row classes by column names: psycopg's namedtuple_row rebuilds the names on every execute.
-_row_classes: dict[tuple[str, ...], type] = {}
+# Row classes by statement: the columns a statement returns never change.
+_row_classes: dict[str, type] = {}
 
 
-def _row_maker(cursor):
-    description = cursor.description
-    if description is None:
-        return tuple
-    names = tuple(column.name for column in description)
-    cls = _row_classes.get(names)
+def _rows(name: str, cursor) -> list:
+    """The current result's rows, with attribute access by column name."""
+    cls = _row_classes.get(name)
     if cls is None:
-        cls = _row_classes[names] = namedtuple("Row", names)
-    return cls._make
+        cls = _row_classes[name] = namedtuple("Row", [c.name for c in cursor.description])
+    return [cls._make(row) for row in cursor.fetchall()]
 
 
 class _Postgres(Batches):
@@ -143,7 +142,7 @@ class _Postgres(Batches):
         # which is a round trip of its own.
         self.connection.autocommit = True
         self.begun = False
-        self.cursor = psycopg.ClientCursor(self.connection, row_factory=_row_maker)
+        self.cursor = psycopg.ClientCursor(self.connection, row_factory=tuple_row)
 
     def _statement(self, statement, first: dict):
         """(name, PREPARE text, parameter order, constants, computed defaults)."""
@@ -195,10 +194,10 @@ class _Postgres(Batches):
             info["sms_prepared_unsure"] = False
         prepared = info["sms_prepared"]
         parts = [] if self.begun else ["BEGIN"]
-        plan = [None] if parts else []  # per result: the step it answers, or None to skip
+        plan: list = [None] if parts else []  # per result: (step, statement name) or None
+        values: list = []  # every statement's parameters, in order: one conversion for all
         new = []
         texts: list[str] = []
-        bound: list[dict] = []
         for index, (statement, params) in enumerate(steps):
             many = isinstance(params, list)
             rows = params if many else [params]
@@ -208,22 +207,25 @@ class _Postgres(Batches):
             if listeners:
                 listeners(None, cursor, text, bound if many else bound[0], None, many)
             if name not in prepared and name not in new:
-                parts.append(f"PREPARE {name} AS {text}")
+                parts.append(f"PREPARE {name} AS {text.replace('%', '%%')}")
                 plan.append(None)
                 new.append(name)
-            args = ", ".join(["%s"] * len(order))
-            call = f"EXECUTE {name}({args})" if order else f"EXECUTE {name}"
+            call = (
+                f"EXECUTE {name}({', '.join(['%s'] * len(order))})" if order else f"EXECUTE {name}"
+            )
             for p in bound:
-                parts.append(cursor.mogrify(call, [p[k] for k in order]))
-                plan.append(index if not many else None)
+                parts.append(call)
+                values.extend(p[k] for k in order)
+                plan.append((index, name) if not many else None)
         results: list[list] = [[] for _ in steps]
         try:
-            cursor.execute(";\n".join(parts))
+            cursor.execute(";\n".join(parts), values)
             self.begun = True
-            for i, step in enumerate(plan):
-                if step is not None and cursor.description is not None:
-                    results[step] = cursor.fetchall()
-                if i < len(plan) - 1:
+            last = len(plan) - 1
+            for i, answer in enumerate(plan):
+                if answer is not None and cursor.pgresult.status == TUPLES_OK:
+                    results[answer[0]] = _rows(answer[1], cursor)
+                if i < last:
                     cursor.nextset()
         except psycopg.Error as exc:
             info["sms_prepared_unsure"] = True

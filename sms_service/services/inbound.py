@@ -371,7 +371,15 @@ _CONVERSATION = select(
 _SIGNATURE_COUNT = (
     select(func.count()).select_from(SIGNATURES).where(SIGNATURES.c.campaign_id == bindparam("id"))
 )
-_LOCK = select(SUBSCRIBERS).where(SUBSCRIBERS.c.phone == bindparam("phone")).with_for_update()
+# What the decision needs of the sender's row (fewer columns: less to send and to parse).
+_LOCK = (
+    select(
+        SUBSCRIBERS.c.id, SUBSCRIBERS.c.status, SUBSCRIBERS.c.language,
+        SUBSCRIBERS.c.pending_name_campaign_id, SUBSCRIBERS.c.pending_name_asked_at,
+    )
+    .where(SUBSCRIBERS.c.phone == bindparam("phone"))
+    .with_for_update()
+)  # fmt: skip
 _UPDATE_SUBSCRIBER = update(SUBSCRIBERS).where(SUBSCRIBERS.c.id == bindparam("subscriber_id"))
 _INSERT_EVENT = EVENTS.insert()
 

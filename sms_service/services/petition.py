@@ -291,8 +291,18 @@ _SIGN = {"postgresql": _sign(postgresql.insert), "sqlite": _sign(sqlite.insert)}
 
 # The open confirmation for :phone at :at (the newest, if several), read by the inbound
 # webhook in its batch of reads.
+_CONFIRMATIONS = WebConfirmation.__table__
 PENDING_WEB_CONFIRMATION = (
-    select(WebConfirmation.__table__)
+    select(
+        _CONFIRMATIONS.c.id,
+        _CONFIRMATIONS.c.phone,
+        _CONFIRMATIONS.c.campaign_id,
+        _CONFIRMATIONS.c.outbound_message_id,
+        _CONFIRMATIONS.c.disclosure,
+        _CONFIRMATIONS.c.confirmation_text,
+        _CONFIRMATIONS.c.created_at,
+        _CONFIRMATIONS.c.expires_at,
+    )  # fmt: skip
     .where(
         WebConfirmation.phone == bindparam("phone"),
         WebConfirmation.status == "pending",
