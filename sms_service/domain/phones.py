@@ -7,6 +7,7 @@ E.164 and are kept as their digits, since carriers address them that way.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -35,6 +36,7 @@ def to_e164(raw: str | None, default_region: str = "US") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=256)
 def normalise_address(raw: str | None, default_region: str = "US") -> str:
     """E.164 for a phone number, the bare digits for a short code (the ``To`` of inbound texts)."""
     text = (raw or "").strip()

@@ -54,7 +54,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 
 from sms_service.db import RaceLost, with_retries
 from sms_service.db.pipeline import Batches, batches
@@ -112,7 +112,7 @@ def receive(
     A sign-up from a number the sender cannot reach (``reach``) is refused and changes
     nothing.
     """
-    database = str(engine.url)
+    database = engine.url  # hashable; its rendering would cost every text
 
     def once() -> InboundResult:
         with batches(engine) as db:
@@ -132,7 +132,7 @@ def receive(
 
 
 def _attempt(
-    db: Batches, database: str, sms: InboundSms, program: Program, reach: Reach | None
+    db: Batches, database: URL, sms: InboundSms, program: Program, reach: Reach | None
 ) -> InboundResult:
     """One batch of reads, the decision, one batch of writes; the caller commits."""
     dialect = db.dialect_name
@@ -173,7 +173,7 @@ def _attempt(
     return InboundResult(reply=decision.reply, intent=decision.intent)
 
 
-def _read(db: Batches, database: str, sms: InboundSms):
+def _read(db: Batches, database: URL, sms: InboundSms):
     """The sender's row (locked until commit, or None), their conversation, the campaign
     catalogue and any web confirmation awaiting YES: one batch (a second only when the
     catalogue changed, or a name question is pending)."""
@@ -228,10 +228,10 @@ def _catalogue(rows) -> keywords.Catalogue:
 
 
 # One (fingerprint, catalogue) per database, replaced when the fingerprint changes.
-_catalogues: dict[str, tuple[str, keywords.Catalogue]] = {}
+_catalogues: dict[URL, tuple[str, keywords.Catalogue]] = {}
 
 
-def _cached_catalogue(db: Batches, database: str, fingerprint: str) -> keywords.Catalogue:
+def _cached_catalogue(db: Batches, database: URL, fingerprint: str) -> keywords.Catalogue:
     """The campaign catalogue from this process's cache while ``fingerprint`` (read with the
     locked row) matches; read again when it does not."""
     cached = _catalogues.get(database)

@@ -79,7 +79,17 @@ def twilio_webhook(blueprint: Blueprint) -> Blueprint:
     else out, and the limiter's bookkeeping would cost every text of a burst)."""
     csrf.exempt(blueprint)
     limiter.exempt(blueprint)
+    _WEBHOOK_BLUEPRINTS.add(blueprint.name)
     return blueprint
+
+
+# Twilio's webhook blueprints: the limiter skips them before any of its bookkeeping.
+_WEBHOOK_BLUEPRINTS: set[str] = set()
+
+
+@limiter.request_filter
+def _is_twilio_webhook() -> bool:
+    return request.blueprint in _WEBHOOK_BLUEPRINTS
 
 
 def limiter_storage_uri(settings: Settings) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
@@ -27,10 +28,17 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 def twiml(reply: str | None) -> Response:
     """A TwiML answer: one <Message>, or an empty <Response/> when nothing is to be said."""
+    return Response(_twiml_document(reply), mimetype="application/xml")
+
+
+@lru_cache(maxsize=1024)
+def _twiml_document(reply: str | None) -> str:
+    # Replies repeat (every JOIN of a burst gets the same words), so each document is
+    # built once by Twilio's own library and kept.
     response = MessagingResponse()
     if reply:
         response.message(_NOT_XML.sub("", reply))
-    return Response(str(response), mimetype="application/xml")
+    return str(response)
 
 
 def require_twilio_signature() -> None:
