@@ -20,6 +20,8 @@ with presentation attributes (``fill=``), which CSP does not govern.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from datetime import timedelta
 
 from flask import Blueprint, Flask, Response, request
@@ -64,7 +66,10 @@ def client_ip() -> str:
 
 
 csrf = CSRFProtect()
-limiter = Limiter(client_ip, key_prefix=LIMITER_KEY_PREFIX, headers_enabled=True)
+# No X-RateLimit-* headers on every answer: each costs a storage round trip per limit on
+# every limited request (the petition form has two limits). A refusal still says when to
+# come back (Retry-After, :func:`init_security`).
+limiter = Limiter(client_ip, key_prefix=LIMITER_KEY_PREFIX, headers_enabled=False)
 
 
 def exempt_from_csrf(blueprint: Blueprint) -> Blueprint:
@@ -135,6 +140,16 @@ def init_security(app: Flask, settings: Settings) -> None:
         app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2, "socket_timeout": 2}
     csrf.init_app(app)
     limiter.init_app(app)
+
+    @app.after_request
+    def _retry_after(response: Response) -> Response:
+        # When the limit that refused this request resets, as the limiter's headers said.
+        if response.status_code == 429 and "Retry-After" not in response.headers:
+            current = limiter.current_limit
+            if current is not None:
+                wait = max(1, math.ceil(current.reset_at - time.time()))
+                response.headers["Retry-After"] = str(wait)
+        return response
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -235,7 +235,11 @@ def test_per_address_limit(database_url, redis_connection):
     client = app.test_client()
     codes = [sign_petition(client, name=f"Person {n}").status_code for n in range(4)]
     assert codes == [303, 303, 303, 429]
-    assert "Too many attempts" in sign_petition(client, name="Late").get_data(as_text=True)
+    refused = sign_petition(client, name="Late")
+    assert "Too many attempts" in refused.get_data(as_text=True)
+    # When to come back: the end of the minute's window, rounded up to a whole second.
+    assert 1 <= int(refused.headers["Retry-After"]) <= 61
+    assert "X-RateLimit-Remaining" not in refused.headers  # no storage round trip for it
     assert (
         sign_petition(client, name="Elsewhere", ip="192.0.2.44").status_code == 303
     )  # others go on
