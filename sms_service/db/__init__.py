@@ -71,6 +71,12 @@ def display_url(database_url: str) -> str:
         return database_url
 
 
+def for_each_dialect(build: Callable[[Callable], T]) -> dict[str, T]:
+    """``build(insert)`` for each database's ``insert`` (the ON CONFLICT statements of the
+    hot paths, built once at import), by dialect name."""
+    return {"postgresql": build(postgresql.insert), "sqlite": build(sqlite.insert)}
+
+
 def dialect_insert(session: Session):
     """The ``insert`` of the session's database, which has ``on_conflict_do_nothing``
     (PostgreSQL and SQLite both take it)."""

@@ -53,10 +53,10 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Engine
 
-from sms_service.db import RaceLost, with_retries
+from sms_service.db import RaceLost, for_each_dialect, with_retries
 from sms_service.db.pipeline import Batches, batches
 from sms_service.domain import keywords
 from sms_service.domain.keywords import ConsentKind, Decision, Status
@@ -442,4 +442,4 @@ def _writes(insert) -> _Writes:
     return _Writes(claim, subscriber, signature, named)
 
 
-_WRITES = {"postgresql": _writes(postgresql.insert), "sqlite": _writes(sqlite.insert)}
+_WRITES = for_each_dialect(_writes)

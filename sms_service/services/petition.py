@@ -28,12 +28,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import Row, bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from config import Settings
-from sms_service.db import RaceLost, with_retries
+from sms_service.db import RaceLost, for_each_dialect, with_retries
 from sms_service.db.pipeline import Batches, batches
 from sms_service.domain import petition
 from sms_service.domain.keywords import Decision
@@ -121,22 +120,25 @@ def sign_on_web(
         with batches(engine) as db:
             signer = {"keyword": keyword.upper(), "phone": form.phone, "email": form.email,
                       "fingerprint": fingerprint}  # fmt: skip
-            steps = [(_OPEN_CAMPAIGN, {"keyword": keyword.upper()}), (_EARLIER, signer)]
+            steps = [(_OPEN_CAMPAIGN, {"keyword": keyword.upper()})]
             if form.phone:
                 # Created if missing and locked (the no-op update takes the row lock), before
                 # the earlier signatures are read: concurrent requests for one number queue
                 # behind each other here.
                 row = {"phone": form.phone, "status": SubscriberStatus.NONE.value,
                        "created_at": now, "updated_at": now}  # fmt: skip
-                steps.insert(1, (_LOCK_NUMBER[db.dialect_name], row))
+                steps.append((_LOCK_NUMBER[db.dialect_name], row))
+            steps.append((_EARLIER, signer))
+            if form.phone:
                 steps.append((_RECENT_CONFIRMATION, {"phone": form.phone, "since": since}))
-            results = db.run(steps)
-            if not results[0]:
+            results = iter(db.run(steps))  # in the order of the steps
+            campaigns = next(results)
+            if not campaigns:
                 return None
-            campaign = results[0][0]
-            subscriber = results[1][0] if form.phone else None
-            earlier = _earlier(results[2 if form.phone else 1], subscriber)
-            recent = bool(form.phone and results[3])
+            campaign = campaigns[0]
+            subscriber = next(results)[0] if form.phone else None
+            earlier = _earlier(next(results), subscriber)
+            recent = bool(next(results)) if form.phone else False
             result = _write(
                 db, campaign=campaign, form=form, subscriber=subscriber, earlier=earlier,
                 recent=recent, disclosure=disclosure, fingerprint=fingerprint,
@@ -282,11 +284,8 @@ def _sign(insert):
     return insert(_SIGNATURES).on_conflict_do_nothing().returning(_SIGNATURES.c.id)
 
 
-_LOCK_NUMBER = {
-    "postgresql": _lock_number(postgresql.insert),
-    "sqlite": _lock_number(sqlite.insert),
-}
-_SIGN = {"postgresql": _sign(postgresql.insert), "sqlite": _sign(sqlite.insert)}
+_LOCK_NUMBER = for_each_dialect(_lock_number)
+_SIGN = for_each_dialect(_sign)
 
 
 # The open confirmation for :phone at :at (the newest, if several), read by the inbound
