@@ -162,8 +162,8 @@ class _Postgres(Batches):
                 if c.key not in first
             ]
             constants = {k: v for k, v in compiled.params.items() if k not in first}
-            for key, _ in computed:
-                constants.pop(key, None)
+            for column, _ in computed:
+                constants.pop(column, None)
             order: list[str] = []
 
             def positional(match) -> str:

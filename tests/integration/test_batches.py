@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from sms_service.db import with_retries
+from sms_service.db import pipeline, with_retries
 from sms_service.db.pipeline import batches
-from sms_service.models import InboundMessage
+from sms_service.models import InboundMessage, OutboundMessage
 
 AT = datetime(2026, 12, 2, 1, 2, 3, tzinfo=UTC)
 MESSAGES = InboundMessage.__table__
@@ -128,3 +128,22 @@ def test_statements_dropped_under_the_connection_cost_a_retry_not_an_error(engin
 
     assert with_retries(once) == 2
     assert stored(engine) == 2
+
+
+def test_a_statement_with_python_side_defaults_is_compiled_once(engine):
+    """Columns left to a Python default (``status``, ``created_at`` of an outbound message)
+    are computed at each execution, and the statement is compiled on its first run only."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only the PostgreSQL batches compile statements themselves")
+    outbound = OutboundMessage.__table__
+    insert = outbound.insert().returning(outbound.c.id)
+    values = {"to_number": "+12025550123", "body": "hi", "kind": "reply", "segments": 1}
+    for _ in range(2):
+        with batches(engine) as db:
+            db.run([(insert, values)])
+            db.commit()
+    assert (id(insert), frozenset(values)) in pipeline._prepared
+    with engine.connect() as conn:
+        rows = conn.execute(select(outbound.c.status, outbound.c.created_at)).all()
+    assert [r.status for r in rows] == ["pending", "pending"]
+    assert all(r.created_at is not None for r in rows)
