@@ -38,6 +38,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from sms_service.domain.opt_out_wording import (
     CLEAR_PATTERNS,
@@ -237,8 +238,19 @@ def _mentions(folded: str) -> bool:
     return False
 
 
+# A burst repeats a handful of short texts ("JOIN", "STOP", "Stop please") thousands of
+# times, and a reading depends on the text alone: the readings of short texts (one SMS
+# segment at most) are worked out once and kept; a longer text is read every time.
+READINGS_KEPT = 4096
+KEPT_LENGTH = 160
+
+
 def read(body: str) -> OptOutReading:
     """How ``body`` reads as a request to stop; see the module docstring for the rules."""
+    return _read_kept(body) if len(body) <= KEPT_LENGTH else _read(body)
+
+
+def _read(body: str) -> OptOutReading:
     text = clean(body)
     folded = fold(text)
     tokens = words(folded)
@@ -253,6 +265,9 @@ def read(body: str) -> OptOutReading:
     if clear is not None:
         return clear
     return _uncertain(text, folded, tokens, core)
+
+
+_read_kept = lru_cache(maxsize=READINGS_KEPT)(_read)
 
 
 def _uncertain(text: str, folded: str, tokens: list[str], core: list[str]) -> OptOutReading:

@@ -29,11 +29,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         # Werkzeug answers 413 from Content-Length alone, before reading the body.
         MAX_CONTENT_LENGTH=settings.max_content_length,
     )
-    if settings.trusted_proxies:
-        # X-Forwarded-* are believed only from as many hops as the operator says exist;
-        # otherwise anyone could claim any client address, scheme or host.
-        n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log_masking.install()  # request lines (werkzeug, gunicorn) carry numbers in query strings
 
@@ -72,4 +67,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    # Inbound texts are answered in front of Flask's request machinery (the module says
+    # what it takes and what it hands on to the view above).
+    from sms_service.web.inbound_lane import InboundLane
+
+    app.wsgi_app = InboundLane(app, app.wsgi_app)  # type: ignore[method-assign]
+    if settings.trusted_proxies:
+        # X-Forwarded-* are believed only from as many hops as the operator says exist;
+        # otherwise anyone could claim any client address, scheme or host. Outermost, so
+        # the inbound lane sees what Flask sees.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     return app

@@ -150,10 +150,18 @@ def init_security(app: Flask, settings: Settings) -> None:
                 response.headers["Retry-After"] = str(wait)
         return response
 
+    headers = response_headers(settings)
+
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in headers.items():
             response.headers.setdefault(name, value)
-        if secure:
-            response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response
+
+
+def response_headers(settings: Settings) -> dict[str, str]:
+    """The headers every answer carries (unless a view set its own): the security headers,
+    and HSTS in production."""
+    if settings.is_production:
+        return {**SECURITY_HEADERS, "Strict-Transport-Security": HSTS}
+    return dict(SECURITY_HEADERS)

@@ -223,3 +223,17 @@ def test_reading_says_why_and_which_language():
     assert read("stpo").why == "misspelling of STOP"
     assert read("S T O P").why == "spaced-out letters"
     assert read("5TOP").why == "look-alike letters"
+
+
+def test_a_kept_reading_is_the_reading_worked_out_afresh():
+    """Short texts' readings are kept for the next text; each must be what reading the text
+    from scratch gives, for every text of the tables; a long text is never kept."""
+    tables = (*MUST_OPT_OUT, *MUST_HOLD, *MUST_NOT_OPT_OUT, *NEVER_HELD)
+    for text in tables:
+        assert opt_out.read(text) == opt_out._read(text), text
+        assert opt_out.read(text) == opt_out._read(text), text  # the second, from the cache
+    long = "please " * 30 + "stop"
+    assert len(long) > opt_out.KEPT_LENGTH
+    kept = opt_out._read_kept.cache_info().currsize
+    assert opt_out.read(long) == opt_out._read(long)
+    assert opt_out._read_kept.cache_info().currsize == kept

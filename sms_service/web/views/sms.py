@@ -24,21 +24,18 @@ OPT_OUT_TYPE_MAX = 16
 # Characters XML 1.0 cannot carry at all, even escaped (most C0 controls, lone surrogates,
 # U+FFFE/U+FFFF): a reply quoting a stored name or title must still parse.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def twiml(reply: str | None) -> Response:
-    """A TwiML answer: one <Message>, or an empty <Response/> when nothing is to be said."""
-    return Response(_twiml_document(reply), mimetype="application/xml")
+TWIML_TYPE = "application/xml; charset=utf-8"
 
 
 @lru_cache(maxsize=1024)
-def _twiml_document(reply: str | None) -> str:
-    # Replies repeat (every JOIN of a burst gets the same words), so each document is
-    # built once by Twilio's own library and kept.
+def twiml_document(reply: str | None) -> bytes:
+    """The TwiML answer for ``reply``: one <Message>, or an empty <Response/> when nothing
+    is to be said; UTF-8. Replies repeat (every JOIN of a burst gets the same
+    words), so each document is built once by Twilio's own library and kept."""
     response = MessagingResponse()
     if reply:
         response.message(_NOT_XML.sub("", reply))
-    return str(response)
+    return str(response).encode()
 
 
 def require_twilio_signature() -> None:
@@ -79,15 +76,25 @@ def parse_inbound(form) -> InboundSms:
 
 @bp.post("/inbound")
 def inbound() -> Response:
-    """Verify → parse → one transaction → TwiML reply."""
+    """Verify → parse → one transaction → TwiML reply.
+
+    Flask serves this only for requests the lane in front of it passes on
+    (:mod:`sms_service.web.inbound_lane`: a bad signature, a malformed form, an odd
+    request); both answer with :func:`answer`.
+    """
     require_twilio_signature()
-    sms = parse_inbound(request.form)
-    engine = current_app.extensions["sms_engine"]
-    program = current_app.extensions["sms_program"]
-    reach = current_app.extensions["sms_reach"]
+    return Response(answer(request.form, current_app.extensions), content_type=TWIML_TYPE)
+
+
+def answer(form, extensions) -> bytes:
+    """The TwiML for a signed inbound form, its text decided and committed first; a 400
+    (werkzeug's ``BadRequest``) for a form that cannot be stored."""
+    sms = parse_inbound(form)
     # Concurrent texts from one number, Twilio retries and status callbacks are settled
     # inside the transaction; what still conflicts is run again, never answered with a 500.
-    result = receive(engine, sms, program, reach)
+    result = receive(
+        extensions["sms_engine"], sms, extensions["sms_program"], extensions["sms_reach"]
+    )
     log.info(
         "inbound %s from %s: %s%s",
         sms.message_sid,
@@ -95,4 +102,4 @@ def inbound() -> Response:
         result.intent,
         " (retry)" if result.duplicate else "",
     )
-    return twiml(result.reply)
+    return twiml_document(result.reply)
