@@ -10,31 +10,31 @@ Races are settled by the database, in this order:
    number are decided one after the other, each on what the other committed: the final
    status follows commit order. A Twilio retry racing the first delivery is also a text
    from the same number, so it waits here too.
-2. The message is then *claimed*, with the decision already in it: ``INSERT … ON CONFLICT
-   (message_sid) DO NOTHING``. Nothing has been written before it, so when the MessageSid
-   is known (a retry; ON CONFLICT waits for a concurrent holder to commit) the stored reply
-   is answered and nothing is applied twice. (On SQLite this first write takes the
-   database's single write lock, so the rest of the transaction runs alone.)
-3. A brand-new number has no row to lock. If the decision needs one, it is created with
-   ``INSERT … ON CONFLICT (phone) DO NOTHING``; when a concurrent text (or a status callback)
-   created it first, that insert waits for it to commit, and the text is decided again on
-   the row it left (and its claimed message updated with the new decision).
+2. The message is then *claimed*, with the decision already in it: a plain ``INSERT`` into
+   ``inbound_messages``, whose MessageSid is unique. When the MessageSid is known (a
+   retry; the insert waits for a concurrent holder to commit) the insert fails, the whole
+   attempt is rolled back, and the stored reply is answered: nothing is applied twice.
+   (On SQLite this first write takes the database's single write lock, so the rest of the
+   transaction runs alone.)
+3. A brand-new number has no row to lock. If the decision needs one, it is created with a
+   plain ``INSERT`` too; when a concurrent text (or a status callback) created it first,
+   the insert waits for that one to commit and fails, and the text is decided again from
+   the start, on the row it left.
 
 Whatever still conflicts (a unique violation elsewhere, a deadlock) aborts the transaction,
-which the caller runs again (:func:`sms_service.db.run_transaction`).
+which runs again (:func:`sms_service.db.with_retries`).
 
-Cost: this runs for every text of a TV call-to-action, so it talks to the database in three
+Cost: this runs for every text of a TV call-to-action, so it talks to the database in two
 round trips on PostgreSQL (:mod:`sms_service.db.pipeline`): BEGIN and every read in one
 batch (the locked subscriber row with the campaign catalogue's fingerprint, then, after the
 lock, the number's signatures, review hold and open web confirmation), the decision in
-Python, every write in a second batch (message, subscriber, signature, consent events), and
-COMMIT. All are SQLAlchemy Core statements built once (no ORM unit of work). Because the
-writes go together, the claim's outcome is read after the batch: for a retry, or a new
-number's row created concurrently, the whole attempt is rolled back (and, for the latter,
-run again), so nothing a losing attempt wrote survives. The catalogue is cached per process
-and re-read only when the fingerprint (every campaign row's id and ``xmin``, which any
-insert, update or delete changes) differs, so a campaign created or closed from the CLI or
-another worker is seen by the very next text.
+Python, then every write (message, subscriber, signature, consent events) with COMMIT in a
+second. All are SQLAlchemy Core statements built once (no ORM unit of work). Because a lost
+race shows as a failed insert, not as a row a statement did or did not return, nothing
+needs reading between the writes and COMMIT, and nothing a losing attempt wrote survives.
+The catalogue is cached per process and re-read only when the fingerprint (every campaign
+row's id and ``xmin``, which any insert, update or delete changes) differs, so a campaign
+created or closed from the CLI or another worker is seen by the very next text.
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import IntegrityError
 
-from sms_service.db import RaceLost, for_each_dialect, with_retries
+from sms_service.db import for_each_dialect, is_transient_conflict, with_retries
 from sms_service.db.pipeline import Batches, batches
 from sms_service.domain import keywords
 from sms_service.domain.keywords import ConsentKind, Decision, Status
@@ -97,12 +98,6 @@ class InboundResult:
     duplicate: bool = False
 
 
-# The intent answered for a retry whose first delivery left no row to read (it cannot
-# happen: ON CONFLICT waits for that row's commit). No stored message ever holds it:
-# a message is inserted with its decision.
-CLAIMED = "received"
-
-
 def receive(
     engine: Engine, sms: InboundSms, program: Program, reach: Reach | None = None
 ) -> InboundResult:
@@ -116,17 +111,19 @@ def receive(
 
     def once() -> InboundResult:
         with batches(engine) as db:
-            result = _attempt(db, database, sms, program, reach)
-            if not result.duplicate:
-                db.commit()
-                return result
-            # A Twilio retry: nothing of this attempt stays, and the first delivery's reply
-            # is answered (its row is committed by now: ON CONFLICT waited for it).
-            db.rollback()
-            [rows] = db.run([(_STORED_REPLY, {"message_sid": sms.message_sid})])
-            if not rows:
-                return result
-            return InboundResult(reply=rows[0].reply, intent=rows[0].intent, duplicate=True)
+            try:
+                return _attempt(db, database, sms, program, reach)
+            except IntegrityError as exc:
+                if not is_transient_conflict(exc):
+                    raise
+                # A unique key another transaction has committed: this MessageSid (a Twilio
+                # retry, whose first delivery's reply is answered) or, for a new number,
+                # its row (run again from the start: with_retries).
+                db.rollback()
+                [rows] = db.run([(_STORED_REPLY, {"message_sid": sms.message_sid})])
+                if not rows:
+                    raise
+                return InboundResult(reply=rows[0].reply, intent=rows[0].intent, duplicate=True)
 
     return with_retries(once)
 
@@ -134,7 +131,7 @@ def receive(
 def _attempt(
     db: Batches, database: URL, sms: InboundSms, program: Program, reach: Reach | None
 ) -> InboundResult:
-    """One batch of reads, the decision, one batch of writes; the caller commits."""
+    """One batch of reads, the decision, one batch of writes ending with COMMIT."""
     dialect = db.dialect_name
     subscriber, conversation, catalogue_, web = _read(db, database, sms)
     decision = keywords.decide(
@@ -144,9 +141,9 @@ def _attempt(
     decision = refuse_unreachable(decision, sms.from_number, reach, program)
     # Only an opt-out, opt-in or signature creates a row: "hi" from a stranger leaves none.
     creates = subscriber is None and bool(decision.events)
-    steps: list = [(_WRITES[dialect].claim, _message_values(sms, decision))]
+    steps: list = [(_CLAIM, _message_values(sms, decision))]
     if creates:
-        steps.append((_WRITES[dialect].subscriber, _new_subscriber(sms, decision)))
+        steps.append((_NEW_SUBSCRIBER, _new_subscriber(sms, decision)))
     elif subscriber is not None:
         changes = _status_changes(subscriber.status, sms, decision)
         steps.append((_UPDATE_SUBSCRIBER, {**changes, "subscriber_id": subscriber.id}))
@@ -162,14 +159,7 @@ def _attempt(
         events.extend(web_events)
     if events:
         steps.append((_INSERT_EVENT, events if len(events) > 1 else events[0]))
-    results = db.run(steps)
-    if not results[0]:  # the MessageSid is known: a retry
-        return InboundResult(reply=None, intent=CLAIMED, duplicate=True)
-    if creates and not results[1]:
-        # Another transaction created this number's row first and has committed it: all of
-        # this is rolled back and the text decided again on the row it left.
-        db.rollback()
-        raise RaceLost
+    db.run(steps, commit=True)
     return InboundResult(reply=decision.reply, intent=decision.intent)
 
 
@@ -400,27 +390,21 @@ def _lock_with_fingerprint():
 _LOCK_WITH_FINGERPRINT = _lock_with_fingerprint()
 
 
+# Plain inserts: a MessageSid or a new number's row taken first fails the attempt (see the
+# module docstring).
+_CLAIM = MESSAGES.insert()
+_NEW_SUBSCRIBER = SUBSCRIBERS.insert()
+
+
 @dataclass(frozen=True)
 class _Writes:
     """The dialect's ON CONFLICT statements."""
 
-    claim: object
-    subscriber: object
     signature: object
     named_signature: object
 
 
 def _writes(insert) -> _Writes:
-    claim = (
-        insert(MESSAGES)
-        .on_conflict_do_nothing(index_elements=["message_sid"])
-        .returning(MESSAGES.c.id)
-    )
-    subscriber = (
-        insert(SUBSCRIBERS)
-        .on_conflict_do_nothing(index_elements=["phone"])
-        .returning(SUBSCRIBERS.c.id)
-    )
     # INSERT … SELECT by phone: the subscriber row may be the one inserted just before.
     signer = select(
         bindparam("campaign_id", type_=SIGNATURES.c.campaign_id.type),
@@ -439,7 +423,7 @@ def _writes(insert) -> _Writes:
     named = named.on_conflict_do_update(
         index_elements=["campaign_id", "subscriber_id"], set_={"name": named.excluded.name}
     )
-    return _Writes(claim, subscriber, signature, named)
+    return _Writes(signature, named)
 
 
 _WRITES = for_each_dialect(_writes)
