@@ -11,6 +11,9 @@ the two module-level extension objects:
 * ``limiter``: ``@limiter.limit("5/minute", key_func=...)`` on any route. Counts live in
   Redis (``RATELIMIT_STORAGE_URL``, else ``REDIS_URL``) so that every gunicorn worker and
   every web host share them; only development without a Redis falls back to memory.
+* ``@limited(limits)``: the forms that can send a text (the petition page, the API's
+  signatures) fall under several limits at once; this counts them all in one round trip
+  (:mod:`sms_service.web.limits`, same storage) and flask-limiter leaves the view alone.
 
 The Content-Security-Policy allows nothing from outside the service and no inline script
 or style: templates link ``/static`` files, and charts are inline SVG drawn on the server
@@ -19,16 +22,20 @@ with presentation attributes (``fill=``), which CSP does not govern.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import TooManyRequests
 
 from config import Settings
+from sms_service.web.limits import RequestLimits
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +103,34 @@ def _is_twilio_webhook() -> bool:
     return request.blueprint in _WEBHOOK_BLUEPRINTS
 
 
+@limiter.request_filter
+def _counts_own_limits() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return getattr(view, "counts_own_limits", False)
+
+
+def limited(limits: Callable[[], Sequence[tuple[str, str]]]) -> Callable:
+    """Count every request to the view under ``limits()``, ``(limit text, key)`` pairs such
+    as ``(settings.petition_rate_limit_ip, "ip:" + client_ip())``, in one round trip before
+    it runs (:class:`~sms_service.web.limits.RequestLimits`); past any of them, 429 with
+    ``Retry-After`` and the view does not run. flask-limiter skips the view."""
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def counted(*args, **kwargs):
+            wait = current_app.extensions["sms_limits"].hit(limits())
+            if wait is not None:
+                log.info("rate limit reached at %s: retry after %s s", request.endpoint, wait)
+                g.retry_after = wait
+                raise TooManyRequests(retry_after=wait)
+            return view(*args, **kwargs)
+
+        counted.counts_own_limits = True  # type: ignore[attr-defined]
+        return counted
+
+    return decorate
+
+
 def limiter_storage_uri(settings: Settings) -> str:
     """Where rate-limit counters live: shared Redis, or memory for Redis-less development.
 
@@ -139,11 +174,15 @@ def init_security(app: Flask, settings: Settings) -> None:
         app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2, "socket_timeout": 2}
     csrf.init_app(app)
     limiter.init_app(app)
+    app.extensions["sms_limits"] = RequestLimits(storage, prefix=LIMITER_KEY_PREFIX)
 
     @app.after_request
     def _retry_after(response: Response) -> Response:
         # When the limit that refused this request resets, as the limiter's headers said.
         if response.status_code == 429 and "Retry-After" not in response.headers:
+            if "retry_after" in g:  # refused by @limited
+                response.headers["Retry-After"] = str(g.retry_after)
+                return response
             current = limiter.current_limit
             if current is not None:
                 wait = max(1, math.ceil(current.reset_at - time.time()))

@@ -32,8 +32,8 @@ from sms_service.web.public.api_models import (
     SignatureOut,
     spec,
 )
-from sms_service.web.public.page import number_key, parsed_number
-from sms_service.web.security import client_ip, limiter
+from sms_service.web.public.page import signer_limits
+from sms_service.web.security import client_ip, limited, limiter
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -66,9 +66,11 @@ def _json_field(name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def signer_ip_key() -> str:
-    """The per-IP key for the signer's own address (``client_ip`` in the body)."""
-    return "ip:" + _json_field("client_ip")
+def signature_limits() -> list[tuple[str, str]]:
+    """API_RATE_LIMIT for the token, and the page's limits for the signer: per number, and
+    per address for the signer's own (``client_ip`` in the body) when given."""
+    token = (_settings().api_rate_limit, "api-signatures:" + token_key())
+    return [token, *signer_limits(_json_field("client_ip"), _json_field("phone"))]
 
 
 @bp.before_request
@@ -135,17 +137,7 @@ def campaign(keyword: str):
 
 
 @bp.post("/campaigns/<keyword>/signatures")
-@limiter.limit(lambda: _settings().api_rate_limit, key_func=token_key)
-@limiter.limit(
-    lambda: _settings().petition_rate_limit_number,
-    key_func=lambda: number_key(parsed_number(_json_field("phone"))),
-    exempt_when=lambda: parsed_number(_json_field("phone")) is None,
-)
-@limiter.limit(
-    lambda: _settings().petition_rate_limit_ip,
-    key_func=signer_ip_key,
-    exempt_when=lambda: not _json_field("client_ip"),
-)
+@limited(signature_limits)
 @spec.validate(
     json=SignatureIn,
     resp=Responses(HTTP_201=SignatureOut, HTTP_200=SignatureOut, HTTP_422=ApiError, **ERRORS),

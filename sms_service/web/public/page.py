@@ -22,7 +22,7 @@ from sms_service.program import reach_from
 from sms_service.services import petition
 from sms_service.services.petition import Confirmation
 from sms_service.web.public import signing
-from sms_service.web.security import client_ip, limiter
+from sms_service.web.security import client_ip, limited
 
 log = logging.getLogger(__name__)
 bp = Blueprint(
@@ -37,16 +37,6 @@ def _settings():  # config.Settings
     return current_app.config["SETTINGS"]
 
 
-def ip_limit() -> str:
-    """PETITION_RATE_LIMIT_IP, read per request so tests and operators can set it."""
-    return _settings().petition_rate_limit_ip
-
-
-def number_limit() -> str:
-    """PETITION_RATE_LIMIT_NUMBER."""
-    return _settings().petition_rate_limit_number
-
-
 def parsed_number(raw: object) -> str | None:
     """The number in the request as E.164, or None when there is none or it does not parse
     (such a request is refused with 422 and texts nobody, so no per-number limit applies)."""
@@ -56,16 +46,22 @@ def parsed_number(raw: object) -> str | None:
         return None
 
 
-def number_key(number: str | None = None) -> str:
+def number_key(number: str) -> str:
     """The limiter key for a number: hashed, so the limiter's store holds no number in clear."""
-    if number is None:
-        number = parsed_number(request.form.get("phone"))
-    return "number:" + hashlib.sha256((number or "").encode()).hexdigest()[:24]
+    return "number:" + hashlib.sha256(number.encode()).hexdigest()[:24]
 
 
-def no_number() -> bool:
-    """Exempt from the per-number limit: the form names no number we could text."""
-    return parsed_number(request.form.get("phone")) is None
+def signer_limits(ip: str | None, phone: object) -> list[tuple[str, str]]:
+    """The limits a signature falls under, on the page and the API alike (so they share the
+    counts): PETITION_RATE_LIMIT_IP for the signer's address, and PETITION_RATE_LIMIT_NUMBER
+    for a number we could text (one that does not parse is refused with 422 and texts
+    nobody). Read per request, so tests and operators can set them."""
+    settings = _settings()
+    limits = [(settings.petition_rate_limit_ip, "ip:" + ip)] if ip else []
+    number = parsed_number(phone)
+    if number is not None:
+        limits.append((settings.petition_rate_limit_number, number_key(number)))
+    return limits
 
 
 def _disclosure() -> str:
@@ -111,8 +107,7 @@ def page(keyword: str):
 
 
 @bp.post("/p/<keyword>")
-@limiter.limit(ip_limit, key_func=client_ip)
-@limiter.limit(number_limit, key_func=number_key, exempt_when=no_number)
+@limited(lambda: signer_limits(client_ip(), request.form.get("phone")))
 def submit(keyword: str):
     """Sign: 422 with a message beside each bad field, else 303 to the thanks page."""
     if request.form.get(HONEYPOT):
