@@ -126,7 +126,7 @@ TUPLES_OK = ExecStatus.TUPLES_OK
 FATAL_ERROR = ExecStatus.FATAL_ERROR
 _PLACEHOLDER = re.compile(r"%\(([^)]+)\)s|%%")
 # Row classes by statement: the columns a statement returns never change.
-_row_classes: dict[tuple[bytes, ...], Any] = {}
+_row_classes: dict[str, Any] = {}
 _LIST_PREPARED = b"SELECT name FROM pg_prepared_statements WHERE name LIKE 'sms\\_%'"
 
 
@@ -146,9 +146,8 @@ class _Postgres(Batches):
         self.dialect_name = "postgresql"
         self.pooled = engine.raw_connection()
         self.connection: psycopg.Connection = self.pooled.driver_connection
-        # BEGIN is sent by us, with the first batch, instead of psycopg's implicit BEGIN,
-        # which is a round trip of its own.
-        self.connection.autocommit = True
+        # BEGIN is sent by us, with the first batch: requests go to libpq directly, so
+        # psycopg never adds its own (a round trip of its own), whatever its autocommit.
         self.begun = False
         info = self.pooled.info  # kept with the pooled connection, for its whole life
         self.transformer = info.get("sms_transformer")
@@ -208,7 +207,16 @@ class _Postgres(Batches):
             }
             info["sms_prepared_unsure"] = False
         prepared = info["sms_prepared"]
-        literal = self.transformer.as_literal
+        as_literal = self.transformer.as_literal
+        literals: dict = {}  # a value repeated in a batch (the number, the time) quoted once
+
+        def literal(value) -> bytes:
+            key = (type(value), value)  # 1 and True are equal, and quoted differently
+            quoted = literals.get(key)
+            if quoted is None:
+                quoted = literals[key] = b"NULL" if value is None else as_literal(value)
+            return quoted
+
         parts: list[bytes] = [] if self.begun else [b"BEGIN"]
         plan: list = [None] if parts else []  # per result: (step, statement name) or None
         new = []
@@ -229,7 +237,7 @@ class _Postgres(Batches):
                 new.append(name)
             for p in bound:
                 if order:
-                    values = [b"NULL" if p[k] is None else literal(p[k]) for k in order]
+                    values = [literal(p[k]) for k in order]
                     parts.append(b"%s(%s)" % (call, b", ".join(values)))
                 else:
                     parts.append(call)
@@ -246,7 +254,8 @@ class _Postgres(Batches):
             for answer, result in zip(plan, answers, strict=True):
                 if answer is not None and result.status == TUPLES_OK:
                     load.set_pgresult(result)
-                    results[answer[0]] = load.load_rows(0, result.ntuples, _row_class(result))
+                    make_row = _row_class(answer[1], result)
+                    results[answer[0]] = load.load_rows(0, result.ntuples, make_row)
         except psycopg.Error as exc:
             info["sms_prepared_unsure"] = True
             self.begun = self.connection.info.transaction_status != TransactionStatus.IDLE
@@ -298,22 +307,22 @@ class _Postgres(Batches):
         )  # fmt: skip
 
     def close(self) -> None:
-        """Back to the pool as it came: no transaction open, autocommit off."""
+        """Back to the pool as it came: no transaction open."""
         try:
             if not self.connection.closed:
                 if self.connection.info.transaction_status != TransactionStatus.IDLE:
                     self._request(b"ROLLBACK", "ROLLBACK")
-                self.connection.autocommit = False
         except psycopg.Error as exc:
             self.pooled.invalidate(exc)
         finally:
             self.pooled.close()
 
 
-def _row_class(result) -> type:
-    """The row class for ``result``'s columns (attribute access by column name)."""
-    columns = tuple(result.fname(i) for i in range(result.nfields))
-    cls = _row_classes.get(columns)
+def _row_class(name: str, result) -> Any:
+    """The row maker for statement ``name``'s results (attribute access by column name);
+    the columns a prepared statement returns never change."""
+    cls = _row_classes.get(name)
     if cls is None:
-        cls = _row_classes[columns] = namedtuple("Row", [c.decode() for c in columns], rename=True)._make
+        columns = [result.fname(i).decode() for i in range(result.nfields)]
+        cls = _row_classes[name] = namedtuple("Row", columns, rename=True)._make
     return cls

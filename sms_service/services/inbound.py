@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
     Text,
@@ -54,7 +55,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from sms_service.db import for_each_dialect, is_transient_conflict, with_retries
@@ -107,12 +108,10 @@ def receive(
     A sign-up from a number the sender cannot reach (``reach``) is refused and changes
     nothing.
     """
-    database = engine.url  # hashable; its rendering would cost every text
-
     def once() -> InboundResult:
         with batches(engine) as db:
             try:
-                return _attempt(db, database, sms, program, reach)
+                return _attempt(db, engine, sms, program, reach)
             except IntegrityError as exc:
                 if not is_transient_conflict(exc):
                     raise
@@ -129,11 +128,11 @@ def receive(
 
 
 def _attempt(
-    db: Batches, database: URL, sms: InboundSms, program: Program, reach: Reach | None
+    db: Batches, engine: Engine, sms: InboundSms, program: Program, reach: Reach | None
 ) -> InboundResult:
     """One batch of reads, the decision, one batch of writes ending with COMMIT."""
     dialect = db.dialect_name
-    subscriber, conversation, catalogue_, web = _read(db, database, sms)
+    subscriber, conversation, catalogue_, web = _read(db, engine, sms)
     decision = keywords.decide(
         sms.body, conversation, catalogue_, program,
         received_at=sms.received_at, carrier_opt_out_type=sms.opt_out_type,
@@ -163,7 +162,7 @@ def _attempt(
     return InboundResult(reply=decision.reply, intent=decision.intent)
 
 
-def _read(db: Batches, database: URL, sms: InboundSms):
+def _read(db: Batches, engine: Engine, sms: InboundSms):
     """The sender's row (locked until commit, or None), their conversation, the campaign
     catalogue and any web confirmation awaiting YES: one batch (a second only when the
     catalogue changed, or a name question is pending)."""
@@ -182,7 +181,7 @@ def _read(db: Batches, database: URL, sms: InboundSms):
     if postgres:
         [row] = locked
         subscriber = row if row.id is not None else None
-        catalogue_ = _cached_catalogue(db, database, row.fingerprint or "")
+        catalogue_ = _cached_catalogue(db, engine, row.fingerprint or "")
     else:
         subscriber = locked[0] if locked else None
         catalogue_ = _catalogue(results[3])
@@ -217,19 +216,20 @@ def _catalogue(rows) -> keywords.Catalogue:
     )
 
 
-# One (fingerprint, catalogue) per database, replaced when the fingerprint changes.
-_catalogues: dict[URL, tuple[str, keywords.Catalogue]] = {}
+# One (fingerprint, catalogue) per engine (its database), replaced when the fingerprint
+# changes. Keyed by the engine object: hashing its URL renders it, on every text.
+_catalogues: WeakKeyDictionary[Engine, tuple[str, keywords.Catalogue]] = WeakKeyDictionary()
 
 
-def _cached_catalogue(db: Batches, database: URL, fingerprint: str) -> keywords.Catalogue:
+def _cached_catalogue(db: Batches, engine: Engine, fingerprint: str) -> keywords.Catalogue:
     """The campaign catalogue from this process's cache while ``fingerprint`` (read with the
     locked row) matches; read again when it does not."""
-    cached = _catalogues.get(database)
+    cached = _catalogues.get(engine)
     if cached is not None and cached[0] == fingerprint:
         return cached[1]
     [rows] = db.run([(_ACTIVE_CAMPAIGNS, {})])
     fresh = _catalogue(rows)
-    _catalogues[database] = (fingerprint, fresh)
+    _catalogues[engine] = (fingerprint, fresh)
     return fresh
 
 

@@ -45,6 +45,13 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
 
+class _Form(ImmutableMultiDict):
+    """The form as werkzeug builds it, answering ``getall`` too: Twilio's validator asks for
+    that first, and learns otherwise from an AttributeError per field."""
+
+    getall = ImmutableMultiDict.getlist
+
+
 class InboundLane:
     """WSGI middleware: answers signed inbound texts itself, passes the rest to ``flask``."""
 
@@ -115,9 +122,7 @@ class InboundLane:
         except UnicodeDecodeError:
             return None
         # Exactly as werkzeug parses a urlencoded form (werkzeug.formparser).
-        form = ImmutableMultiDict(
-            parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote")
-        )
+        form = _Form(parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote"))
         if self.public_base_url:
             url = fixed_url(self.public_base_url, PATH, environ.get("QUERY_STRING", ""))
         else:
