@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     consent_seal_seconds: float = Field(10.0, gt=0)
     consent_seal_grace_seconds: float = Field(120.0, gt=0)
 
+    # `sms-service export` on PostgreSQL copies a large export as this many ranges of its
+    # order at once, each on a connection of its own (sms_service.services.copy_out).
+    export_chunks: int = Field(2, ge=1, le=8)
+
     # How broadcast senders and workers work (sms_service.broadcasts.tuning.Tuning).
     broadcast_chunk: int = Field(50, ge=1)
     broadcast_concurrency: int = Field(100, ge=1)

@@ -63,6 +63,8 @@ def friendly_message(exc: BaseException, database_url: str | None = None) -> str
         return database_message(exc, database_url)
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return database_message(exc, database_url)
+    if _is_psycopg_error(exc):  # raised outside SQLAlchemy: the exports' COPY path
+        return database_message(exc, database_url)
     if isinstance(exc, ArgumentError):
         return f"DATABASE_URL is not a database URL: {_first_line(exc)}"
     if isinstance(exc, CommandError):
@@ -73,6 +75,14 @@ def friendly_message(exc: BaseException, database_url: str | None = None) -> str
         reason = exc.strerror or _first_line(exc)
         return f"cannot use {exc.filename}: {reason}"
     return None
+
+
+def _is_psycopg_error(exc: BaseException) -> bool:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, psycopg.Error)
 
 
 class FriendlyGroup(click.Group):

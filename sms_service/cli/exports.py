@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import stat
 import sys
+from collections.abc import Iterator
+from typing import IO
 
 import click
 
@@ -46,6 +52,52 @@ def _export_options(func):
     return func
 
 
+@contextlib.contextmanager
+def output_stream(path: str | None) -> Iterator[IO[bytes]]:
+    """Where an export goes: stdout, or the file at ``path``.
+
+    A file is written under a temporary name beside it and renamed into place only once
+    the export is whole, so a failure part-way leaves no partial file (and a file already
+    at ``path`` as it was); the new file keeps that file's permissions, else gets the
+    umask's as with ``open``. A path that is not a regular file (``/dev/null``, a named
+    pipe) is written in place. A write error names the path, for the one-line error."""
+    if not path:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    target = os.path.realpath(path)
+    if os.path.exists(target) and not os.path.isfile(target):
+        with _named(path), open(path, "wb") as out:
+            yield out
+        return
+    folder, name = os.path.split(target)
+    temporary = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.partial")
+    with _named(path, temporary):
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with _named(path, temporary), os.fdopen(fd, "wb") as out:
+            yield out
+        if os.path.exists(target):
+            os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode))
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+@contextlib.contextmanager
+def _named(path: str, temporary: str | None = None) -> Iterator[None]:
+    """An OSError that names no file (a full disk, a file too large), or the temporary
+    one, names ``path``: the file the person asked for."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None or exc.filename == temporary:
+            exc.filename = path
+        raise
+
+
 def _run_export(kind: str, since, until, phone, output, raw, campaign_key=None) -> None:
     from sms_service.services.exports import ExportFilter, write_consent, write_signatures
 
@@ -54,19 +106,17 @@ def _run_export(kind: str, since, until, phone, output, raw, campaign_key=None) 
         flt = ExportFilter(parse_when(since, "--since"), parse_when(until, "--until"), number)
     except (InvalidPhoneNumber, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
-    engine = current().engine
+    engine, chunks = current().engine, current().settings.export_chunks
     if campaign_key:
         _require_campaign(engine, campaign_key)
-    out = open(output, "wb") if output else sys.stdout.buffer
-    try:
+    with output_stream(output) as out:
         if kind == "signatures":
-            count = write_signatures(engine, out, flt, campaign=campaign_key, raw=raw)
+            count = write_signatures(
+                engine, out, flt, campaign=campaign_key, raw=raw, chunks=chunks
+            )
         else:
-            count = write_consent(engine, out, flt, opt_outs_only=kind == "optouts", raw=raw)
-        out.flush()
-    finally:
-        if output:
-            out.close()
+            optouts = kind == "optouts"
+            count = write_consent(engine, out, flt, opt_outs_only=optouts, raw=raw, chunks=chunks)
     click.echo(f"{count} rows", err=True)
 
 

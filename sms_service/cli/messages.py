@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from sms_service.cli.context import load_settings, parse_when
-from sms_service.cli.exports import _export_options
+from sms_service.cli.exports import _export_options, output_stream
 from sms_service.db import make_engine
 from sms_service.domain.phones import InvalidPhoneNumber, to_e164
 
@@ -26,12 +24,9 @@ def export_messages(since, until, phone, output, raw) -> None:
     except (InvalidPhoneNumber, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     engine = make_engine(load_settings().database_url)
-    out = open(output, "wb") if output else sys.stdout.buffer
     try:
-        count = write_messages(engine, out, flt, raw=raw)
-        out.flush()
+        with output_stream(output) as out:
+            count = write_messages(engine, out, flt, raw=raw)
     finally:
-        if output:
-            out.close()
         engine.dispose()
     click.echo(f"{count} rows", err=True)

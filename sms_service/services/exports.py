@@ -44,9 +44,13 @@ from sqlalchemy import (
     not_,
     null,
     select,
+    tablesample,
+    text,
+    tuple_,
     type_coerce,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.util import ClauseAdapter
 
 from sms_service.domain.spreadsheet import (
     FORMULA_STARTS,
@@ -57,7 +61,9 @@ from sms_service.domain.spreadsheet import (
 from sms_service.models import Campaign, ConsentEvent, ConsentSeal, Signature, Subscriber
 
 BATCH = 2000  # rows per fetch (SQLite path) and per write
-FLUSH_BYTES = 1 << 20  # the COPY path writes in chunks of about this size
+# A range of fewer rows than this is not worth a connection of its own (write_export).
+MIN_CHUNK_ROWS = 20_000
+SAMPLE_PAGES = 256  # pages sampled for the ranges' boundaries (_boundaries)
 OPT_OUT_EVENTS = ("opt_out",)
 # Set for the COPY's transaction only. An export is one long streaming scan, for which
 # PostgreSQL's JIT compiles the per-row expressions for about 2 s (measured on 1M consent
@@ -105,11 +111,17 @@ class Column:
 
 @dataclass(frozen=True)
 class Export:
-    """An export: its columns, and ``shape`` adding FROM/JOIN, WHERE and ORDER BY to the
-    SELECT of the (rendered) columns."""
+    """An export: its columns, ``shape`` adding FROM/JOIN and WHERE to the SELECT of the
+    (rendered) columns, and the ``order`` of its rows (ascending).
+
+    ``order_is_key`` says the order's columns are NOT NULL columns of one table that
+    together tell every row apart (no two rows tie): the COPY path may then cut the export
+    into ranges of them, each written by a statement of its own (:func:`write_export`)."""
 
     columns: tuple[Column, ...]
     shape: Callable[[Select], Select]
+    order: tuple[ColumnElement, ...]
+    order_is_key: bool = False
 
     @property
     def header(self) -> list[str]:
@@ -118,7 +130,8 @@ class Export:
 
     def query(self, render: Callable[[Column], ColumnElement]) -> Select:
         """The export's query, each column rendered by ``render``."""
-        return self.shape(select(*(render(c).label(c.header) for c in self.columns)))
+        selected = select(*(render(c).label(c.header) for c in self.columns))
+        return self.shape(selected).order_by(*self.order)
 
 
 def consent_export(flt: ExportFilter, *, opt_outs_only: bool = False) -> Export:
@@ -145,9 +158,9 @@ def consent_export(flt: ExportFilter, *, opt_outs_only: bool = False) -> Export:
         )
         if opt_outs_only:
             query = query.where(e.event.in_(OPT_OUT_EVENTS))
-        return flt.apply(query, e.occurred_at, e.phone).order_by(e.occurred_at, e.id)
+        return flt.apply(query, e.occurred_at, e.phone)
 
-    return Export(columns, shape)
+    return Export(columns, shape, (e.occurred_at, e.id), order_is_key=True)
 
 
 def signature_export(flt: ExportFilter, *, campaign: str | None = None) -> Export:
@@ -168,10 +181,9 @@ def signature_export(flt: ExportFilter, *, campaign: str | None = None) -> Expor
         )
         if campaign:
             query = query.where(Campaign.keyword == campaign.upper())
-        query = flt.apply(query, Signature.signed_at, Subscriber.phone)
-        return query.order_by(Signature.signed_at, Signature.id)
+        return flt.apply(query, Signature.signed_at, Subscriber.phone)
 
-    return Export(columns, shape)
+    return Export(columns, shape, (Signature.signed_at, Signature.id), order_is_key=True)
 
 
 def write_consent(
@@ -181,30 +193,50 @@ def write_consent(
     *,
     opt_outs_only: bool = False,
     raw: bool = False,
+    chunks: int = 1,
 ) -> int:
     """Write consent events (or only opt-outs) as CSV; returns the number of rows."""
-    return write_export(engine, out, consent_export(flt, opt_outs_only=opt_outs_only), raw=raw)
+    export = consent_export(flt, opt_outs_only=opt_outs_only)
+    return write_export(engine, out, export, raw=raw, chunks=chunks)
 
 
 def write_signatures(
-    engine: Engine, out: IO, flt: ExportFilter, *, campaign: str | None = None, raw: bool = False
+    engine: Engine,
+    out: IO,
+    flt: ExportFilter,
+    *,
+    campaign: str | None = None,
+    raw: bool = False,
+    chunks: int = 1,
 ) -> int:
     """Write signatures as CSV; returns the number of rows."""
-    return write_export(engine, out, signature_export(flt, campaign=campaign), raw=raw)
+    export = signature_export(flt, campaign=campaign)
+    return write_export(engine, out, export, raw=raw, chunks=chunks)
 
 
 def write_export(
-    engine: Engine, out: IO, export: Export, *, raw: bool = False, use_copy: bool | None = None
+    engine: Engine,
+    out: IO,
+    export: Export,
+    *,
+    raw: bool = False,
+    use_copy: bool | None = None,
+    chunks: int = 1,
+    min_chunk_rows: int = MIN_CHUNK_ROWS,
 ) -> int:
     """Write ``export`` as CSV to ``out`` (a binary or text stream; UTF-8 either way) and
     return the number of data rows. ``use_copy`` picks the writer (default: COPY on
-    PostgreSQL, the row stream elsewhere); both give the same bytes."""
+    PostgreSQL, the row stream elsewhere); both give the same bytes.
+
+    With COPY, an export whose order is a key is cut into up to ``chunks`` ranges of it,
+    of about ``min_chunk_rows`` rows at least, each copied on a connection of its own from
+    one snapshot (:mod:`sms_service.services.copy_out`); the bytes are the same."""
     write = _byte_writer(out)
     write(_csv_line(export.header))
     if use_copy is None:
         use_copy = engine.dialect.name == "postgresql"
     if use_copy:
-        return _write_with_copy(engine, write, export, raw)
+        return _write_with_copy(engine, write, export, raw, chunks, min_chunk_rows)
     return _write_rows(engine, write, export, raw)
 
 
@@ -259,58 +291,73 @@ def copy_query(export: Export, *, raw: bool = False) -> Select:
 
 
 def _write_with_copy(
-    engine: Engine, write: Callable[[bytes], object], export: Export, raw: bool
+    engine: Engine,
+    write: Callable[[bytes], object],
+    export: Export,
+    raw: bool,
+    chunks: int,
+    min_chunk_rows: int,
 ) -> int:
+    from sms_service.services.copy_out import copy_out
+
     query = copy_query(export, raw=raw)
-    compiled = query.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
-    statement = f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)"
-    with engine.connect() as conn:
-        dbapi = conn.connection.dbapi_connection
-        with dbapi.cursor() as cursor:
-            cursor.execute("SET LOCAL client_encoding TO 'UTF8'")
-            for name, value in COPY_SETTINGS.items():
-                cursor.execute(f"SET LOCAL {name} TO {value}")
-            # psycopg merges the parameters client-side (COPY takes none server-side).
-            with cursor.copy(statement, compiled.params):
-                count = _drain_copy(dbapi.pgconn, write)
-        dbapi.rollback()  # read only; nothing to keep
-    return count
+
+    def statement(ranged: Select) -> tuple[str, dict]:
+        compiled = ranged.compile(
+            dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        return f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)", compiled.params
+
+    def plan(conn: Connection) -> list[tuple[str, dict]]:
+        if chunks < 2 or not export.order_is_key:
+            return [statement(query)]
+        bounds = _boundaries(conn, export, chunks, min_chunk_rows)
+        ranges = zip([None, *bounds], [*bounds, None], strict=True)
+        return [statement(query.where(*_in_range(export.order, *r))) for r in ranges]
+
+    return copy_out(engine, write, plan, settings=COPY_SETTINGS)
 
 
-def _drain_copy(pgconn, write: Callable[[bytes], object]) -> int:
-    """Write the rows of the COPY under way on ``pgconn`` (psycopg's libpq connection);
-    the number of rows.
+def _boundaries(conn: Connection, export: Export, chunks: int, min_rows: int) -> list[tuple]:
+    """Where to cut the export into at most ``chunks`` ranges of about as many rows
+    (the keys starting the second range, the third …), from a sample of the rows.
 
-    libpq hands COPY data over one whole row at a time, each ending in "\n"; csv.writer
-    (and RFC 4180) end rows with CRLF, and inside quotes "\n" stays. The rows are read
-    straight from libpq (``PQgetCopyData``, waiting for each): psycopg's ``Copy.read``
-    costs about half as much again per row, which at a million rows is most of what the
-    export spends in Python. At the end libpq has the COPY's result, taken here as psycopg
-    would: an error the server raised mid-way is raised as psycopg's error for it."""
-    from psycopg import errors, pq  # the COPY path runs on PostgreSQL only
+    The sample is whole pages of the order's table (``TABLESAMPLE SYSTEM``), about
+    ``SAMPLE_PAGES`` of them, read through the export's own joins and filters: a few
+    milliseconds at any size, and every row when the table is small. Any keys would cut
+    the export exactly (ranges of a key neither overlap nor leave a gap); the sample only
+    makes the ranges even."""
+    table = export.order[0].__clause_element__().table
+    pages = conn.execute(
+        text("SELECT pg_relation_size(CAST(:t AS regclass)) / current_setting('block_size')::int"),
+        {"t": table.fullname},
+    ).scalar_one()
+    percent = min(100.0, 100.0 * SAMPLE_PAGES / max(pages, 1))
+    sample = tablesample(table, func.system(literal(percent)), name="sampled")
+    keys_query = export.shape(select(*export.order)).order_by(*export.order)
+    # ClauseAdapter puts the sample in the table's place in every column, join and filter.
+    keys = conn.execute(ClauseAdapter(sample).traverse(keys_query)).all()
+    estimate = len(keys) * 100.0 / percent
+    chunks = min(chunks, int(estimate // max(min_rows, 1)), len(keys))
+    if chunks < 2:
+        return []
+    picks = sorted({-(-k * len(keys) // chunks) for k in range(1, chunks)})
+    return [tuple(keys[i]) for i in picks if i < len(keys)]
 
-    get_row = pgconn.get_copy_data
-    count = 0
-    chunk = bytearray()
-    while True:
-        size, row = get_row(0)  # 0: wait for the next row; -1: the COPY has ended
-        if size < 0:
-            break
-        chunk += row[:-1]
-        chunk += b"\r\n"
-        count += 1
-        if len(chunk) >= FLUSH_BYTES:
-            write(chunk)  # handed over whole: a new buffer follows
-            chunk = bytearray()
-    failure = None
-    while (result := pgconn.get_result()) is not None:
-        if result.status != pq.ExecStatus.COMMAND_OK and failure is None:
-            failure = errors.error_from_result(result, encoding="utf-8")
-    if failure is not None:
-        raise failure
-    if chunk:
-        write(chunk)
-    return count
+
+def _in_range(order: tuple[ColumnElement, ...], low: tuple | None, high: tuple | None) -> list:
+    """Conditions for the rows whose key is in [low, high) (None: unbounded)."""
+    key = tuple_(*order)
+
+    def value(bound: tuple) -> ColumnElement:
+        return tuple_(*(literal(v, c.type) for c, v in zip(order, bound, strict=True)))
+
+    conditions = []
+    if low is not None:
+        conditions.append(key >= value(low))
+    if high is not None:
+        conditions.append(key < value(high))
+    return conditions
 
 
 # --- Other databases: rows through csv.writer -----------------------------------------------

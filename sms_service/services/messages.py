@@ -117,10 +117,11 @@ def message_export(flt: ExportFilter) -> Export:
     )  # fmt: skip
 
     def shape(query: Select) -> Select:
-        # Within one instant, what came in comes before the answer to it.
-        return query.select_from(log).order_by(log.c.at, log.c.direction, log.c.reference)
+        return query.select_from(log)
 
-    return Export(columns, shape)
+    # Within one instant, what came in comes before the answer to it. Not a key: the texts
+    # of one broadcast run share a reference, and can share a time.
+    return Export(columns, shape, (log.c.at, log.c.direction, log.c.reference))
 
 
 def message_log_query(flt: ExportFilter) -> Select:

@@ -252,7 +252,7 @@ def test_an_error_the_server_raises_mid_copy_is_raised_and_the_connection_goes_o
     connection can be used afterwards."""
     import psycopg
 
-    from sms_service.services.exports import _drain_copy
+    from sms_service.services.copy_out import drain
 
     written = []
     dsn = pg_db.replace("postgresql+psycopg://", "postgresql://")
@@ -260,9 +260,9 @@ def test_an_error_the_server_raises_mid_copy_is_raised_and_the_connection_goes_o
         statement = "COPY (SELECT 12 / (4 - g) FROM generate_series(1, 6) AS g) TO STDOUT"
         with pytest.raises(psycopg.errors.DivisionByZero):
             with conn.cursor() as cursor, cursor.copy(statement):
-                _drain_copy(conn.pgconn, written.append)
+                drain(conn.pgconn, written.append)
         conn.rollback()
         assert conn.execute("SELECT 1").fetchone() == (1,)
         with conn.cursor() as cursor, cursor.copy("COPY (SELECT 'a,b' AS x) TO STDOUT CSV"):
-            assert _drain_copy(conn.pgconn, written.append) == 1
+            assert drain(conn.pgconn, written.append) == 1
     assert b"".join(written) == b'"a,b"\r\n'  # the three rows before the error were not flushed
