@@ -103,11 +103,14 @@ def sign_on_web(
     in one committed transaction; the campaign's row and the outcome, or None when no open
     petition has ``keyword``. The caller enqueues ``outbound_message_id`` when it is set.
 
-    Few round trips (:mod:`sms_service.db.pipeline`): BEGIN and the reads in one request (the
-    campaign, the number's row created if missing and locked, any earlier signature from
-    this supporter, any recent confirmation), the writes in a second, the confirmation's
-    own row in a third when a text is queued, then COMMIT. A concurrent twin that inserted
-    the same signature first makes this attempt roll back and run again (it then finds it).
+    Two round trips for a new signer (:mod:`sms_service.db.pipeline`): BEGIN and the first
+    batch (the campaign, the number's row created if missing and locked, the signature
+    inserted unless the supporter signed already, any recent confirmation), then the writes
+    with COMMIT. Whether the supporter signed already is the signature's unique constraints'
+    answer (``ON CONFLICT DO NOTHING``), not a search: a search's plan, made once per
+    connection while a new petition's table is nearly empty, kept reading every signature
+    of the campaign as it grew. A concurrent twin's insert waits for this one's commit and
+    then finds it. Only a repeat reads its earlier signature, in a round trip of its own.
     """
     now = now or utcnow()
     disclosure = petition.web_disclosure(
@@ -115,20 +118,23 @@ def sign_on_web(
     )
     fingerprint = None if (form.phone or form.email) else petition.fingerprint(form.name, ip)
     since = now - timedelta(hours=settings.petition_confirm_interval_hours)
+    signature = {
+        "keyword": keyword.upper(), "phone": form.phone, "name": form.name, "signed_at": now,
+        "email": form.email, "fingerprint": fingerprint, "disclosure": disclosure, "ip": ip,
+        "user_agent": (user_agent or "")[:300] or None, "source": "web",
+    }  # fmt: skip
+    signer = {key: signature[key] for key in ("keyword", "phone", "email", "fingerprint")}
 
     def once():
         with batches(engine) as db:
-            signer = {"keyword": keyword.upper(), "phone": form.phone, "email": form.email,
-                      "fingerprint": fingerprint}  # fmt: skip
             steps = [(_OPEN_CAMPAIGN, {"keyword": keyword.upper()})]
             if form.phone:
                 # Created if missing and locked (the no-op update takes the row lock), before
-                # the earlier signatures are read: concurrent requests for one number queue
-                # behind each other here.
+                # the signature: concurrent requests for one number queue behind each other.
                 row = {"phone": form.phone, "status": SubscriberStatus.NONE.value,
                        "created_at": now, "updated_at": now}  # fmt: skip
                 steps.append((_LOCK_NUMBER[db.dialect_name], row))
-            steps.append((_EARLIER, signer))
+            steps.append((_SIGN[db.dialect_name], signature))
             if form.phone:
                 steps.append((_RECENT_CONFIRMATION, {"phone": form.phone, "since": since}))
             results = iter(db.run(steps))  # in the order of the steps
@@ -137,14 +143,20 @@ def sign_on_web(
                 return None
             campaign = campaigns[0]
             subscriber = next(results)[0] if form.phone else None
-            earlier = _earlier(next(results), subscriber)
+            signed = next(results)
             recent = bool(next(results)) if form.phone else False
+            earlier = None
+            if not signed:  # signed already: by number, e-mail or fingerprint
+                earlier = _earlier(db.run([(_EARLIER, signer)])[0], subscriber)
+                if earlier is None:  # cannot happen while signatures are never deleted
+                    db.rollback()
+                    raise RaceLost
             result = _write(
-                db, campaign=campaign, form=form, subscriber=subscriber, earlier=earlier,
-                recent=recent, disclosure=disclosure, fingerprint=fingerprint,
-                settings=settings, program=program, ip=ip, user_agent=user_agent, now=now,
+                db, campaign=campaign, form=form, subscriber=subscriber,
+                signature_id=signed[0].id if signed else earlier.id, earlier=earlier,
+                recent=recent, disclosure=disclosure, settings=settings, program=program,
+                ip=ip, now=now,
             )  # fmt: skip
-            db.commit()
             return campaign, result
 
     return with_retries(once)
@@ -168,20 +180,14 @@ def _confirmation_outcome(subscriber, *, recent: bool) -> Confirmation | None:
 
 
 def _write(
-    db: Batches, *, campaign, form: CleanSignature, subscriber, earlier, recent: bool,
-    disclosure: str, fingerprint: str | None, settings: Settings, program: Program,
-    ip: str | None, user_agent: str | None, now: datetime,
+    db: Batches, *, campaign, form: CleanSignature, subscriber, signature_id: int, earlier,
+    recent: bool, disclosure: str, settings: Settings, program: Program, ip: str | None,
+    now: datetime,
 ) -> WebSignatureResult:  # fmt: skip
-    """The writes, in one batch (and the confirmation's row in a second)."""
+    """The writes and COMMIT, in one batch: a repeat's completion, the confirmation text and
+    its row (which names the text it just inserted), the consent log's signature event."""
     steps = []
-    if earlier is None:
-        steps.append((_SIGN[db.dialect_name], {
-            "campaign_id": campaign.id, "subscriber_id": subscriber.id if subscriber else None,
-            "name": form.name, "source": "web", "signed_at": now, "email": form.email,
-            "fingerprint": fingerprint, "disclosure": disclosure, "ip": ip,
-            "user_agent": (user_agent or "")[:300] or None,
-        }))  # fmt: skip
-    else:
+    if earlier is not None:
         # A repeat: complete what the first signature lacked, never count it again.
         steps.append((_COMPLETE, {
             "signature_id": earlier.id, "subscriber_id": subscriber.id if subscriber else None,
@@ -195,6 +201,13 @@ def _write(
             steps.append((_NEW_TEXT, outbound_values(
                 settings, to=subscriber.phone, body=text, kind=CONFIRMATION_KIND
             )))  # fmt: skip
+            # Right after the text's insert: its id is this connection's last one.
+            steps.append((_NEW_CONFIRMATION[db.dialect_name], {
+                "phone": subscriber.phone, "campaign_id": campaign.id,
+                "signature_id": signature_id, "status": "pending", "disclosure": disclosure,
+                "confirmation_text": text, "ip": ip, "created_at": now,
+                "expires_at": now + timedelta(hours=settings.petition_confirm_window_hours),
+            }))  # fmt: skip
     counted = earlier is None
     if subscriber is not None and counted:
         steps.append((_EVENT, {
@@ -205,21 +218,10 @@ def _write(
             "note": f"web form from {ip or 'unknown address'}; SMS box "
             f"{'ticked' if form.sms_consent else 'not ticked'}; confirmation: {outcome}",
         }))  # fmt: skip
-    results = db.run(steps)
-    if counted and not results[0]:
-        # A concurrent twin inserted it first (ON CONFLICT DO NOTHING): decide again.
-        db.rollback()
-        raise RaceLost
-    signature_id = results[0][0].id if counted else earlier.id
+    results = db.run(steps, commit=True)
     message_id = None
     if text is not None:
-        message_id = results[1][0].id
-        db.run([(_NEW_CONFIRMATION, {
-            "phone": subscriber.phone, "campaign_id": campaign.id, "signature_id": signature_id,
-            "outbound_message_id": message_id, "status": "pending", "disclosure": disclosure,
-            "confirmation_text": text, "ip": ip, "created_at": now,
-            "expires_at": now + timedelta(hours=settings.petition_confirm_window_hours),
-        })])  # fmt: skip
+        message_id = results[1 if earlier is not None else 0][0].id
     return WebSignatureResult(signature_id, counted, outcome, message_id)
 
 
@@ -269,7 +271,6 @@ _COMPLETE = (
     )
 )
 _NEW_TEXT = OutboundMessage.__table__.insert().returning(OutboundMessage.__table__.c.id)
-_NEW_CONFIRMATION = WebConfirmation.__table__.insert()
 _EVENT = ConsentEvent.__table__.insert()
 
 
@@ -281,9 +282,31 @@ def _lock_number(insert):
 
 
 def _sign(insert):
-    return insert(_SIGNATURES).on_conflict_do_nothing().returning(_SIGNATURES.c.id)
+    """The web signature, unless the supporter signed already (any of the unique constraints:
+    campaign and number, campaign and e-mail, campaign and fingerprint); nothing when no
+    open petition has the keyword. Its number's row is found by the batch's earlier lock."""
+    column = _SIGNATURES.c
+    values = select(
+        Campaign.id,
+        select(_SUBSCRIBERS.c.id).where(_SUBSCRIBERS.c.phone == bindparam("phone"))
+        .scalar_subquery(),
+        *(bindparam(name, type_=column[name].type) for name in _SIGNED[2:]),
+    ).where(Campaign.keyword == bindparam("keyword"), Campaign.active.is_(True))  # fmt: skip
+    statement = insert(_SIGNATURES).from_select(_SIGNED, values)
+    return statement.on_conflict_do_nothing().returning(column.id)
 
 
+_SIGNED = ["campaign_id", "subscriber_id", "name", "signed_at", "email", "fingerprint",
+           "disclosure", "ip", "user_agent", "source"]  # fmt: skip
+# The text inserted just before in the same batch, on this connection.
+_LAST_TEXT_ID = {
+    "postgresql": func.currval(func.pg_get_serial_sequence("outbound_messages", "id")),
+    "sqlite": func.last_insert_rowid(),
+}
+_NEW_CONFIRMATION = {
+    dialect: WebConfirmation.__table__.insert().values(outbound_message_id=last)
+    for dialect, last in _LAST_TEXT_ID.items()
+}
 _LOCK_NUMBER = for_each_dialect(_lock_number)
 _SIGN = for_each_dialect(_sign)
 

@@ -283,3 +283,97 @@ def test_web_signatures_with_and_without_a_number_are_in_the_signature_export(
         "ada@example.org",
     ]
     assert lines[2].split(",")[1:3] == [PHONE, "Grace"] and lines[3].split(",")[5] == "sms"
+
+
+def _sign_directly(app, *, name: str, email=None, phone=None, consent=False, ip="198.51.100.7"):
+    from sms_service.domain.petition import clean_signature
+    from sms_service.program import reach_from
+    from sms_service.services.petition import sign_on_web
+
+    settings = app.config["SETTINGS"]
+    form = clean_signature(
+        name=name, email=email or "", phone=phone or "", sms_consent=consent,
+        reach=reach_from(settings),
+    )  # fmt: skip
+    return sign_on_web(
+        app.extensions["sms_engine"], keyword="hk64", form=form, settings=settings,
+        program=app.extensions["sms_program"], ip=ip, user_agent="pytest",
+    )  # fmt: skip
+
+
+def test_each_confirmation_names_its_own_text(app):
+    """The confirmation's row takes the id of the text inserted just before it, on the same
+    connection, in the same batch."""
+    phones = [f"+1202555{n:04d}" for n in range(130, 136)]
+    results = [
+        _sign_directly(app, name=f"P{n}", phone=phone, consent=n % 2 == 0)
+        for n, phone in enumerate(phones)
+    ]
+    sign_petition(app.test_client(), name="No number")  # another insert in between
+    results.append(_sign_directly(app, name="Late", phone="+12025550140", consent=True))
+    queued = {r.outbound_message_id for _, r in results if r.outbound_message_id}
+    found = confirmations(app)
+    assert len(found) == len(queued) == 4
+    for confirmation in found:
+        [text] = texts_to(app, confirmation.phone)
+        assert confirmation.outbound_message_id == text.id and text.id in queued
+        assert confirmation.signature_id == signatures_of(app, confirmation.phone)
+
+
+def signatures_of(app, phone: str) -> int:
+    """The id of the one signature naming ``phone``."""
+    from sms_service.models import Signature, Subscriber
+    from tests.factories import rows
+
+    [subscriber] = rows(app, Subscriber, Subscriber.phone == phone)
+    [signature] = rows(app, Signature, Signature.subscriber_id == subscriber.id)
+    return signature.id
+
+
+def test_a_closed_petition_stores_nothing(app):
+    from sqlmodel import Session
+
+    from sms_service.models import Campaign
+
+    with Session(app.extensions["sms_engine"]) as session:
+        session.execute(update(Campaign).values(active=False))
+        session.commit()
+    assert _sign_directly(app, name="Ada", phone=PHONE, consent=True) is None
+    assert signatures(app) == [] and texts_to(app) == [] and consent_events(app) == []
+
+
+def test_a_repeat_is_found_by_number_e_mail_or_name_and_address_and_completed(app):
+    _, first = _sign_directly(app, name="Ada", email="ada@example.org")
+    # The same e-mail, now with a number and consent: the first signature gains the number,
+    # is not counted again, and the number gets its confirmation text.
+    _, again = _sign_directly(app, name="Ada L.", email="ada@example.org", phone=PHONE,
+                              consent=True)  # fmt: skip
+    assert (again.signature_id, again.counted, again.confirmation) == (
+        first.signature_id, False, "queued"
+    )  # fmt: skip
+    [stored] = signatures(app)
+    assert stored.subscriber_id is not None and stored.name == "Ada"
+    # The number alone finds it too; no second signature event in the consent log.
+    _, third = _sign_directly(app, name="Someone", phone=PHONE)
+    assert (third.signature_id, third.counted) == (first.signature_id, False)
+    assert len(texts_to(app)) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_twins_at_once_sign_once(app):
+    """Eight requests from one supporter at the same moment: one signature, one text, and
+    every request answers with that signature."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(
+            lambda n: _sign_directly(app, name=f"Ada {n}", email="ada@example.org",
+                                     phone=PHONE, consent=True),
+            range(8),
+        ))  # fmt: skip
+    results = [r for _, r in outcomes]
+    assert len({r.signature_id for r in results}) == 1 and len(signatures(app)) == 1
+    assert sum(r.counted for r in results) == 1
+    assert len(texts_to(app)) == len(confirmations(app)) == 1
+    assert sorted(r.confirmation for r in results) == ["queued"] + ["recently_sent"] * 7
+    assert [e.event for e in consent_events(app)] == ["signature"]
