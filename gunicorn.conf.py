@@ -9,7 +9,9 @@ Sized for the 2-core machines the service runs on (``bench/README.md``, inbound_
 * keep-alive: Twilio (and a proxy in front) can reuse connections; a sync worker closes
   each one after its answer.
 * the access log stays on (one short line per request, numbers masked by the app's log
-  record factory); ``WEB_ACCESS_LOG=off`` behind a proxy that logs requests already.
+  record factory), written by a logger that reads only the five fields the line shows
+  (:mod:`sms_service.web.access_log`); ``WEB_ACCESS_LOG=off`` behind a proxy that logs
+  requests already.
 
 Values come from :class:`config.Settings`, like every other setting; the address stays on
 the Procfile line (``PORT`` is the platform's).
@@ -27,4 +29,4 @@ keepalive = 15
 timeout = 30
 graceful_timeout = 20
 accesslog = "-" if _settings.web_access_log else None
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+logger_class = "sms_service.web.access_log.AccessLogger"
