@@ -202,9 +202,7 @@ class _Postgres(Batches):
         if info.get("sms_prepared_unsure", True):
             # A new connection, or a batch failed part-way: ask the server what it holds.
             [names] = self._request(_LIST_PREPARED, "")
-            info["sms_prepared"] = {
-                names.get_value(i, 0).decode() for i in range(names.ntuples)
-            }
+            info["sms_prepared"] = {names.get_value(i, 0).decode() for i in range(names.ntuples)}
             info["sms_prepared_unsure"] = False
         prepared = info["sms_prepared"]
         as_literal = self.transformer.as_literal

@@ -44,13 +44,9 @@ from sqlalchemy import (
     not_,
     null,
     select,
-    tablesample,
-    text,
-    tuple_,
     type_coerce,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.sql.util import ClauseAdapter
 
 from sms_service.domain.spreadsheet import (
     FORMULA_STARTS,
@@ -63,7 +59,6 @@ from sms_service.models import Campaign, ConsentEvent, ConsentSeal, Signature, S
 BATCH = 2000  # rows per fetch (SQLite path) and per write
 # A range of fewer rows than this is not worth a connection of its own (write_export).
 MIN_CHUNK_ROWS = 20_000
-SAMPLE_PAGES = 256  # pages sampled for the ranges' boundaries (_boundaries)
 OPT_OUT_EVENTS = ("opt_out",)
 # Set for the COPY's transaction only. An export is one long streaming scan, for which
 # PostgreSQL's JIT compiles the per-row expressions for about 2 s (measured on 1M consent
@@ -229,8 +224,9 @@ def write_export(
     PostgreSQL, the row stream elsewhere); both give the same bytes.
 
     With COPY, an export whose order is a key is cut into up to ``chunks`` ranges of it,
-    of about ``min_chunk_rows`` rows at least, each copied on a connection of its own from
-    one snapshot (:mod:`sms_service.services.copy_out`); the bytes are the same."""
+    of about ``min_chunk_rows`` rows at least (:mod:`sms_service.services.export_ranges`),
+    copied at once on connections of their own from one snapshot
+    (:mod:`sms_service.services.copy_out`); the bytes are the same."""
     write = _byte_writer(out)
     write(_csv_line(export.header))
     if use_copy is None:
@@ -299,6 +295,7 @@ def _write_with_copy(
     min_chunk_rows: int,
 ) -> int:
     from sms_service.services.copy_out import copy_out
+    from sms_service.services.export_ranges import boundaries, in_range
 
     query = copy_query(export, raw=raw)
 
@@ -311,53 +308,11 @@ def _write_with_copy(
     def plan(conn: Connection) -> list[tuple[str, dict]]:
         if chunks < 2 or not export.order_is_key:
             return [statement(query)]
-        bounds = _boundaries(conn, export, chunks, min_chunk_rows)
+        bounds = boundaries(conn, export, chunks, min_chunk_rows)
         ranges = zip([None, *bounds], [*bounds, None], strict=True)
-        return [statement(query.where(*_in_range(export.order, *r))) for r in ranges]
+        return [statement(query.where(*in_range(export.order, *r))) for r in ranges]
 
     return copy_out(engine, write, plan, settings=COPY_SETTINGS)
-
-
-def _boundaries(conn: Connection, export: Export, chunks: int, min_rows: int) -> list[tuple]:
-    """Where to cut the export into at most ``chunks`` ranges of about as many rows
-    (the keys starting the second range, the third …), from a sample of the rows.
-
-    The sample is whole pages of the order's table (``TABLESAMPLE SYSTEM``), about
-    ``SAMPLE_PAGES`` of them, read through the export's own joins and filters: a few
-    milliseconds at any size, and every row when the table is small. Any keys would cut
-    the export exactly (ranges of a key neither overlap nor leave a gap); the sample only
-    makes the ranges even."""
-    table = export.order[0].__clause_element__().table
-    pages = conn.execute(
-        text("SELECT pg_relation_size(CAST(:t AS regclass)) / current_setting('block_size')::int"),
-        {"t": table.fullname},
-    ).scalar_one()
-    percent = min(100.0, 100.0 * SAMPLE_PAGES / max(pages, 1))
-    sample = tablesample(table, func.system(literal(percent)), name="sampled")
-    keys_query = export.shape(select(*export.order)).order_by(*export.order)
-    # ClauseAdapter puts the sample in the table's place in every column, join and filter.
-    keys = conn.execute(ClauseAdapter(sample).traverse(keys_query)).all()
-    estimate = len(keys) * 100.0 / percent
-    chunks = min(chunks, int(estimate // max(min_rows, 1)), len(keys))
-    if chunks < 2:
-        return []
-    picks = sorted({-(-k * len(keys) // chunks) for k in range(1, chunks)})
-    return [tuple(keys[i]) for i in picks if i < len(keys)]
-
-
-def _in_range(order: tuple[ColumnElement, ...], low: tuple | None, high: tuple | None) -> list:
-    """Conditions for the rows whose key is in [low, high) (None: unbounded)."""
-    key = tuple_(*order)
-
-    def value(bound: tuple) -> ColumnElement:
-        return tuple_(*(literal(v, c.type) for c, v in zip(order, bound, strict=True)))
-
-    conditions = []
-    if low is not None:
-        conditions.append(key >= value(low))
-    if high is not None:
-        conditions.append(key < value(high))
-    return conditions
 
 
 # --- Other databases: rows through csv.writer -----------------------------------------------

@@ -108,6 +108,7 @@ def receive(
     A sign-up from a number the sender cannot reach (``reach``) is refused and changes
     nothing.
     """
+
     def once() -> InboundResult:
         with batches(engine) as db:
             try:

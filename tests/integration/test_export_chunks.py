@@ -21,10 +21,10 @@ from sms_service.cli.main import main
 from sms_service.db import make_engine
 from sms_service.models import ConsentEvent
 from sms_service.services.copy_out import copy_out
+from sms_service.services.export_ranges import boundaries
 from sms_service.services.exports import (
     COPY_SETTINGS,
     ExportFilter,
-    _boundaries,
     consent_export,
     signature_export,
     write_export,
@@ -128,13 +128,13 @@ def test_the_ranges_cut_where_rows_tie_on_time_and_never_exceed_the_rows(pg_engi
     seed_awkward(pg_engine)  # 27 rows at distinct times, then 12 at one instant
     export = consent_export(ExportFilter(since=at(5, 20)))  # 7 + 12 rows
     with pg_engine.connect() as conn:
-        bounds = _boundaries(conn, export, 4, 1)
+        bounds = boundaries(conn, export, 4, 1)
         assert len(bounds) == 3
         times = [t for t, _ in bounds]
         assert times == sorted(times) and times[-1] == at(6)  # inside the tied instant
-        assert len(_boundaries(conn, export, 50, 1)) == 18  # 19 ranges of one row
-        assert _boundaries(conn, export, 4, 10) == []  # 19 rows: one range of 10 at least
-        assert _boundaries(conn, consent_export(ExportFilter(phone="+19995550100")), 4, 1) == []
+        assert len(boundaries(conn, export, 50, 1)) == 18  # 19 ranges of one row
+        assert boundaries(conn, export, 4, 10) == []  # 19 rows: one range of 10 at least
+        assert boundaries(conn, consent_export(ExportFilter(phone="+19995550100")), 4, 1) == []
 
 
 def test_every_range_reads_the_snapshot_of_the_first(pg_engine, spool_dir):
