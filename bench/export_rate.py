@@ -1,6 +1,7 @@
 """How fast ``sms-service export consent`` writes a million consent events, against psql.
 
-    python bench/export_rate.py [--events 1000000] [--repeat 3] [--row-path]
+    python bench/export_rate.py [--events 1000000] [--repeat 3] [--row-path] [--chunks N]
+                                [--database-url URL]
 
 Creates a private PostgreSQL database and seeds ``--events`` consent events with one
 ``INSERT … SELECT generate_series`` (opt-ins and signatures with their disclosure text,
@@ -10,11 +11,14 @@ the consent chain as the worker does (``seal_all``: every exported row then carr
 position and hashes, as in production), then, ``--repeat`` times and in alternating order:
 
 * the service: ``python -m sms_service.cli export consent -o /dev/null`` in its own
-  process, wall time from spawn to exit, peak RSS of that process (from /proc);
+  process, wall time from spawn to exit, peak RSS of that process (from /proc), with the
+  service's ``EXPORT_CHUNKS`` (``--chunks`` sets it): that many COPY connections at once,
+  each with its own server process;
 * the baseline: ``psql -c "\\copy (SELECT …) TO '/dev/null' WITH (FORMAT csv)"`` running
   the very query the service's COPY path runs (same columns, order, formatting and
   spreadsheet neutralisation) with the session settings the service sets for it
-  (``exports.COPY_SETTINGS``, through ``PGOPTIONS``), timed the same way.
+  (``exports.COPY_SETTINGS``, through ``PGOPTIONS``), timed the same way: one connection
+  (its plan may still use PostgreSQL's parallel workers, as the planner chooses).
 
 For context, once: psql ``\\copy`` of the plain stored columns in the same order, with the
 seals joined and without them (what the issue's 500,000 rows/s figure measured): what
@@ -44,6 +48,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
+from config import Settings
 from sms_service.db import make_engine
 from sms_service.db.migrate import upgrade
 from sms_service.models import Campaign, ConsentEvent, ConsentSeal
@@ -216,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--row-path", action="store_true", help="also time the Python rows")
     parser.add_argument(
+        "--chunks", type=int, help="EXPORT_CHUNKS for the service (default: its setting)"
+    )
+    parser.add_argument(
         "--database-url",
         help="an existing database to use and keep (migrated, and seeded when it has no "
         "consent events): repeated runs skip the seeding",
@@ -229,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at start {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     with _database(args) as url:
         env = {**os.environ, "DATABASE_URL": url}
+        if args.chunks is not None:
+            env["EXPORT_CHUNKS"] = str(args.chunks)
+        chunks = env.get("EXPORT_CHUNKS") or Settings.model_fields["export_chunks"].default
+        print(f"service: EXPORT_CHUNKS={chunks} (COPY connections at once)")
         pg = make_url(url)
         psql_base = [
             psql, "-X", "-q", "-h", pg.host or "127.0.0.1", "-p", str(pg.port or 5432),
