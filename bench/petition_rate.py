@@ -33,14 +33,26 @@ import aiohttp
 from sqlalchemy import text
 
 try:  # bench/ is not a package: run as a script
-    from _common import exit_on_sigterm, free_port, private_database, private_redis_db, spawn
-except ImportError:  # pragma: no cover
-    from bench._common import (
+    from _common import (
+        cpu_seconds,
         exit_on_sigterm,
         free_port,
+        machine_cpu_seconds,
         private_database,
         private_redis_db,
         spawn,
+        tree_cpu_seconds,
+    )
+except ImportError:  # pragma: no cover
+    from bench._common import (
+        cpu_seconds,
+        exit_on_sigterm,
+        free_port,
+        machine_cpu_seconds,
+        private_database,
+        private_redis_db,
+        spawn,
+        tree_cpu_seconds,
     )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,12 +83,14 @@ def wait_until_up(url: str, process, timeout: float = 60.0) -> None:
     raise SystemExit(f"{url} did not answer within {timeout} s")
 
 
-def start_web(stack, command: str, env: dict[str, str], port: int, cwd: Path) -> None:
+def start_web(stack, command: str, env: dict[str, str], port: int, cwd: Path) -> int:
+    """Start the web process; its pid (gunicorn's arbiter, the workers its children)."""
     process = spawn(
         stack, ["bash", "-c", f"exec {command}"], cwd=cwd,
         env={**env, "PORT": str(port)}, stdout=open(os.devnull, "w"),
     )  # fmt: skip
     wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+    return process.pid
 
 
 async def _user(base: str, ids: asyncio.Queue, latencies: list[float], statuses: dict) -> None:
@@ -115,18 +129,40 @@ async def _drive(
     return time.perf_counter() - started, latencies, statuses
 
 
-def measure(base: str, count: int, users: int, warmup: int) -> dict:
-    """Post ``count`` signatures with ``users`` browsers (after ``warmup`` unmeasured)."""
+def measure(base: str, count: int, users: int, warmup: int, web_pid: int) -> dict:
+    """Post ``count`` signatures with ``users`` browsers (after ``warmup`` unmeasured); the
+    CPU of the timed part: the web process's (its workers'), the browsers' (this process),
+    and the rest of the machine's (PostgreSQL, Redis, and whatever else ran)."""
     if warmup:
         asyncio.run(_drive(base, warmup, users))
+    before = tree_cpu_seconds(web_pid), cpu_seconds(os.getpid()), machine_cpu_seconds()
     elapsed, latencies, statuses = asyncio.run(_drive(base, count, users, first=warmup))
+    web, browsers, machine = (
+        after - start
+        for after, start in zip(
+            (tree_cpu_seconds(web_pid), cpu_seconds(os.getpid()), machine_cpu_seconds()),
+            before,
+            strict=True,
+        )
+    )
     latencies.sort()
     return {
         "rate": count / elapsed,
         "p50": statistics.median(latencies),
         "p99": latencies[int(len(latencies) * 0.99) - 1],
         "statuses": statuses,
+        "web_ms": 1000 * web / count,
+        "browsers_ms": 1000 * browsers / count,
+        "rest_ms": 1000 * (machine - web - browsers) / count,
+        "busy": machine / elapsed / (os.cpu_count() or 1),
     }
+
+
+def cpu_line(figures: dict) -> str:
+    return (
+        f"CPU per form: web {figures['web_ms']:.2f} ms, browsers {figures['browsers_ms']:.2f},"
+        f" rest of the machine {figures['rest_ms']:.2f}; cores {figures['busy']:.0%} busy"
+    )
 
 
 def check_queued(database_url: str, redis_conn, expected: int) -> tuple[int, int, int]:
@@ -154,6 +190,7 @@ def main() -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9")
     args = parser.parse_args()
     exit_on_sigterm()
+    loads = [" ".join(f"{v:.2f}" for v in os.getloadavg())]
     env = {
         **os.environ, "WEB_CONCURRENCY": str(args.workers), "APP_ENV": "development",
         "REDIS_URL": args.redis_url, "RATELIMIT_STORAGE_URL": args.redis_url,
@@ -169,8 +206,8 @@ def main() -> int:
         redis_conn = stack.enter_context(private_redis_db(args.redis_url))
         port = free_port()
         baseline_cmd = command.replace("sms_service.web.wsgi:app", "petition_baseline:app")
-        start_web(stack, baseline_cmd, env, port, ROOT / "bench")
-        base = measure(f"http://127.0.0.1:{port}", args.signatures, args.users, args.warmup)
+        pid = start_web(stack, baseline_cmd, env, port, ROOT / "bench")
+        base = measure(f"http://127.0.0.1:{port}", args.signatures, args.users, args.warmup, pid)
         stack.close()
 
     with contextlib.ExitStack() as stack:
@@ -184,19 +221,22 @@ def main() -> int:
             create_campaign(session=session, keyword=KEYWORD, title="Release the 64", text="…")
         engine.dispose()
         port = free_port()
-        start_web(stack, command, env | {"DATABASE_URL": database_url}, port, ROOT)
-        real = measure(f"http://127.0.0.1:{port}", args.signatures, args.users, args.warmup)
+        pid = start_web(stack, command, env | {"DATABASE_URL": database_url}, port, ROOT)
+        real = measure(f"http://127.0.0.1:{port}", args.signatures, args.users, args.warmup, pid)
         stored, pending, jobs = check_queued(database_url, redis_conn, args.signatures)
 
     total = args.signatures + args.warmup
     with_number = sum(1 for n in range(total) if n % 2 == 0)
     print(f"petition_rate: {args.signatures} signatures, {args.users} browsers, "
           f"gunicorn x{args.workers} (Procfile web), PostgreSQL, Redis, "
-          f"{os.cpu_count()} cores")  # fmt: skip
+          f"{os.cpu_count()} cores; load average {loads[0]} at the start, "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} at the end")  # fmt: skip
     print(f"  baseline (bare Flask form)  {base['rate']:7.0f}/s  p50 {base['p50']:5.1f} ms  "
           f"p99 {base['p99']:5.1f} ms  {base['statuses']}")  # fmt: skip
+    print(f"    {cpu_line(base)}")
     print(f"  petition page               {real['rate']:7.0f}/s  p50 {real['p50']:5.1f} ms  "
           f"p99 {real['p99']:5.1f} ms  {real['statuses']}")  # fmt: skip
+    print(f"    {cpu_line(real)}")
     print(f"  ratio to baseline           {real['rate'] / base['rate']:.2f}")
     print(f"  stored {stored}/{total} signatures; confirmation texts queued, none sent: "
           f"{pending} pending messages, {jobs} RQ jobs (expected {with_number})")  # fmt: skip
