@@ -13,14 +13,22 @@ milliseconds at any size, and reads every row of a small table.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
-from sqlalchemy import ColumnElement, func, literal, select, tablesample, text, tuple_
+from sqlalchemy import ColumnElement, Select, func, literal, select, tablesample, text, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.util import ClauseAdapter
 
-if TYPE_CHECKING:
-    from sms_service.services.exports import Export
+
+class Export(Protocol):
+    """What is read of an export (:class:`sms_service.services.exports.Export`, which
+    imports this module): its order, and its joins and filters."""
+
+    order: Sequence[ColumnElement]
+
+    def shape(self, query: Select) -> Select: ...
+
 
 # Pages sampled. Rows on a page are mostly neighbours in time, so it is the number of
 # pages that makes the quantiles even: 256 leave each of two ranges within a few percent.
