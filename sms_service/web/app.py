@@ -30,12 +30,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_content_length,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # No record carries its caller, thread or process: the format shows none of them, and
-    # working them out (a walk up the stack for the caller) was half of every line's cost;
-    # an inbound text writes two (the access line, the text's). The logging HOWTO's own
-    # advice for lines that are not printed.
+    # No record carries its caller or thread: no format here shows them, and working out
+    # the caller (a walk up the stack) was half of every line's cost; an inbound text writes
+    # two lines (the access line, the text's). The process id stays: gunicorn's error log
+    # prints it. The logging HOWTO's own advice for what is not printed.
     logging._srcfile = None
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging.logThreads = logging.logMultiprocessing = False
     log_masking.install()  # request lines (werkzeug, gunicorn) carry numbers in query strings
 
     # No pre-ping: it is a round trip before every request's transaction. A connection the

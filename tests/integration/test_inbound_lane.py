@@ -226,3 +226,15 @@ def _broken_engine():
 
     # Nothing listens on port 9 of loopback: every connection attempt fails at once.
     return make_engine("postgresql+psycopg://postgres@127.0.0.1:9/none", pool_pre_ping=False)
+
+
+def test_gunicorns_error_log_still_formats_after_the_app_trims_log_records(app):
+    """The app stops records working out their caller and thread; gunicorn's error log
+    prints the process id, which they must still carry."""
+    from gunicorn.glogging import Logger
+
+    record = logging.getLogger("gunicorn.error").makeRecord(
+        "gunicorn.error", logging.INFO, __file__, 1, "Worker exiting (pid: %s)", (42,), None
+    )
+    line = logging.Formatter(Logger.error_fmt, Logger.datefmt).format(record)
+    assert f"[{record.process}] [INFO] Worker exiting (pid: 42)" in line
