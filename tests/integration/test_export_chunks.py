@@ -29,7 +29,7 @@ from sms_service.services.exports import (
     signature_export,
     write_export,
 )
-from tests.integration.test_export_paths import AWKWARD, A, B, at, seed
+from tests.integration.test_export_paths import A, B, at, awkward_events, seed
 
 BULK = """
     INSERT INTO consent_events (occurred_at, phone, event, keyword, message_body,
@@ -62,14 +62,7 @@ def spool_dir(tmp_path, monkeypatch):
 def seed_awkward(engine) -> None:
     """Hostile first characters, and rows that tie on their time (only the id orders them)."""
     with Session(engine) as s:
-        s.add_all(
-            ConsentEvent(
-                occurred_at=at(5, i), phone=A, event="help", keyword=cell[:32],
-                message_body=cell, message_sid=cell[:64], source="sms",
-                program="Rights Alerts", disclosure=cell, note=cell,
-            )
-            for i, cell in enumerate(AWKWARD)
-        )  # fmt: skip
+        s.add_all(awkward_events())
         s.add_all(
             ConsentEvent(
                 occurred_at=at(6), phone=B, event="opt_out", keyword="STOP",

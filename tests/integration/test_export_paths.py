@@ -218,6 +218,18 @@ AWKWARD = [
 ]  # fmt: skip
 
 
+def awkward_events() -> list[ConsentEvent]:
+    """One event per AWKWARD cell, in every text column, a microsecond apart."""
+    return [
+        ConsentEvent(
+            occurred_at=at(5, i), phone=A, event="help", keyword=cell[:32],
+            message_body=cell, message_sid=cell[:64], source="sms",
+            program="Rights Alerts", disclosure=cell, note=cell,
+        )
+        for i, cell in enumerate(AWKWARD)
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("raw", [False, True])
 def test_copy_and_row_paths_agree_on_every_first_character(pg_db, raw):
     from sms_service.db import make_engine
@@ -226,14 +238,7 @@ def test_copy_and_row_paths_agree_on_every_first_character(pg_db, raw):
     engine = make_engine(pg_db)
     try:
         with Session(engine) as s:
-            s.add_all(
-                ConsentEvent(
-                    occurred_at=at(5, i), phone=A, event="help", keyword=cell[:32],
-                    message_body=cell, message_sid=cell[:64], source="sms",
-                    program="Rights Alerts", disclosure=cell, note=cell,
-                )
-                for i, cell in enumerate(AWKWARD)
-            )  # fmt: skip
+            s.add_all(awkward_events())
             s.commit()
         export = consent_export(ExportFilter())
         copied = export_bytes(engine, export, raw=raw, use_copy=True)
