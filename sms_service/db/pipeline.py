@@ -156,7 +156,7 @@ class _Postgres(Batches):
 
     def _statement(self, statement, first: dict):
         """(name, SQL text, parameter order, constants, computed defaults, PREPARE
-        command, EXECUTE command without its parameters)."""
+        command, EXECUTE command without its parameters, and the statement itself)."""
         key = (id(statement), frozenset(first))
         entry = _prepared.get(key)
         if entry is None:
@@ -194,14 +194,14 @@ class _Postgres(Batches):
             call = f"EXECUTE {name}".encode()
             entry = (name, text, order, constants, computed, prepare, call, statement)
             _prepared[key] = entry
-        return entry[:7]
+        return entry
 
     def run(self, steps: Sequence[Step], *, commit: bool = False) -> list[list]:
         listeners = self.engine.dispatch.before_cursor_execute
         info = self.pooled.info
         if info.get("sms_prepared_unsure", True):
             # A new connection, or a batch failed part-way: ask the server what it holds.
-            [names] = self._request(_LIST_PREPARED, "")
+            [names] = self._request(_LIST_PREPARED)
             info["sms_prepared"] = {names.get_value(i, 0).decode() for i in range(names.ntuples)}
             info["sms_prepared_unsure"] = False
         prepared = info["sms_prepared"]
@@ -222,7 +222,7 @@ class _Postgres(Batches):
         for index, (statement, params) in enumerate(steps):
             many = isinstance(params, list)
             rows = params if many else [params]
-            name, text, order, constants, computed, prepare, call = self._statement(
+            name, text, order, constants, computed, prepare, call, _ = self._statement(
                 statement, rows[0]
             )
             bound = [{**constants, **_computed(computed), **p} for p in rows]
@@ -246,7 +246,7 @@ class _Postgres(Batches):
             texts.append("COMMIT")
         results: list[list] = [[] for _ in steps]
         try:
-            answers = self._request(b";\n".join(parts), texts)
+            answers = self._request(b";\n".join(parts))
             self.begun = not commit
             load = self.transformer
             for answer, result in zip(plan, answers, strict=True):
@@ -267,7 +267,7 @@ class _Postgres(Batches):
         prepared.update(new)
         return results
 
-    def _request(self, query: bytes, texts) -> list:
+    def _request(self, query: bytes) -> list:
         """Send ``query`` (one or more statements) and wait for every result, the GIL given
         up meanwhile; the first error raised as psycopg raises it."""
         pgconn = self.connection.pgconn
@@ -291,7 +291,7 @@ class _Postgres(Batches):
         if command == "ROLLBACK":  # after which psycopg may deallocate every statement
             self.pooled.info["sms_prepared_unsure"] = True
         try:
-            self._request(command.encode(), command)
+            self._request(command.encode())
         except psycopg.Error as exc:
             raise self._error(exc, command, {}) from exc
 
@@ -309,7 +309,7 @@ class _Postgres(Batches):
         try:
             if not self.connection.closed:
                 if self.connection.info.transaction_status != TransactionStatus.IDLE:
-                    self._request(b"ROLLBACK", "ROLLBACK")
+                    self._request(b"ROLLBACK")
         except psycopg.Error as exc:
             self.pooled.invalidate(exc)
         finally:

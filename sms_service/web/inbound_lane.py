@@ -61,7 +61,6 @@ class InboundLane:
         self.auth_token = settings.twilio_auth_token
         self.public_base_url = settings.public_base_url
         self.max_length = app.config["MAX_CONTENT_LENGTH"]
-        self.extensions = app.extensions
         self.app = app
         # What Flask's after_request hooks add to every answer (security.response_headers).
         self.extra_headers = list(response_headers(settings).items())
@@ -80,7 +79,7 @@ class InboundLane:
         if form is None:
             return self._pass_on(environ, start_response, body)
         try:
-            document = answer(form, self.extensions)
+            document = answer(form, self.app.extensions)
         except HTTPException:  # a form that cannot be stored: Flask says why (400)
             return self._pass_on(environ, start_response, body)
         except Exception:
@@ -100,8 +99,9 @@ class InboundLane:
         return [document]
 
     def _body(self, environ: dict) -> bytes | None:
-        """The posted form's bytes, or None when Flask should see the request as it came
-        (not a form; no, a bad or a too-large Content-Length)."""
+        """The posted form's bytes, whole; None when Flask should have the request (not a
+        form; no, a bad or a too-large Content-Length; a body shorter than announced, which
+        Flask then reads as it was read here: the client went away, werkzeug answers 400)."""
         content_type = environ.get("CONTENT_TYPE", "")
         if content_type.partition(";")[0].strip().lower() != FORM_TYPE:
             return None
@@ -111,12 +111,14 @@ class InboundLane:
             return None
         if length < 0 or (self.max_length is not None and length > self.max_length):
             return None
-        return environ["wsgi.input"].read(length)
+        body = environ["wsgi.input"].read(length)
+        if len(body) != length:
+            environ["wsgi.input"] = io.BytesIO(body)
+            return None
+        return body
 
     def _form(self, environ: dict, body: bytes) -> ImmutableMultiDict | None:
-        """The form, when the body is whole, UTF-8 and signed by Twilio; else None."""
-        if len(body) != int(environ["CONTENT_LENGTH"]):
-            return None  # the client went away: werkzeug answers 400
+        """The form, when the body is UTF-8 and signed by Twilio; else None."""
         try:
             text = body.decode()
         except UnicodeDecodeError:
