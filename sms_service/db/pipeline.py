@@ -257,9 +257,7 @@ class _Postgres(Batches):
         for index, (statement, params) in enumerate(steps):
             many = isinstance(params, list)
             rows = params if many else [params]
-            name, text, order, constants, computed, formats, _ = self._statement(
-                statement, rows[0]
-            )
+            name, text, order, constants, computed, formats, _ = self._statement(statement, rows[0])
             bound = [{**constants, **_computed(computed), **p} for p in rows]
             texts.append(text)
             if listeners:
