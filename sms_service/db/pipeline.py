@@ -32,15 +32,17 @@ engine's ``before_cursor_execute`` still see every statement (tests and tracing 
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import re
 from collections import namedtuple
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import psycopg
-from psycopg import generators
+from psycopg import generators, pq
 from psycopg._enums import Ready, Wait
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.pq import ExecStatus, PipelineStatus, TransactionStatus
@@ -275,8 +277,14 @@ class _Postgres(Batches):
             pgconn.send_query_params(b"COMMIT", None)
             plan.append(None)
             texts.append("COMMIT")
-        pgconn.pipeline_sync()
-        return self.connection.wait(_pipeline_results(pgconn))
+        if _LIBPQ is None:
+            pgconn.pipeline_sync()
+            return self.connection.wait(_pipeline_results(pgconn, pgconn.flush))
+        # The same Sync and flush through libpq itself, the GIL released (see _LIBPQ).
+        ptr = ctypes.c_void_p(pgconn.pgconn_ptr)
+        if _LIBPQ.PQsendPipelineSync(ptr) != 1:
+            pgconn.pipeline_sync()  # fails again, raising psycopg's error
+        return self.connection.wait(_pipeline_results(pgconn, partial(_flush, pgconn, ptr)))
 
     def _request(self, query: bytes) -> list:
         """Send ``query`` (one or more statements, simple protocol) and wait for every result,
@@ -327,10 +335,10 @@ class _Postgres(Batches):
             self.pooled.close()
 
 
-def _pipeline_results(pgconn):
+def _pipeline_results(pgconn, flush: Callable[[], int]):
     """A psycopg wait generator: flush what the pipeline queued, then read every command's
     result up to the Sync (libpq gives each command's result, then None, then the next)."""
-    while pgconn.flush() != 0:
+    while flush() != 0:
         ready = yield WAIT_RW
         if ready & READY_R:
             pgconn.consume_input()
@@ -345,6 +353,50 @@ def _pipeline_results(pgconn):
         if result.status == PIPELINE_SYNC:
             return results
         results.append(result)
+
+
+def _flush(pgconn, ptr: ctypes.c_void_p) -> int:
+    """libpq's PQflush, the GIL released; a failure raised as psycopg raises it."""
+    sent = _LIBPQ.PQflush(ptr)
+    return pgconn.flush() if sent < 0 else sent
+
+
+def _shared_libpq() -> ctypes.CDLL | None:
+    """The libpq psycopg's binary package runs on, for the two calls its wrappers make
+    holding the GIL: PQpipelineSync (which writes the whole batch to the socket) and
+    PQflush. Holding it there, a thread that the kernel preempts in the write (it wakes the
+    server's backend on the other core) stops every other thread of the worker: py-spy
+    showed a tenth of the workers' GIL time in that one call under load. ctypes releases the
+    GIL for a foreign call. PQsendPipelineSync (libpq 17) queues the Sync without writing;
+    PQflush then writes.
+
+    Only the very library already loaded (the wheel's bundled copy, found by its path in
+    this process's mappings) and only when its version is psycopg's: a second libpq must
+    never touch psycopg's connection. None otherwise (another psycopg implementation, an
+    older libpq): psycopg's own calls are used."""
+    if pq.__impl__ != "binary":
+        return None
+    try:
+        with open("/proc/self/maps") as maps:
+            loaded = {line.split()[-1] for line in maps if "libpq" in line and "/" in line}
+    except OSError:
+        return None
+    if len(loaded) != 1:
+        return None
+    try:
+        library = ctypes.CDLL(loaded.pop())
+        send_sync, flush = library.PQsendPipelineSync, library.PQflush
+    except (OSError, AttributeError):
+        return None
+    if library.PQlibVersion() != pq.version():
+        return None
+    for function in (send_sync, flush):
+        function.argtypes = [ctypes.c_void_p]
+        function.restype = ctypes.c_int
+    return library
+
+
+_LIBPQ = _shared_libpq()
 
 
 def _row_class(name: str, result) -> Any:

@@ -3,9 +3,11 @@ rollback, errors that leave the pooled connection usable, and hostile text store
 
 from __future__ import annotations
 
+import ctypes
 from datetime import UTC, datetime
 
 import pytest
+from psycopg import pq
 from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -29,6 +31,47 @@ HOSTILE = [
     "émoji 🛑 ＳＴＯＰ ‮rtl‬ 中文",
     "new\nline\ttab\r",
 ]
+
+
+@pytest.fixture(autouse=True, params=["libpq", "psycopg"])
+def flush_path(request, engine, monkeypatch):
+    """Every test on PostgreSQL both ways a batch's Sync is sent and flushed: through the
+    loaded libpq with the GIL released (the default with psycopg's binary package), and
+    through psycopg's own calls (any other psycopg build)."""
+    if engine.dialect.name != "postgresql":
+        if request.param == "psycopg":
+            pytest.skip("PostgreSQL's flush paths")
+        return None
+    if request.param == "psycopg":
+        monkeypatch.setattr(pipeline, "_LIBPQ", None)
+        return None
+    calls = []
+    library = pipeline._LIBPQ
+    assert library is not None, "psycopg's binary package is a dependency"
+
+    class Counted:
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(library, name)
+
+    monkeypatch.setattr(pipeline, "_LIBPQ", Counted())
+    return calls
+
+
+def test_the_batch_goes_through_the_very_libpq_psycopg_runs_on(engine, flush_path):
+    if flush_path is None:
+        pytest.skip("the libpq path on PostgreSQL")
+    assert pipeline._LIBPQ.PQlibVersion() == pq.version()
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        # The library reads psycopg's own connection (the server's version, as psycopg has it).
+        pointer = ctypes.c_void_p(raw.pgconn.pgconn_ptr)
+        assert pipeline._LIBPQ.PQserverVersion(pointer) == raw.info.server_version
+    flush_path.clear()
+    with batches(engine) as db:
+        [count] = db.run([(COUNT, {})])
+    assert count[0][0] == 0
+    assert flush_path[:2] == ["PQsendPipelineSync", "PQflush"]
 
 
 def message(sid: str, body: str = "JOIN") -> dict:
