@@ -38,9 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import holidays
 import phonenumbers
-from phonenumbers import timezone as phone_timezones
 
 from sms_service.domain.zones import zone_named
 
@@ -142,6 +140,10 @@ class StateRule:
 
 @functools.lru_cache(maxsize=256)
 def _holidays(state: str, year: int) -> frozenset[date]:
+    # Imported here: the calendars take ~0.1 s to load, and every command's settings
+    # read this module (the quiet-hours setting is checked with parse_window).
+    import holidays
+
     return frozenset(holidays.US(subdiv=state, years=year))
 
 
@@ -238,6 +240,8 @@ def zones_for_number(
     if stored_zone:
         zone_named(stored_zone)
         return (stored_zone,)
+    from phonenumbers import timezone as phone_timezones  # its tables load on first use
+
     candidates = phone_timezones.time_zones_for_number(_parse(e164))
     named = (default_zone if zone == UNKNOWN_ZONE else zone for zone in candidates)
     return tuple(dict.fromkeys(named)) or (default_zone,)

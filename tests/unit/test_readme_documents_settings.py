@@ -63,7 +63,9 @@ def test_the_test_suites_own_variables_are_documented():
 
 def _commands(group: click.Group, prefix: str) -> list[str]:
     names = []
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)  # the command line's groups load their commands on first use
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         if command.hidden:
             continue
         full = f"{prefix} {name}"
