@@ -3,9 +3,8 @@
 This module only assembles; what commands share (settings, the engine) lives in
 :mod:`sms_service.cli.context`, and no command module imports this one. Each group's module
 is imported only when that group is run (or listed, for ``--help``): a command pays for
-its own imports, not for every other group's (``sms-service export consent`` starts about
-a fifth sooner, bench/README.md, "export_rate.py"). To add a group, write
-``cli/<name>.py`` (see the context module's docstring) and add its line to
+its own imports, not for every other group's (bench/README.md, "export_rate.py"). To add
+a group, write ``cli/<name>.py`` (see the context module's docstring) and add its line to
 :data:`COMMANDS`.
 """
 
