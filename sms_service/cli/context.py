@@ -11,10 +11,10 @@ The engine is made on first use and disposed when the root click context closes,
 the command raised.
 
 Adding a command group (``sms-service users ...``): write ``sms_service/cli/users.py`` with a
-``@click.group("users")`` that imports from here, then add two lines to ``cli/main.py``::
+``@click.group("users")`` that imports from here, then add its line to ``cli/main.py``'s
+``COMMANDS`` (the module is imported when the group runs)::
 
-    from sms_service.cli.users import users
-    main.add_command(users)
+    "users": ("sms_service.cli.users", "users", ()),
 """
 
 from __future__ import annotations
