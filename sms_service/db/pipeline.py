@@ -226,9 +226,7 @@ class _Postgres(Batches):
             finally:
                 if pgconn.pipeline_status != PipelineStatus.OFF:
                     pgconn.exit_pipeline_mode()
-            for result in answers:
-                if result.status == FATAL_ERROR:
-                    raise psycopg.errors.error_from_result(result, self.connection.info.encoding)
+            self._raise_first_error(answers)
             self.begun = not commit
             load = self.transformer
             for answer, result in zip(plan, answers, strict=True):
@@ -292,10 +290,14 @@ class _Postgres(Batches):
         pgconn = self.connection.pgconn
         pgconn.send_query(query)
         answers = self.connection.wait(generators.execute(pgconn))
+        self._raise_first_error(answers)
+        return answers
+
+    def _raise_first_error(self, answers: list) -> None:
+        """Raise the first failed result among ``answers`` as psycopg raises it."""
         for result in answers:
             if result.status == FATAL_ERROR:
                 raise psycopg.errors.error_from_result(result, self.connection.info.encoding)
-        return answers
 
     def commit(self) -> None:
         self._end("COMMIT")
