@@ -115,9 +115,10 @@ class _Sequential(Batches):
         self.connection.close()
 
 
-# Each statement compiled once per set of parameter names: its prepared statement's name,
-# its SQL with $1…$n, the parameter names in that order, constant parameters, the column
-# defaults to compute for each execution, the parameters' formats (and the statement).
+# Each statement compiled once per set of parameter names: its prepared statement's name
+# (also encoded, as libpq takes it), its SQL with $1…$n, the parameter names in that order,
+# constant parameters, the column defaults to compute for each execution, the parameters'
+# formats (and the statement).
 _prepared: dict[tuple[int, frozenset[str]], tuple] = {}
 
 
@@ -164,8 +165,8 @@ class _Postgres(Batches):
             self.transformer = info["sms_transformer"] = Transformer(self.connection)
 
     def _statement(self, statement, first: dict):
-        """(name, SQL text, parameter order, constants, computed defaults, the parameters'
-        formats, and the statement itself)."""
+        """(name, the name as libpq takes it, SQL text, parameter order, constants, computed
+        defaults, the parameters' formats, and the statement itself)."""
         key = (id(statement), frozenset(first))
         entry = _prepared.get(key)
         if entry is None:
@@ -200,7 +201,7 @@ class _Postgres(Batches):
             # id() cannot be reused by another object while the key stands.
             name = "sms_" + hashlib.sha1(text.encode()).hexdigest()[:20]
             formats = [PyFormat.TEXT] * len(order)
-            entry = (name, text, order, constants, computed, formats, statement)
+            entry = (name, name.encode(), text, order, constants, computed, formats, statement)
             _prepared[key] = entry
         return entry
 
@@ -257,12 +258,13 @@ class _Postgres(Batches):
         for index, (statement, params) in enumerate(steps):
             many = isinstance(params, list)
             rows = params if many else [params]
-            name, text, order, constants, computed, formats, _ = self._statement(statement, rows[0])
+            name, key, text, order, constants, computed, formats, _ = self._statement(
+                statement, rows[0]
+            )
             bound = [{**constants, **_computed(computed), **p} for p in rows]
             texts.append(text)
             if listeners:
                 listeners(None, None, text, bound if many else bound[0], None, many)
-            key = name.encode()
             if name not in prepared and name not in new:
                 pgconn.send_prepare(key, text.encode())
                 plan.append(None)
