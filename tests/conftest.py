@@ -34,7 +34,14 @@ from workers import context
 
 
 def pytest_configure(config) -> None:
-    redis_db.lease()  # this run's own Redis database number
+    # This run's own Redis database number; each pytest-xdist worker leases its own.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        try:
+            redis_db.lease_for_worker()
+        except RuntimeError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    else:
+        redis_db.lease()
 
 
 def pytest_collection_modifyitems(config, items) -> None:

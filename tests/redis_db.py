@@ -2,10 +2,12 @@
 
 ``pytest_configure`` leases a free number (1-15, less the benchmarks' 8 and 9) with a key
 in db 0 holding the run's pid, and puts it in the environment (``SMS_TEST_REDIS_DB``),
-where worker processes the tests start read it too. The lease is given back when the run
-ends; one whose run was killed expires on its own, or is taken over at once when every
-number is leased and its pid is gone from this machine. Nothing leases at import: test
-modules ask :func:`redis_url` when they need it. Tests flush the database around themselves.
+where worker processes the tests start read it too. Each pytest-xdist worker is a run of
+its own: it leases another number rather than share its controller's
+(:func:`lease_for_worker`). The lease is given back when the run ends; one whose run was
+killed expires on its own, or is taken over at once when every number is leased and its
+pid is gone from this machine. Nothing leases at import: test modules ask
+:func:`redis_url` when they need it. Tests flush the database around themselves.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import redis
 
 HOST, PORT = "127.0.0.1", 6379
 ENV = "SMS_TEST_REDIS_DB"
+LEASED_BY = "SMS_TEST_REDIS_DB_LEASED_BY"  # the pid that leased ENV's number (unset: pinned)
 CANDIDATES = tuple(n for n in range(1, 16) if n not in (8, 9))  # 8, 9: bench/
 LEASE_KEY = "sms_test:redis-db-lease:{}"
 LEASE_SECONDS = 3 * 3600
@@ -32,6 +35,7 @@ def lease() -> int:
                 if take(admin, LEASE_KEY.format(number)):
                     _flush(number)  # a dead run's keys
                     os.environ[ENV] = str(number)
+                    os.environ[LEASED_BY] = str(os.getpid())
                     return number
     finally:
         admin.close()
@@ -39,6 +43,22 @@ def lease() -> int:
         f"every Redis database in {CANDIDATES} is leased by another test run "
         f"(keys {LEASE_KEY.format('*')} in db 0; they expire after {LEASE_SECONDS} s)"
     )
+
+
+def lease_for_worker() -> int:
+    """A pytest-xdist worker's own number: the one its controller leased (inherited in the
+    environment) would have the workers flush each other's keys. A number pinned by hand
+    cannot be shared by several workers either."""
+    leased_by = os.environ.get(LEASED_BY)
+    if leased_by is None and os.environ.get(ENV):
+        raise RuntimeError(
+            f"{ENV} pins one Redis database, which parallel test workers cannot share: "
+            "run them in one process (TEST_WORKERS=0) or unset it"
+        )
+    if leased_by != str(os.getpid()):
+        os.environ.pop(ENV, None)
+        os.environ.pop(LEASED_BY, None)
+    return lease()
 
 
 def _take_free(admin: redis.Redis, key: str) -> bool:
@@ -78,6 +98,7 @@ def _alive(pid: int) -> bool:
 def release() -> None:
     """Give the lease back, if this process took it."""
     number = os.environ.pop(ENV, None)
+    os.environ.pop(LEASED_BY, None)
     if number is None:
         return
     admin = redis.Redis(host=HOST, port=PORT, db=0)

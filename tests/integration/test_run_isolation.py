@@ -69,3 +69,38 @@ def test_a_lease_whose_run_died_is_taken_over_and_a_live_one_is_not():
     finally:
         admin.delete(key)
         admin.close()
+
+
+def test_a_parallel_worker_leases_its_own_number_not_its_controllers():
+    # The controller has leased a number (as this run has); its worker inherits the
+    # environment and must take another, held under its own pid.
+    assert os.environ[redis_db.LEASED_BY] == str(os.getpid())
+    as_worker = ANOTHER_RUN.replace("redis_db.lease()", "redis_db.lease_for_worker()")
+    worker = subprocess.Popen(
+        [sys.executable, "-c", as_worker],
+        cwd=ROOT, env=dict(os.environ), text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        theirs = int(worker.stdout.readline())
+        assert theirs != redis_db.db_number()
+        admin = redis.Redis(host=redis_db.HOST, port=redis_db.PORT, db=0)
+        assert admin.get(redis_db.LEASE_KEY.format(theirs)) == str(worker.pid).encode()
+        worker.communicate("\n", timeout=30)
+        assert admin.get(redis_db.LEASE_KEY.format(theirs)) is None
+        # The controller's lease is untouched by the worker's ending.
+        mine = admin.get(redis_db.LEASE_KEY.format(redis_db.db_number()))
+        assert mine == os.environ[redis_db.LEASED_BY].encode()
+        admin.close()
+    finally:
+        worker.kill()
+
+
+def test_a_pinned_number_is_refused_to_parallel_workers():
+    env = {k: v for k, v in os.environ.items() if k != redis_db.LEASED_BY}
+    env[redis_db.ENV] = "7"
+    done = subprocess.run(
+        [sys.executable, "-c", "from tests import redis_db; redis_db.lease_for_worker()"],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "TEST_WORKERS=0" in done.stderr.splitlines()[-1]

@@ -10,7 +10,7 @@ import click
 from config import PROJECT_ROOT, Settings
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-TEST_SUITE_VARIABLES = ("TEST_PG_ADMIN_URL", "SMS_TEST_REDIS_DB")
+TEST_SUITE_VARIABLES = ("TEST_PG_ADMIN_URL", "SMS_TEST_REDIS_DB", "TEST_WORKERS")
 
 
 def documented_variables() -> set[str]:
