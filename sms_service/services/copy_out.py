@@ -20,7 +20,9 @@ a contiguous range of the export's order, on connections of their own, as ``pg_d
    comes. Memory stays flat; disk holds at most the later statements' output.
 4. The first failure anywhere (a statement's error, a write to the output or to a
    temporary file, Ctrl-C) cancels every other statement; the connections are discarded
-   and that first failure is raised.
+   and that first failure is raised. A later statement that finds the snapshot gone
+   (the first transaction failed before it could import it) is not the cause: the first
+   statement's own error is what is raised.
 
 Rows are read straight from libpq (``PQgetCopyData``), without blocking: a blocking read
 holds Python's lock while it waits for the server, which would stall the other threads.
@@ -127,14 +129,27 @@ class _Stopped(Exception):
     """Another statement of the same export failed: this one stops (and is not the cause)."""
 
 
+class _SnapshotGone(Exception):
+    """A later statement could not import the snapshot: the first connection's transaction
+    has ended or failed, which only its own failure (or stop) makes happen."""
+
+
 class _Failure:
     """The first failure of an export's statements, and the means to stop the others."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cancels: dict[int, object] = {}
-        self.first: BaseException | None = None
+        self._cause: BaseException | None = None
+        self._consequence: BaseException | None = None
         self.stopped = threading.Event()
+
+    @property
+    def first(self) -> BaseException | None:
+        """The failure to report: the first cause, else the first consequence (a stopped
+        statement, a snapshot no longer there to import), which can be recorded before
+        the failure that led to it."""
+        return self._cause or self._consequence
 
     def watch(self, dbapi) -> None:
         """Cancel the statement under way on ``dbapi`` (psycopg's connection) if the export
@@ -142,7 +157,7 @@ class _Failure:
         cancel = dbapi.pgconn.get_cancel()  # PQcancel may be called from any thread
         with self._lock:
             self._cancels[id(dbapi)] = cancel
-            if self.first is not None:
+            if self.stopped.is_set():
                 cancel.cancel()
 
     def unwatch(self, dbapi) -> None:
@@ -151,10 +166,19 @@ class _Failure:
             self._cancels.pop(id(dbapi), None)
 
     def record(self, exc: BaseException) -> None:
-        """Keep ``exc`` if it is the first failure, and cancel every statement watched."""
+        """Keep ``exc`` if it is the first failure of its kind (:attr:`first`), and cancel
+        every statement watched (not for a snapshot that could not be imported)."""
         with self._lock:
-            if self.first is None:
-                self.first = exc
+            if isinstance(exc, _SnapshotGone):
+                # The first statement has failed or ended: if it failed, it will record
+                # its own error (and stop the others) once it reads it; stopping it now
+                # would keep that error from being read.
+                self._consequence = self._consequence or exc
+                return
+            if isinstance(exc, _Stopped):
+                self._consequence = self._consequence or exc
+            else:
+                self._cause = self._cause or exc
             if self.stopped.is_set():
                 return
             self.stopped.set()
@@ -178,8 +202,6 @@ class _Spool(threading.Thread):
         self.count = 0
 
     def run(self) -> None:
-        from psycopg import sql
-
         try:
             with self._engine.connect() as conn:
                 conn = conn.execution_options(
@@ -190,9 +212,7 @@ class _Spool(threading.Thread):
                 try:
                     if self._failure.stopped.is_set():
                         raise _Stopped
-                    with dbapi.cursor() as cursor:  # before anything else in the transaction
-                        snapshot = sql.SQL("SET TRANSACTION SNAPSHOT {}")
-                        cursor.execute(snapshot.format(sql.Literal(self._snapshot)))
+                    self._import_snapshot(dbapi)
                     _prepare(dbapi, self._settings)
                     self.count = _copy(dbapi, self._statement, self._spool, self._failure.stopped)
                     _with_filename(self._file.flush)
@@ -204,6 +224,16 @@ class _Spool(threading.Thread):
                 dbapi.rollback()
         except BaseException as exc:  # the export's thread raises the first failure
             self._failure.record(exc)
+
+    def _import_snapshot(self, dbapi) -> None:
+        from psycopg import Error, sql
+
+        statement = sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self._snapshot))
+        try:
+            with dbapi.cursor() as cursor:  # before anything else in the transaction
+                cursor.execute(statement)
+        except Error as exc:
+            raise _SnapshotGone(f"the export's snapshot could not be imported: {exc}") from exc
 
     def _spool(self, data: bytes) -> None:
         _with_filename(self._file.write, data)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlmodel import Session
 
 from sms_service.cli.main import main
@@ -173,6 +173,29 @@ def test_a_failure_in_the_first_range_cancels_the_others_at_once(pg_engine, spoo
     assert time.monotonic() - started < 20  # cancelled, not waited for
     assert open_spools(spool_dir) == [] and pg_engine.pool.checkedout() == 0
     assert not [t for t in threading.enumerate() if t.name == "export-copy"]
+
+
+def test_the_first_ranges_failure_is_raised_when_the_others_start_after_it(pg_engine, spool_dir):
+    # The first range fails on the server while its client is still writing rows (a slow
+    # output), and the other ranges' connections come late (a busy machine): they find
+    # the first transaction failed and its snapshot gone before the first range has seen
+    # its own error. That is a consequence; the error to report is the first range's.
+    @event.listens_for(pg_engine, "checkout")
+    def late(*_):
+        if threading.current_thread().name == "export-copy":
+            time.sleep(0.3)
+
+    def slow(data: bytes) -> None:
+        time.sleep(1)
+
+    fails = (
+        "COPY (SELECT CASE WHEN g < 300000 THEN g ELSE 1 / (g - g) END"
+        " FROM generate_series(1, 300000) AS g) TO STDOUT"
+    )
+    rows = "COPY (SELECT g FROM generate_series(1, 3) AS g) TO STDOUT"
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        copy_out(pg_engine, slow, lambda conn: [(fails, {}), (rows, {})], settings={})
+    assert open_spools(spool_dir) == [] and pg_engine.pool.checkedout() == 0
 
 
 def test_a_failed_write_cancels_the_ranges_and_is_raised(pg_engine, spool_dir):
