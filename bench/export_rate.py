@@ -58,6 +58,7 @@ from sms_service.services.exports import (
     ExportFilter,
     consent_export,
     copy_query,
+    e164_tables,
 )
 
 try:  # bench/ is not a package: run as a script, or imported by path
@@ -130,9 +131,16 @@ def one_line(query) -> str:
     return " ".join(str(compiled).split())
 
 
-def baseline_sql() -> str:
-    """The service's COPY query, as psql runs it."""
-    return one_line(copy_query(consent_export(ExportFilter())))
+def baseline_sql(database_url: str) -> str:
+    """The service's COPY query on that database, as psql runs it (a phone column its
+    schema holds to E.164 is written as stored, as the service does: e164_tables)."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            e164 = e164_tables(conn)
+    finally:
+        engine.dispose()
+    return one_line(copy_query(consent_export(ExportFilter()), e164=e164))
 
 
 def plain_sql(*, seals: bool) -> str:
@@ -256,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         commands = {
             "service": ([sys.executable, "-m", "sms_service.cli", "export", "consent",
                          "-o", "/dev/null"], env),
-            "baseline": (psql_copy(baseline_sql()), psql_env),
+            "baseline": (psql_copy(baseline_sql(url)), psql_env),
             "plain": (psql_copy(plain_sql(seals=True)), psql_env),
             "unsealed": (psql_copy(plain_sql(seals=False)), psql_env),
             "rows": ([sys.executable, "-c", ROW_PATH_SCRIPT], env),

@@ -46,6 +46,7 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Connection, Engine
 
 from sms_service.domain.spreadsheet import (
@@ -66,7 +67,14 @@ OPT_OUT_EVENTS = ("opt_out",)
 # baseline the same settings.
 COPY_SETTINGS = {"jit": "off"}
 
-Kind = Literal["text", "time", "date"]
+Kind = Literal["text", "time", "date", "e164"]
+# The CHECK constraints that hold a table's phone column to E.164 on PostgreSQL (migration
+# 0012). Once validated, every value is "+" and digits, a plain number, which neutralising
+# leaves as it is: the COPY path then writes the column as stored (:func:`e164_tables`).
+E164_CHECKS = {
+    "subscribers": "ck_subscribers_phone_e164",
+    "consent_events": "ck_consent_events_phone_e164",
+}
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,10 @@ class ExportFilter:
 
 @dataclass(frozen=True)
 class Column:
-    """One CSV column: its header, the stored value, and how the value is written."""
+    """One CSV column: its header, the stored value, and how the value is written.
+
+    ``e164`` is a text column of phone numbers that the schema may hold to E.164
+    (:data:`E164_CHECKS`); it is written as text wherever that is not known."""
 
     header: str
     expr: ColumnElement
@@ -133,7 +144,7 @@ def consent_export(flt: ExportFilter, *, opt_outs_only: bool = False) -> Export:
     """Consent events (or only opt-outs) in the order they happened."""
     e = ConsentEvent
     columns = (
-        Column("occurred_at", e.occurred_at, "time"), Column("phone_number", e.phone),
+        Column("occurred_at", e.occurred_at, "time"), Column("phone_number", e.phone, "e164"),
         Column("event", e.event), Column("keyword", e.keyword),
         Column("message_body", e.message_body), Column("message_sid", e.message_sid),
         Column("source", e.source), Column("program", e.program),
@@ -161,7 +172,8 @@ def consent_export(flt: ExportFilter, *, opt_outs_only: bool = False) -> Export:
 def signature_export(flt: ExportFilter, *, campaign: str | None = None) -> Export:
     """Petition signatures (of one campaign's keyword, or all) in the order they came."""
     columns = (
-        Column("signed_at", Signature.signed_at, "time"), Column("phone_number", Subscriber.phone),
+        Column("signed_at", Signature.signed_at, "time"),
+        Column("phone_number", Subscriber.phone, "e164"),
         Column("name", Signature.name), Column("campaign", Campaign.keyword),
         Column("campaign_title", Campaign.title), Column("source", Signature.source),
         Column("email", Signature.email),
@@ -246,7 +258,22 @@ _ALWAYS = tuple(c for c in FORMULA_STARTS if c not in _SIGNS)
 _HIGHEST_START = max(ord(c) for c in FORMULA_STARTS)
 
 
-def _sql_cell(column: Column, *, raw: bool) -> ColumnElement:
+def e164_tables(conn: Connection) -> frozenset[str]:
+    """The tables of :data:`E164_CHECKS` whose CHECK PostgreSQL has validated: every row's
+    phone is E.164 (a constraint added ``NOT VALID`` and never validated says nothing of
+    older rows)."""
+    validated = conn.execute(
+        sql_text(
+            "SELECT conname FROM pg_constraint "
+            "WHERE contype = 'c' AND convalidated AND conname = ANY(:names)"
+        ),
+        {"names": list(E164_CHECKS.values())},
+    ).scalars()
+    names = set(validated)
+    return frozenset(table for table, name in E164_CHECKS.items() if name in names)
+
+
+def _sql_cell(column: Column, *, raw: bool, e164: frozenset[str] = frozenset()) -> ColumnElement:
     """The column as the CSV cell's value, formatted (and neutralised) by PostgreSQL.
 
     Per row this is the export's main cost, so each cell costs as few function calls as the
@@ -254,8 +281,14 @@ def _sql_cell(column: Column, *, raw: bool) -> ColumnElement:
     them (an integer's text is never neutralised: it starts with a digit or is a signed
     plain number); text looked at through the code of its first character (``ascii``, an
     integer, 0 for an empty string), so most cells take one comparison and only a ``+`` or
-    ``-`` start pays for the plain-number pattern."""
+    ``-`` start pays for the plain-number pattern; a phone column of a table in ``e164``
+    (:func:`e164_tables`) as stored."""
     expr = column.expr
+    if column.kind == "e164" and expr.table.name in e164:
+        # "+" and digits or NULL (never empty): COPY writes it as csv.writer would, and a
+        # plain number is never neutralised. This spares the plain-number pattern that
+        # every phone (a "+" start) would otherwise pay.
+        return expr
     if column.kind == "time":
         # isoformat writes microseconds only when there are some; only the fraction can hold
         # a dot, so dropping ".000000" is exactly that.
@@ -281,9 +314,10 @@ def _sql_cell(column: Column, *, raw: bool) -> ColumnElement:
     return case(*whens, else_=text)
 
 
-def copy_query(export: Export, *, raw: bool = False) -> Select:
-    """The SELECT the COPY path runs: every cell already CSV-ready text."""
-    return export.query(lambda column: _sql_cell(column, raw=raw))
+def copy_query(export: Export, *, raw: bool = False, e164: frozenset[str] = frozenset()) -> Select:
+    """The SELECT the COPY path runs: every cell already CSV-ready text; ``e164``: the
+    tables whose phone column the schema holds to E.164 (:func:`e164_tables`)."""
+    return export.query(lambda column: _sql_cell(column, raw=raw, e164=e164))
 
 
 def _write_with_copy(
@@ -297,8 +331,6 @@ def _write_with_copy(
     from sms_service.services.copy_out import copy_out
     from sms_service.services.export_ranges import boundaries, in_range
 
-    query = copy_query(export, raw=raw)
-
     def statement(ranged: Select) -> tuple[str, dict]:
         compiled = ranged.compile(
             dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
@@ -306,6 +338,7 @@ def _write_with_copy(
         return f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)", compiled.params
 
     def plan(conn: Connection) -> list[tuple[str, dict]]:
+        query = copy_query(export, raw=raw, e164=e164_tables(conn))
         if chunks < 2 or not export.order_is_key:
             return [statement(query)]
         bounds = boundaries(conn, export, chunks, min_chunk_rows)
