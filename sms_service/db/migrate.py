@@ -127,16 +127,16 @@ def create_database(database_url: str) -> bool:
 
 
 @contextlib.contextmanager
-def private_database(admin_url: str, prefix: str) -> Iterator[str]:
-    """A new PostgreSQL database beside ``admin_url``'s, migrated to head; its URL. Dropped
-    on the way out, its connections ended first. For test runs and benchmarks."""
+def private_database(admin_url: str, prefix: str, revision: str = "head") -> Iterator[str]:
+    """A new PostgreSQL database beside ``admin_url``'s, migrated to ``revision``; its URL.
+    Dropped on the way out, its connections ended first. For test runs and benchmarks."""
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = admin_url.rsplit("/", 1)[0] + "/" + name
     try:
-        upgrade(url)
+        upgrade(url, revision)
         yield url
     finally:
         with admin.connect() as conn:

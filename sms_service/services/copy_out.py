@@ -169,17 +169,14 @@ class _Failure:
         """Keep ``exc`` if it is the first failure of its kind (:attr:`first`), and cancel
         every statement watched (not for a snapshot that could not be imported)."""
         with self._lock:
-            if isinstance(exc, _SnapshotGone):
-                # The first statement has failed or ended: if it failed, it will record
-                # its own error (and stop the others) once it reads it; stopping it now
-                # would keep that error from being read.
-                self._consequence = self._consequence or exc
-                return
-            if isinstance(exc, _Stopped):
+            if isinstance(exc, _Stopped | _SnapshotGone):
                 self._consequence = self._consequence or exc
             else:
                 self._cause = self._cause or exc
-            if self.stopped.is_set():
+            # A snapshot gone means the first statement has failed or ended: if it failed,
+            # it records its own error (and stops the others) once it reads it; stopping it
+            # now would keep that error from being read.
+            if isinstance(exc, _SnapshotGone) or self.stopped.is_set():
                 return
             self.stopped.set()
             for cancel in self._cancels.values():  # under the lock: see unwatch

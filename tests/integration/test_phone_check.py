@@ -4,18 +4,16 @@ writes a checked phone column as stored, but only where the check is validated."
 from __future__ import annotations
 
 import io
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from sms_service.db import make_engine
-from sms_service.db.migrate import upgrade
+from sms_service.db.migrate import private_database, upgrade
 from sms_service.models import ConsentEvent, Subscriber
 from sms_service.services.exports import (
     E164_CHECKS,
@@ -66,18 +64,8 @@ def test_a_checked_phone_column_is_copied_as_stored_and_an_unchecked_one_is_not(
 @pytest.fixture
 def database_at_0011() -> Iterator[str]:
     """A new PostgreSQL database migrated to the revision before the checks."""
-    name = f"sms_e164_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    try:
-        upgrade(url, "0011_sending_attempts")
+    with private_database(PG_ADMIN_URL, "sms_e164", "0011_sending_attempts") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_an_upgrade_over_a_number_in_another_form_keeps_that_tables_check_unvalidated(
