@@ -221,9 +221,12 @@ class _Postgres(Batches):
         texts: list[str] = []
         results: list[list] = [[] for _ in steps]
         try:
+            # Every value is dumped before the first command is queued: a value that cannot
+            # be sent (a NUL in a text) raises here, with nothing half-sent in the pipeline.
+            commands = self._commands(steps, plan, new, texts, prepared, commit)
             pgconn.enter_pipeline_mode()
             try:
-                answers = self._send(pgconn, steps, plan, new, texts, prepared, commit)
+                answers = self._send(pgconn, commands)
             finally:
                 if pgconn.pipeline_status != PipelineStatus.OFF:
                     pgconn.exit_pipeline_mode()
@@ -248,12 +251,14 @@ class _Postgres(Batches):
         prepared.update(new)
         return results
 
-    def _send(self, pgconn, steps, plan, new, texts, prepared, commit) -> list:
-        """Queue the batch's commands in pipeline mode, then one Sync; every result."""
+    def _commands(self, steps, plan, new, texts, prepared, commit) -> list:
+        """The batch as libpq commands, each ``(send, args)``, its values already dumped."""
         listeners = self.engine.dispatch.before_cursor_execute
         dump = self.transformer.dump_sequence
+        pgconn = self.connection.pgconn
+        commands: list = []
         if not self.begun:
-            pgconn.send_query_params(b"BEGIN", None)
+            commands.append((pgconn.send_query_params, (b"BEGIN", None)))
             plan.append(None)
         for index, (statement, params) in enumerate(steps):
             many = isinstance(params, list)
@@ -266,17 +271,23 @@ class _Postgres(Batches):
             if listeners:
                 listeners(None, None, text, bound if many else bound[0], None, many)
             if name not in prepared and name not in new:
-                pgconn.send_prepare(key, text.encode())
+                commands.append((pgconn.send_prepare, (key, text.encode())))
                 plan.append(None)
                 new.append(name)
             for p in bound:
                 values = dump([p[k] for k in order], formats) if order else None
-                pgconn.send_query_prepared(key, values)
+                commands.append((pgconn.send_query_prepared, (key, values)))
                 plan.append((index, name) if not many else None)
         if commit:
-            pgconn.send_query_params(b"COMMIT", None)
+            commands.append((pgconn.send_query_params, (b"COMMIT", None)))
             plan.append(None)
             texts.append("COMMIT")
+        return commands
+
+    def _send(self, pgconn, commands) -> list:
+        """Queue ``commands`` in pipeline mode, then one Sync; every result."""
+        for send, args in commands:
+            send(*args)
         if _LIBPQ is None:
             pgconn.pipeline_sync()
             return self.connection.wait(_pipeline_results(pgconn, pgconn.flush))

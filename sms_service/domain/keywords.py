@@ -31,6 +31,7 @@ text leaves it open, and a window that passed with no YES subscribes nobody.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -55,6 +56,16 @@ RESUBSCRIBE_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
 SIGN_KEYWORDS = frozenset({"SIGN", "FIRMAR"})
 # Answers to a web sign-up's confirmation text; "Y" means yes only while one is pending.
 WEB_CONFIRM_KEYWORDS = frozenset({"YES", "Y"})
+# A campaign's keyword: 2-20 ASCII letters or digits, stored upper-case.
+KEYWORD_SHAPE = re.compile(r"[A-Z0-9]{2,20}")
+
+
+def could_be_campaign_keyword(text: str) -> bool:
+    """Whether ``text`` (any case) has a campaign keyword's shape: anything else names no
+    campaign, and is never worth a look-up."""
+    return KEYWORD_SHAPE.fullmatch(text.upper()) is not None
+
+
 RESERVED_KEYWORDS = (
     OPT_OUT_KEYWORDS | HELP_KEYWORDS | JOIN_KEYWORDS | RESUBSCRIBE_KEYWORDS | SIGN_KEYWORDS
 )

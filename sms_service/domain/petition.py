@@ -53,7 +53,9 @@ class CleanSignature:
     sms_consent: bool
 
 
-def _clean_text(value: object) -> str:
+def clean_text(value: object) -> str:
+    """``value`` as one line of text: NFKC, without control characters (NUL, CR, LF...),
+    whitespace collapsed."""
     text = unicodedata.normalize("NFKC", str(value or ""))
     # Control characters (and CR/LF) never belong in a name or an address.
     text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
@@ -81,18 +83,18 @@ def clean_signature(
 ) -> CleanSignature:  # fmt: skip
     """Check the form's fields; raise :class:`FormErrors` naming every bad field at once."""
     errors: dict[str, str] = {}
-    clean_name = _clean_text(name)
+    clean_name = clean_text(name)
     if not clean_name:
         errors["name"] = "Enter your name."
     elif len(clean_name) > MAX_NAME:
         errors["name"] = f"Names are at most {MAX_NAME} characters."
     elif not any(ch.isalpha() for ch in clean_name):
         errors["name"] = "Enter your name in letters."
-    clean_email = _clean_text(email).lower() or None
+    clean_email = clean_text(email).lower() or None
     if clean_email and (len(clean_email) > MAX_EMAIL or not _EMAIL.match(clean_email)):
         errors["email"] = "Enter an e-mail address like name@example.org, or leave it empty."
     number = None
-    raw_phone = _clean_text(phone)
+    raw_phone = clean_text(phone)
     if raw_phone:
         try:
             number = clean_phone(raw_phone, reach=reach)

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
-from sms_service.domain.keywords import RESERVED_KEYWORDS
+from sms_service.domain.keywords import KEYWORD_SHAPE, RESERVED_KEYWORDS
 from sms_service.errors import BadRequest, NotFound
 from sms_service.models import Campaign, Signature, Subscriber
-
-_KEYWORD = re.compile(r"^[A-Z0-9]{2,20}$")
 
 
 def validate_keyword(keyword: str) -> str:
     """Upper-case ``keyword``; refuse reserved words (STOP, HELP, SIGN...) and odd shapes."""
     key = (keyword or "").strip().upper()
-    if not _KEYWORD.match(key):
+    if not KEYWORD_SHAPE.fullmatch(key):
         raise BadRequest("keyword must be 2-20 letters or digits, e.g. HK64")
     if key in RESERVED_KEYWORDS:
         raise BadRequest(f"{key} is a reserved keyword (opt-out, help or join words)")

@@ -35,7 +35,7 @@ from config import Settings
 from sms_service.db import RaceLost, for_each_dialect, with_retries
 from sms_service.db.pipeline import Batches, batches
 from sms_service.domain import petition
-from sms_service.domain.keywords import Decision
+from sms_service.domain.keywords import Decision, could_be_campaign_keyword
 from sms_service.domain.petition import CleanSignature
 from sms_service.domain.replies import Program
 from sms_service.models import (
@@ -77,6 +77,8 @@ class WebSignatureResult:
 
 def find_campaign(session: Session, keyword: str) -> Campaign | None:
     """The active campaign with this keyword (any case), or None."""
+    if not could_be_campaign_keyword(keyword):
+        return None
     return session.execute(
         select(Campaign).where(Campaign.keyword == keyword.upper(), Campaign.active.is_(True))
     ).scalar_one_or_none()
@@ -112,6 +114,8 @@ def sign_on_web(
     of the campaign as it grew. A concurrent twin's insert waits for this one's commit and
     then finds it. Only a repeat reads its earlier signature, in a round trip of its own.
     """
+    if not could_be_campaign_keyword(keyword):
+        return None
     now = now or utcnow()
     disclosure = petition.web_disclosure(
         program, sender=settings.twilio_from, privacy_url=settings.program_privacy_url
@@ -121,7 +125,7 @@ def sign_on_web(
     signature = {
         "keyword": keyword.upper(), "phone": form.phone, "name": form.name, "signed_at": now,
         "email": form.email, "fingerprint": fingerprint, "disclosure": disclosure, "ip": ip,
-        "user_agent": (user_agent or "")[:300] or None, "source": "web",
+        "user_agent": petition.clean_text(user_agent)[:300] or None, "source": "web",
     }  # fmt: skip
     signer = {key: signature[key] for key in ("keyword", "phone", "email", "fingerprint")}
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from psycopg import pq
 from sqlalchemy import bindparam, func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from sms_service.db import pipeline, with_retries
 from sms_service.db.pipeline import batches
@@ -22,6 +22,7 @@ BY_SID = select(MESSAGES.c.body, MESSAGES.c.received_at).where(
     MESSAGES.c.message_sid == bindparam("sid")
 )
 COUNT = select(func.count()).select_from(MESSAGES)
+ALL_SIDS = select(MESSAGES.c.message_sid).order_by(MESSAGES.c.message_sid)
 
 HOSTILE = [
     "it's; DROP TABLE inbound_messages; --",
@@ -134,6 +135,21 @@ def test_an_error_part_way_raises_as_sqlalchemy_does_and_the_connection_goes_on(
         db.run([(INSERT, message("SM2"))])
         db.commit()
     assert stored(engine) == 2
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_value_postgresql_cannot_take_raises_before_anything_is_sent(engine):
+    """A NUL in a text cannot be sent at all: the error is psycopg's DataError as SQLAlchemy
+    raises it, not a pipeline left busy, and the batch and the connection go on."""
+    engine.pool.dispose()
+    with batches(engine) as db:
+        db.run([(INSERT, message("SM1"))])
+        with pytest.raises(DataError):
+            db.run([(INSERT, message("SM2")), (INSERT, message("SM3", "JO\x00IN"))])
+        db.run([(INSERT, message("SM4"))])
+        db.commit()
+    with batches(engine) as db:
+        assert [r.message_sid for r in db.run([(ALL_SIDS, {})])[0]] == ["SM1", "SM4"]
 
 
 def test_the_connection_goes_back_to_the_pool_as_it_came(engine):

@@ -90,6 +90,56 @@ def test_errors_are_json_with_a_message_per_field(app, client):
     assert signatures(app) == []
 
 
+NUL_CASES = [
+    ("name", {"name": "Ada\x00 Lovelace"}, {}),
+    ("email", {"name": "Ada", "email": "ada\x00@example.org"}, {}),
+    ("phone", {"name": "Ada", "phone": "202\x00555 0123"}, {}),
+    ("client_ip", {"name": "Ada", "client_ip": "192.0.2.1\x00"}, {}),
+    ("user_agent", {"name": "Ada"}, {"User-Agent": "curl\x00/8"}),
+]
+
+
+@pytest.mark.parametrize(("field", "body", "extra"), NUL_CASES, ids=[c[0] for c in NUL_CASES])
+def test_a_nul_or_control_character_in_any_field_is_cleaned_or_refused(
+    app, client, field, body, extra
+):
+    """PostgreSQL cannot store a NUL in text: each field is cleaned or refused with a 4xx, and
+    never reaches the database to fail there as a 500."""
+    headers = {**api_token(app), **extra}
+    response = client.post(SIGN, json=body, headers=headers)
+    assert response.status_code in (201, 422), response.get_data(as_text=True)
+    stored = signatures(app)
+    if response.status_code == 422:
+        assert set(response.get_json()["errors"]) == {field} and stored == []
+        return
+    [row] = stored
+    values = [row.name, row.email, row.ip, row.user_agent]
+    assert not any("\x00" in v for v in values if v), values
+    assert row.name.startswith("Ada")
+
+
+def test_the_signers_address_is_checked_and_stored_in_one_spelling(app, client):
+    headers = api_token(app)
+    body = {"name": "Ada", "client_ip": " 2001:DB8:0::1 "}
+    assert client.post(SIGN, json=body, headers=headers).status_code == 201
+    [row] = signatures(app)
+    assert row.ip == "2001:db8::1"
+    refused = client.post(SIGN, json={"name": "Bo", "client_ip": "my laptop"}, headers=headers)
+    assert refused.status_code == 422 and set(refused.get_json()["errors"]) == {"client_ip"}
+    assert len(signatures(app)) == 1
+
+
+@pytest.mark.parametrize("path", ["/api/v1/campaigns/HK\x0064", "/api/v1/campaigns/HK%0064"])
+def test_a_nul_in_the_keyword_is_a_404(app, client, path):
+    headers = api_token(app)
+    assert client.get(path, headers=headers).status_code == 404
+    signed = client.post(path + "/signatures", json={"name": "Ada"}, headers=headers)
+    assert signed.status_code == 404 and signed.is_json
+    page = client.get(path.replace("/api/v1/campaigns", "/p"))
+    assert page.status_code == 404
+    assert signatures(app) == []
+
+
 def test_broadcast_progress(app, client):
     from sms_service.broadcasts.service import create_broadcast, schedule_broadcast
     from sms_service.db import session_scope

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sms_service.domain.keywords import could_be_campaign_keyword
 from sms_service.domain.petition import (
     CleanSignature,
     FormErrors,
@@ -91,3 +92,16 @@ def test_confirmation_text_asks_for_yes_and_discloses():
         assert part in text
     long = confirmation_text(PROGRAM, "x" * 200)
     assert "x" * 61 not in long and "..." in long
+
+
+KEYWORD_SHAPES = [
+    ("HK64", True), ("hk64", True), ("Hk", True), ("A" * 20, True),
+    ("H", False), ("A" * 21, False), ("", False), ("HK64\n", False), (" HK64", False),
+    ("HK\x0064", False), ("HK-64", False), ("ＨＫ64", False), ("HK64%00", False),
+    ("İK64", False),  # upper-cases to a dotted capital, not ASCII
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "could"), KEYWORD_SHAPES)
+def test_only_a_campaign_keywords_shape_is_looked_up(text, could):
+    assert could_be_campaign_keyword(text) is could

@@ -10,6 +10,7 @@ own address is the caller's, shared by all its visitors, so it is not what is li
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 
 from flask import Blueprint, current_app, g, jsonify, make_response, request, url_for
 from spectree import Response as Responses
@@ -70,7 +71,17 @@ def signature_limits() -> list[tuple[str, str]]:
     """API_RATE_LIMIT for the token, and the page's limits for the signer: per number, and
     per address for the signer's own (``client_ip`` in the body) when given."""
     token = (_settings().api_rate_limit, "api-signatures:" + token_key())
-    return [token, *signer_limits(_json_field("client_ip"), _json_field("phone"))]
+    return [token, *signer_limits(_signer_ip(), _json_field("phone"))]
+
+
+def _signer_ip() -> str:
+    """``client_ip`` as the signature will store it, so that one address is one count however
+    it is spelt (a value that is no address is refused after the count)."""
+    raw = _json_field("client_ip")
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        return raw
 
 
 @bp.before_request

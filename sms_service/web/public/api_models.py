@@ -4,11 +4,12 @@ routes that use them, so the document cannot drift from the code."""
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 from typing import Literal
 
 from flask import jsonify, make_response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 
 from sms_service.services.petition import Confirmation
@@ -44,6 +45,18 @@ class SignatureIn(BaseModel):
         description="the signer's own IP address as your site saw it: stored with the signature"
         " and rate-limited like the page's form",
     )  # fmt: skip
+
+    @field_validator("client_ip")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        """An IPv4 or IPv6 address, stored in its canonical spelling (2001:DB8::1 and
+        2001:db8:0::1 are one address, and one rate-limit count)."""
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError:
+            raise ValueError("give an IPv4 or IPv6 address, such as 192.0.2.1") from None
 
 
 class SignatureOut(BaseModel):
