@@ -85,6 +85,23 @@ def _is_psycopg_error(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.Error)
 
 
+# What a shell reports for a command ended by SIGPIPE (128 + 13).
+SIGPIPE_STATUS = 141
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush at exit finds no broken pipe
+    (and prints no second traceback)."""
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (a test's capture)
+        pass
+
+
 class FriendlyGroup(click.Group):
     """A click group whose commands end expected failures with one line and exit 1."""
 
@@ -95,6 +112,11 @@ class FriendlyGroup(click.Group):
             raise
         except (click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:
+            # The reader of the output stopped reading (`sms-service export … | head`): not
+            # an error of ours. Quiet, as a command killed by SIGPIPE, and with its status.
+            _quiet_stdout()
+            ctx.exit(SIGPIPE_STATUS)
         except Exception as exc:  # sorted below: expected or a bug
             message = friendly_message(exc, _database_url())
             if message is None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -126,3 +129,46 @@ def test_export_streams_many_rows(app):
     out = io.StringIO()
     assert write_consent(engine, out, ExportFilter()) == 5000
     assert out.getvalue().count("\n") == 5001
+
+
+@pytest.mark.parametrize("kind", ["consent", "signatures"])
+def test_an_export_read_part_way_ends_quietly_as_a_broken_pipe_does(database_url, kind):
+    """`sms-service export … | head`: the reader stops; the command ends with a SIGPIPE
+    command's status (141) and prints no traceback."""
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO consent_events (occurred_at, phone, event, keyword, "
+                    "message_body, source, program) VALUES (:at, :phone, 'opt_in', 'JOIN', "
+                    "'JOIN please, and thank you for all of it', 'sms', 'Rights Alerts')"
+                ),
+                [{"at": datetime(2026, 12, 1, tzinfo=UTC), "phone": f"+1202555{i:04d}"}
+                 for i in range(6000)],
+            )  # fmt: skip
+            campaign = conn.execute(
+                text("INSERT INTO campaigns (keyword, title, petition_text, active, created_at) "
+                     "VALUES ('HK64', 'Release the 64', '', true, :at) RETURNING id"),
+                {"at": datetime(2026, 12, 1, tzinfo=UTC)},
+            ).scalar_one()  # fmt: skip
+            conn.execute(
+                text("INSERT INTO signatures (campaign_id, name, source, signed_at) "
+                     "VALUES (:c, :name, 'web', :at)"),
+                [{"c": campaign, "name": f"Signer number {i} of many", "at": datetime(
+                    2026, 12, 1, tzinfo=UTC)} for i in range(6000)],
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+    env = {**os.environ, "DATABASE_URL": database_url}
+    command = [sys.executable, "-m", "sms_service.cli.main", "export", kind]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    ) as process:
+        header = process.stdout.readline()
+        process.stdout.close()  # as `head -1` does once it has its line
+        stderr = process.stderr.read().decode()
+        status = process.wait(timeout=60)
+    assert header.startswith(b"occurred_at" if kind == "consent" else b"signed_at"), stderr
+    assert status == 141, stderr
+    assert stderr == ""
