@@ -94,7 +94,8 @@ class Signature(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    campaign_id: int = Field(foreign_key="campaigns.id", index=True)
+    # No index of its own: the unique (campaign_id, subscriber_id) index starts with it.
+    campaign_id: int = Field(foreign_key="campaigns.id")
     subscriber_id: int | None = Field(default=None, foreign_key="subscribers.id", index=True)
     name: str | None = Field(default=None, max_length=100)
     source: str = Field(default="sms", max_length=16)
@@ -140,7 +141,7 @@ class ConsentEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     occurred_at: datetime = Field(default_factory=utcnow, index=True)
     phone: str = Field(max_length=16, index=True)
-    event: str = Field(max_length=32, index=True)
+    event: str = Field(max_length=32)  # indexed first in ix_consent_events_event_occurred_at
     keyword: str | None = Field(default=None, max_length=32)
     message_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     message_sid: str | None = Field(default=None, max_length=64, index=True)
