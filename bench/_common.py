@@ -181,9 +181,30 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def machine_cpu_seconds() -> float:
-    """Busy CPU time of the whole machine (all cores), from /proc/stat."""
+def _proc_stat() -> list[int]:
+    """The machine's time (all cores) by kind, in clock ticks: user, nice, system, idle,
+    iowait, irq, softirq, steal (/proc/stat's first line; guest time is inside user)."""
     with open("/proc/stat") as stat:
-        values = [int(v) for v in stat.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / CLOCK_TICKS
+        return [int(v) for v in stat.readline().split()[1:9]]
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time the whole machine's processes and kernel used (all cores), from /proc/stat.
+
+    Steal (time a virtual CPU was ready to run while the host ran something else) is left
+    out: it is time this machine did not get, not work it did (see :func:`steal_share`).
+    """
+    user, nice, system, _idle, _iowait, irq, softirq, _steal = _proc_stat()
+    return (user + nice + system + irq + softirq) / CLOCK_TICKS
+
+
+def machine_ticks() -> list[int]:
+    """A /proc/stat reading for :func:`steal_share`."""
+    return _proc_stat()
+
+
+def steal_share(before: list[int], after: list[int]) -> float:
+    """The share of the machine's time between two readings that the host took (steal): on
+    a shared virtual machine, a run with much steal got fewer cores than it asked for."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    return spent[7] / max(sum(spent), 1)

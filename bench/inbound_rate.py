@@ -53,9 +53,11 @@ try:  # bench/ is not a package: run as a script, or imported by path
         exit_on_sigterm,
         free_port,
         machine_cpu_seconds,
+        machine_ticks,
         private_database,
         seed_subscribers,
         spawn,
+        steal_share,
         tree_cpu_seconds,
     )
 except ImportError:  # pragma: no cover
@@ -64,9 +66,11 @@ except ImportError:  # pragma: no cover
         exit_on_sigterm,
         free_port,
         machine_cpu_seconds,
+        machine_ticks,
         private_database,
         seed_subscribers,
         spawn,
+        steal_share,
         tree_cpu_seconds,
     )
 
@@ -220,11 +224,13 @@ def measure(
     before = stored_texts(database_url) if database_url else 0
     database = make_url(database_url).database if database_url else None
     load_before = os.getloadavg()[0]
+    ticks = machine_ticks()
     cpu = (tree_cpu_seconds(server.pid), postgres_cpu_seconds(database) if database else 0.0,
            machine_cpu_seconds())  # fmt: skip
     result = run_wrk(wrk, port, timed, args, args.seconds)
     after = (tree_cpu_seconds(server.pid), postgres_cpu_seconds(database) if database else 0.0,
              machine_cpu_seconds())  # fmt: skip
+    result["steal"] = steal_share(ticks, machine_ticks())
     per = [1000 * (b - a) / max(result["requests"], 1) for a, b in zip(cpu, after, strict=True)]
     result["load"] = load_before
     result["cpu_ms"] = {"web": per[0], "postgres": per[1], "machine": per[2]}
@@ -235,7 +241,8 @@ def measure(
         f"p99 {result['p99_us'] / 1000:6.1f} ms  max {result['max_us'] / 1000:7.1f} ms  "
         f"errors {result['errors']}  ({result['requests']:,} requests, load {load_before:.2f})\n"
         f"           CPU per request: web {per[0]:.2f} ms, PostgreSQL {per[1]:.2f} ms, "
-        f"whole machine {per[2]:.2f} ms",
+        f"whole machine {per[2]:.2f} ms; steal {100 * result['steal']:.0f}% of the "
+        f"machine's time (the host ran something else)",
         flush=True,
     )
     return result

@@ -162,7 +162,17 @@ def test_idle_time_banks_no_more_than_the_burst(redis_connection):
 def test_default_burst_is_small(redis_connection):
     throttle = Throttle(redis_connection, rate=100, key=KEY)
     assert throttle.burst == 2
-    assert [throttle.reserve() == 0 for _ in range(4)] == [True, True, False, False]
+    # A slot is 10 ms: the pattern holds when the four calls fit in one slot, which a busy
+    # machine can miss now and then; such an attempt is run again on a fresh key.
+    for _ in range(20):
+        redis_connection.delete(KEY)
+        began = time.monotonic()
+        free = [throttle.reserve() == 0 for _ in range(4)]
+        if time.monotonic() - began < 0.009:
+            break
+    else:
+        pytest.fail("four reservations never fitted in one 10 ms slot")
+    assert free == [True, True, False, False]
 
 
 def test_a_forgotten_key_restarts_the_spacing(redis_connection):
