@@ -145,8 +145,9 @@ def _attempt(
     if creates:
         steps.append((_NEW_SUBSCRIBER, _new_subscriber(sms, decision)))
     elif subscriber is not None:
-        changes = _status_changes(subscriber.status, sms, decision)
-        steps.append((_UPDATE_SUBSCRIBER, {**changes, "subscriber_id": subscriber.id}))
+        changes = _real_changes(subscriber, _status_changes(subscriber.status, sms, decision))
+        if changes:
+            steps.append((_UPDATE_SUBSCRIBER, {**changes, "subscriber_id": subscriber.id}))
     if decision.sign is not None and (creates or subscriber is not None):
         steps.append(_signature_step(dialect, sms, decision))
     events = _events(sms, decision, program)
@@ -278,6 +279,18 @@ def _status_changes(previous: str, sms: InboundSms, decision: Decision) -> dict[
     if decision.language is not None:
         changes["language"] = decision.language
     return changes
+
+
+def _real_changes(subscriber, changes: dict[str, object]) -> dict[str, object]:
+    """``changes`` without the values the row holds already; empty when nothing else
+    changes. A HELP or a question from a subscriber then writes no row version, and
+    ``updated_at`` (which a status without its own time shows as its change) keeps the time
+    of the row's last real change."""
+    kept = {
+        key: value for key, value in changes.items()
+        if key == "updated_at" or key not in subscriber._fields or getattr(subscriber, key) != value
+    }  # fmt: skip
+    return kept if len(kept) > 1 else {}
 
 
 def _new_subscriber(sms: InboundSms, decision: Decision) -> dict:

@@ -215,6 +215,23 @@ def test_spanish_keywords_get_spanish_replies_and_the_language_is_remembered(cli
     assert rows(app, Subscriber)[0].language == "en"
 
 
+def test_a_text_that_changes_nothing_leaves_the_subscribers_row_as_it_was(client, app, settings):
+    """HELP or a question from a subscriber writes no new version of their row: its
+    ``updated_at`` (shown as the status's change when the status has no time of its own)
+    stays the time of the last real change; a real change still writes it."""
+    text_in(client, settings, PHONE, "JOIN")
+    text_in(client, settings, PHONE, "HELP")  # sets "en"
+    [before] = rows(app, Subscriber)
+    for body in ["HELP", "what is this?", "INFO"]:
+        assert text_in(client, settings, PHONE, body).status_code == 200
+    [after] = rows(app, Subscriber)
+    assert after.model_dump() == before.model_dump()
+    text_in(client, settings, PHONE, "stop please")
+    [stopped] = rows(app, Subscriber)
+    assert stopped.status == "opted_out" and stopped.updated_at > before.updated_at
+    assert len(rows(app, InboundMessage)) == 6  # every text kept all the same
+
+
 def test_consent_log_refuses_update_and_delete_in_the_database(app, client, settings):
     text_in(client, settings, PHONE, "JOIN")
     engine = app.extensions["sms_engine"]
