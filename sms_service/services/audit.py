@@ -18,6 +18,12 @@ from sms_service.models import AuditEntry, StaffUser, utcnow
 PAGE = 50
 
 
+def _visible(text: str) -> str:
+    """``text`` with any NUL written as ``\\x00``: what was tried stays on record, and
+    PostgreSQL, which cannot store a NUL, stores the entry."""
+    return text.replace("\x00", "\\x00")
+
+
 def record(
     *,
     session: Session,
@@ -32,9 +38,9 @@ def record(
     entry = AuditEntry(
         occurred_at=utcnow(),
         user_id=user.id if user else None,
-        actor=(user.email if user else actor or "anonymous")[:254],
+        actor=_visible(user.email if user else actor or "anonymous")[:254],
         action=action[:64],
-        target=target[:200] if target else None,
+        target=_visible(target)[:200] if target else None,
         detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
         ip=(ip or "")[:64] or None,
     )

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import TooManyRequests
@@ -149,6 +149,22 @@ def limiter_storage_uri(settings: Settings) -> str:
     return "memory://"
 
 
+def _refuse_nul() -> None:
+    """A 400 for a NUL character anywhere in the query string or a form, before any view
+    reads it: no browser sends one, PostgreSQL cannot store one (a value holding it fails
+    as a 500 wherever it reaches a query), and a name or an address never holds one.
+    Twilio's signed webhooks are left to their own cleaning: a refused text is retried,
+    then lost."""
+    if request.blueprint in _WEBHOOK_BLUEPRINTS:
+        return
+    if "\x00" in request.path:  # a path's part (a keyword, a number) reaches queries too
+        abort(404)
+    for fields in (request.args, request.form):
+        for key, value in fields.items(multi=True):
+            if "\x00" in key or "\x00" in value:
+                abort(400, description="A field holds a NUL character, which no text may hold.")
+
+
 def init_security(app: Flask, settings: Settings) -> None:
     """Configure cookies, CSRF, the rate limiter and the security headers on ``app``."""
     secure = settings.is_production
@@ -172,6 +188,7 @@ def init_security(app: Flask, settings: Settings) -> None:
     if storage.startswith("redis"):
         # A Redis outage should answer 500 quickly, not hang every login for a minute.
         app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2, "socket_timeout": 2}
+    app.before_request(_refuse_nul)  # first: CSRF's check reads the form too
     csrf.init_app(app)
     limiter.init_app(app)
     app.extensions["sms_limits"] = RequestLimits(storage, prefix=LIMITER_KEY_PREFIX)

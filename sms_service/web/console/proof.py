@@ -11,6 +11,7 @@ the page follows the job's progress.
 from __future__ import annotations
 
 import io
+import re
 import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -200,13 +201,22 @@ def import_json(job_id: str) -> Response:
     return jsonify(_import_state(job_id))
 
 
+# What RQ accepts as a job id, and the function every import job runs.
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_IMPORT_JOB = "workers.imports.run_import"
+
+
 def _import_state(job_id: str) -> dict:
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
 
+    if not _JOB_ID.fullmatch(job_id):  # RQ refuses other ids with a ValueError
+        abort(404)
     try:
         job = Job.fetch(job_id, connection=connection())
     except NoSuchJobError:
+        abort(404)
+    if job.func_name != _IMPORT_JOB:  # another kind of job's id: not an import's page
         abort(404)
     status = job.get_status()
     meta = job.get_meta() if hasattr(job, "get_meta") else job.meta
