@@ -26,10 +26,11 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -122,19 +123,73 @@ def _open(source: str | os.PathLike | BinaryIO) -> tuple[BinaryIO, int | None, b
     return source, None, False
 
 
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# On PostgreSQL a batch's numbers travel as one array parameter, and its rows as one array
+# per column (unnest): a statement with a placeholder per value (an IN of a thousand, a
+# multi-row INSERT of six thousand) cost more to build, for SQLAlchemy and psycopg both,
+# than to run.
+_PG_EXISTING = text(
+    "SELECT phone, id, status FROM subscribers WHERE phone = ANY(CAST(:phones AS text[])) "
+    "FOR UPDATE"
+)
+
+
 def _existing(session: Session, phones: list[str]) -> dict[str, tuple[int, str]]:
-    rows = session.execute(
-        select(SUBS.c.phone, SUBS.c.id, SUBS.c.status)
-        .where(SUBS.c.phone.in_(phones))
-        .with_for_update()
-    )
+    if _postgres(session):
+        rows = session.execute(_PG_EXISTING, {"phones": phones})
+    else:
+        rows = session.execute(
+            select(SUBS.c.phone, SUBS.c.id, SUBS.c.status)
+            .where(SUBS.c.phone.in_(phones))
+            .with_for_update()
+        )
     return {phone: (sid, status) for phone, sid, status in rows}
+
+
+def _pg_insert_rows(
+    session: Session, table, values: list[dict], *, conflict: str = "", returning: str = ""
+):
+    """``values`` (dicts with the same keys) inserted in their order by one statement over
+    one array per column, on PostgreSQL."""
+    keys = list(values[0])
+    dialect = session.get_bind().dialect
+    names = ", ".join(f'"{k}"' for k in keys)
+    arrays = ", ".join(f"CAST(:{k} AS {table.c[k].type.compile(dialect=dialect)}[])" for k in keys)
+    sql = (
+        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM unnest({arrays}) "
+        f"WITH ORDINALITY AS v({names}, ord) ORDER BY ord"
+    )
+    if conflict:
+        sql += f" ON CONFLICT ({conflict}) DO NOTHING"
+    if returning:
+        sql += f" RETURNING {returning}"
+    columns = {k: [_plain(v[k]) for v in values] for k in keys}
+    return session.execute(text(sql), columns)
+
+
+def _plain(value):
+    return value.value if isinstance(value, Enum) else value
+
+
+def _insert_rows(session: Session, table, values: list[dict]) -> None:
+    if not values:
+        return
+    if _postgres(session):
+        _pg_insert_rows(session, table, values)
+    else:
+        session.execute(table.insert(), values)
 
 
 def _insert_new(session: Session, values: list[dict]) -> set[str]:
     """Insert subscribers that do not exist yet; the phones actually inserted."""
     if not values:
         return set()
+    if _postgres(session):
+        inserted = _pg_insert_rows(session, SUBS, values, conflict="phone", returning="phone")
+        return set(inserted.scalars())
     # executemany (SQLAlchemy batches it into multi-row statements, compiled once).
     insert = dialect_insert(session)(SUBS).on_conflict_do_nothing(index_elements=["phone"])
     inserted = session.execute(insert.returning(SUBS.c.phone), values)
@@ -220,7 +275,7 @@ def _subscribe_batch(
     report.changed += len(subscribed)
     if subscribed:
         events = [_opt_in_event(rows[p], source, program, now) for p in sorted(subscribed)]
-        session.execute(EVENTS.insert(), events)
+        _insert_rows(session, EVENTS, events)
     if tag:
         _tag(session, sorted(keep_tagged), tag)
 
@@ -242,9 +297,11 @@ def _opt_in_event(row: Row, source: str, program: str, now: datetime) -> dict:
 def _tag(session: Session, phones: list[str], tag: str) -> None:
     if not phones:
         return
-    ids = session.execute(select(SUBS.c.id).where(SUBS.c.phone.in_(phones))).scalars()
-    values = [{"subscriber_id": i, "tag": tag} for i in ids]
-    if values:
+    ids = [sid for sid, _ in _existing(session, phones).values()]
+    values = [{"subscriber_id": i, "tag": tag} for i in sorted(ids)]
+    if values and _postgres(session):
+        _pg_insert_rows(session, TAGS, values, conflict="subscriber_id, tag")
+    elif values:
         insert = dialect_insert(session)(TAGS)
         session.execute(
             insert.on_conflict_do_nothing(index_elements=["subscriber_id", "tag"]), values
@@ -307,4 +364,4 @@ def _suppress_batch(
                  note=f"suppression list: {label}")
             for p in sorted(changed)
         ]  # fmt: skip
-        session.execute(EVENTS.insert(), events)
+        _insert_rows(session, EVENTS, events)

@@ -145,3 +145,40 @@ def test_tags_show_and_count(engine):
         assert subscribers.untag(session=s, phone=number(1), name="Volunteers") is True
         assert subscribers.untag(session=s, phone=number(1), name="Volunteers") is False
         assert s.execute(select(func.count()).select_from(SubscriberTag)).scalar_one() == 1
+
+
+AWKWARD = ["NULL", "{a,b}", 'O"Brien', "back\\slash", "=HYPERLINK(1)", "Zoë 中文", "a, b"]
+
+
+def test_every_value_is_stored_exactly_and_in_the_lists_order(engine, tmp_path):
+    """Names and wording that array literals or CSV quote specially, empty columns (a batch
+    whose names are all empty), and the consent events in the order of the numbers."""
+    people = tmp_path / "people.csv"
+    lines = ["phone,name,opted_in_at,consent_wording"]
+    for i, name in enumerate(AWKWARD):
+        quoted = name.replace('"', '""')
+        lines.append(f'{number(i)},"{quoted}",2026-11-0{i + 1}T10:00:00+00:00,"I agree: {quoted}"')
+    lines += [f"{number(100 + i)},,," for i in range(3)]  # nothing but the number
+    people.write_text("\n".join(lines) + "\n")
+    report = import_subscribers(
+        engine, people, consent_source="rally", program=PROGRAM, tag="rally"
+    )
+    assert (report.changed, report.rejected) == (len(AWKWARD) + 3, 0)
+    with Session(engine) as s:
+        stored = {r.phone: r for r in s.execute(select(Subscriber)).scalars()}
+        events = list(s.execute(select(ConsentEvent).order_by(ConsentEvent.id)).scalars())
+        tags = s.execute(select(func.count()).select_from(SubscriberTag)).scalar_one()
+    for i, name in enumerate(AWKWARD):
+        row = stored[number(i)]
+        assert (row.name, row.status) == (name, "subscribed")
+        assert row.opted_in_at.isoformat().startswith(f"2026-11-0{i + 1}T10:00:00")
+    assert stored[number(100)].name is None
+    assert [e.phone for e in events] == sorted(stored)
+    by_phone = {e.phone: e for e in events}
+    assert by_phone[number(2)].disclosure == 'I agree: O"Brien'
+    assert by_phone[number(101)].disclosure is None
+    assert tags == len(stored)
+    # The same list again changes nothing and records nothing.
+    again = import_subscribers(engine, people, consent_source="rally", program=PROGRAM, tag="rally")
+    assert (again.changed, again.already) == (0, len(stored))
+    assert counts(engine)["events"] == {("opt_in", "import"): len(stored)}
