@@ -343,21 +343,26 @@ def start_worker(
     fork: bool = True,
     name: str | None = None,
     stop_event: threading.Event | None = None,
+    sweep_interval: float | None = None,
 ) -> bool:
     """Run a worker for ``queues`` (default: broadcasts, then default) until stopped.
 
     ``fork=True`` (production): RQ's forking worker, its scheduler in a forked process;
     call it from a process's main thread. ``fork=False`` (``sms-service dev``, fakeredis):
     jobs run in this process, the scheduler in a thread, and it may run in any thread;
-    set ``stop_event`` to end it. Returns whether any job was run.
+    set ``stop_event`` to end it. ``sweep_interval``: seconds between sweeps (default
+    ``BROADCAST_SWEEP_SECONDS``). Returns whether any job was run.
     """
     queue_objects = [Queue(q, connection=connection) for q in queues]
     if fork:
-        worker = BroadcastWorker(queue_objects, connection=connection, name=name)
+        worker = BroadcastWorker(
+            queue_objects, connection=connection, name=name, sweep_interval=sweep_interval
+        )
         return worker.work(burst=burst, with_scheduler=with_scheduler)
     worker = SimpleBroadcastWorker(
-        queue_objects, connection=connection, name=name, stop_event=stop_event
-    )
+        queue_objects, connection=connection, name=name, stop_event=stop_event,
+        sweep_interval=sweep_interval,
+    )  # fmt: skip
     if not with_scheduler:
         return worker.work(burst=burst, with_scheduler=False)
     stop = threading.Event()

@@ -45,7 +45,23 @@ class BackgroundWork:
         self.thread.join(timeout=10)
 
 
-def start_background_work(connection: redis.Redis) -> BackgroundWork:
+# With the in-process queue, a broadcast created by `sms-service broadcast create` (another
+# process, which cannot reach that queue) starts at the worker's next sweep: every few
+# seconds in dev, unless BROADCAST_SWEEP_SECONDS says otherwise.
+DEV_SWEEP_SECONDS = 3.0
+
+
+def dev_sweep_interval(in_process: bool, environ=os.environ) -> float | None:
+    """The dev worker's sweep interval: :data:`DEV_SWEEP_SECONDS` with the in-process
+    queue and no BROADCAST_SWEEP_SECONDS given; otherwise None (the setting's)."""
+    if in_process and not environ.get("BROADCAST_SWEEP_SECONDS"):
+        return DEV_SWEEP_SECONDS
+    return None
+
+
+def start_background_work(
+    connection: redis.Redis, sweep_interval: float | None = None
+) -> BackgroundWork:
     """Run the broadcast worker in a thread of this process, sharing ``connection``.
 
     RQ's forking worker and forked scheduler cannot share an in-process fakeredis server,
@@ -57,7 +73,13 @@ def start_background_work(connection: redis.Redis) -> BackgroundWork:
     stop = threading.Event()
     thread = threading.Thread(
         target=start_worker,
-        kwargs=dict(connection=connection, fork=False, with_scheduler=True, stop_event=stop),
+        kwargs=dict(
+            connection=connection,
+            fork=False,
+            with_scheduler=True,
+            stop_event=stop,
+            sweep_interval=sweep_interval,
+        ),  # fmt: skip
         name="rq-worker",
         daemon=True,
     )
@@ -137,7 +159,7 @@ def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
     connection, in_process = connect_queue_backend(settings.redis_url)
     # The console and the petition page enqueue where the worker reads.
     app.extensions["rq_connection"] = connection
-    background = start_background_work(connection)
+    background = start_background_work(connection, dev_sweep_interval(in_process))
     base = f"http://{host}:{port}"
     queue = "in-process (no Redis answered)" if in_process else settings.redis_url
     print(

@@ -27,3 +27,11 @@ def test_dev_tools_refuse_production(command, message):
     result = CliRunner().invoke(main, command, env=PRODUCTION)
     assert result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_dev_sweeps_every_few_seconds_with_the_in_process_queue_only():
+    from sms_service.devtools.devserver import DEV_SWEEP_SECONDS, dev_sweep_interval
+
+    assert dev_sweep_interval(True, {}) == DEV_SWEEP_SECONDS < 30
+    assert dev_sweep_interval(True, {"BROADCAST_SWEEP_SECONDS": "30"}) is None  # as given
+    assert dev_sweep_interval(False, {}) is None  # a real Redis: the CLI enqueues itself
