@@ -79,7 +79,7 @@ def start_background_work(
             with_scheduler=True,
             stop_event=stop,
             sweep_interval=sweep_interval,
-        ),  # fmt: skip
+        ),
         name="rq-worker",
         daemon=True,
     )
