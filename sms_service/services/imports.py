@@ -23,7 +23,7 @@ console call, with ``progress(done_bytes, total_bytes)`` for a progress bar.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -183,17 +183,18 @@ def _insert_rows(session: Session, table, values: list[dict]) -> None:
         session.execute(table.insert(), values)
 
 
-def _insert_new(session: Session, values: list[dict]) -> set[str]:
-    """Insert subscribers that do not exist yet; the phones actually inserted."""
+def _insert_new(session: Session, values: list[dict]) -> dict[str, int]:
+    """Insert subscribers that do not exist yet; the ids of those actually inserted, by
+    phone."""
     if not values:
-        return set()
+        return {}
     if _postgres(session):
-        inserted = _pg_insert_rows(session, SUBS, values, conflict="phone", returning="phone")
-        return set(inserted.scalars())
-    # executemany (SQLAlchemy batches it into multi-row statements, compiled once).
-    insert = dialect_insert(session)(SUBS).on_conflict_do_nothing(index_elements=["phone"])
-    inserted = session.execute(insert.returning(SUBS.c.phone), values)
-    return set(inserted.scalars())
+        inserted = _pg_insert_rows(session, SUBS, values, conflict="phone", returning="phone, id")
+    else:
+        # executemany (SQLAlchemy batches it into multi-row statements, compiled once).
+        insert = dialect_insert(session)(SUBS).on_conflict_do_nothing(index_elements=["phone"])
+        inserted = session.execute(insert.returning(SUBS.c.phone, SUBS.c.id), values)
+    return {phone: sub_id for phone, sub_id in inserted}
 
 
 def import_subscribers(
@@ -251,8 +252,9 @@ def _subscribe_batch(
              opted_in_at=r.opted_in_at or now, created_at=now, updated_at=now)
         for phone, r in rows.items() if phone not in existing
     ]  # fmt: skip
-    subscribed = _insert_new(session, fresh)
-    existing.update(_raced(session, fresh, subscribed))
+    inserted = _insert_new(session, fresh)
+    existing.update(_raced(session, fresh, inserted))
+    subscribed = set(inserted)
     keep_tagged = set(subscribed)
     for phone, (sub_id, status) in existing.items():
         if status == SubscriberStatus.SUBSCRIBED:
@@ -277,10 +279,14 @@ def _subscribe_batch(
         events = [_opt_in_event(rows[p], source, program, now) for p in sorted(subscribed)]
         _insert_rows(session, EVENTS, events)
     if tag:
-        _tag(session, sorted(keep_tagged), tag)
+        # Every number's id is known by now: inserted, or read (and locked) above.
+        ids = inserted | {phone: sub_id for phone, (sub_id, _) in existing.items()}
+        _tag(session, sorted(ids[phone] for phone in keep_tagged), tag)
 
 
-def _raced(session: Session, fresh: list[dict], inserted: set[str]) -> dict[str, tuple[int, str]]:
+def _raced(
+    session: Session, fresh: list[dict], inserted: Collection[str]
+) -> dict[str, tuple[int, str]]:
     # A number that texted in between our read and our insert exists now: read it again.
     missed = [v["phone"] for v in fresh if v["phone"] not in inserted]
     return _existing(session, missed) if missed else {}
@@ -294,11 +300,9 @@ def _opt_in_event(row: Row, source: str, program: str, now: datetime) -> dict:
     )  # fmt: skip
 
 
-def _tag(session: Session, phones: list[str], tag: str) -> None:
-    if not phones:
-        return
-    ids = [sid for sid, _ in _existing(session, phones).values()]
-    values = [{"subscriber_id": i, "tag": tag} for i in sorted(ids)]
+def _tag(session: Session, ids: list[int], tag: str) -> None:
+    """Tag the subscribers ``ids`` (those tagged already stay as they are)."""
+    values = [{"subscriber_id": i, "tag": tag} for i in ids]
     if values and _postgres(session):
         _pg_insert_rows(session, TAGS, values, conflict="subscriber_id, tag")
     elif values:
@@ -346,7 +350,7 @@ def _suppress_batch(
              updated_at=now)
         for p in rows if p not in existing
     ]  # fmt: skip
-    changed = _insert_new(session, fresh)
+    changed = set(_insert_new(session, fresh))
     existing.update(_raced(session, fresh, changed))
     for phone, (sub_id, status) in existing.items():
         if status == SubscriberStatus.OPTED_OUT:
