@@ -10,7 +10,6 @@ own address is the caller's, shared by all its visitors, so it is not what is li
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 
 from flask import Blueprint, current_app, g, jsonify, make_response, request, url_for
 from spectree import Response as Responses
@@ -31,6 +30,7 @@ from sms_service.web.public.api_models import (
     CampaignOut,
     SignatureIn,
     SignatureOut,
+    canonical_ip,
     spec,
 )
 from sms_service.web.public.page import signer_limits
@@ -79,7 +79,7 @@ def _signer_ip() -> str:
     it is spelt (a value that is no address is refused after the count)."""
     raw = _json_field("client_ip")
     try:
-        return str(ipaddress.ip_address(raw))
+        return canonical_ip(raw)
     except ValueError:
         return raw
 

@@ -24,6 +24,12 @@ class ApiError(BaseModel):
     errors: dict[str, str] = Field(default_factory=dict)
 
 
+def canonical_ip(value: str) -> str:
+    """An IPv4 or IPv6 address in its one canonical spelling; ValueError for anything
+    else."""
+    return str(ipaddress.ip_address(value.strip()))
+
+
 class SignatureIn(BaseModel):
     """A signature, with the same fields and rules as the petition page's form."""
 
@@ -54,7 +60,7 @@ class SignatureIn(BaseModel):
         if value is None:
             return None
         try:
-            return str(ipaddress.ip_address(value.strip()))
+            return canonical_ip(value)
         except ValueError:
             raise ValueError("give an IPv4 or IPv6 address, such as 192.0.2.1") from None
 
