@@ -51,10 +51,11 @@ class BackgroundWork:
 DEV_SWEEP_SECONDS = 3.0
 
 
-def dev_sweep_interval(in_process: bool, environ=os.environ) -> float | None:
+def dev_sweep_interval(in_process: bool, settings) -> float | None:
     """The dev worker's sweep interval: :data:`DEV_SWEEP_SECONDS` with the in-process
-    queue and no BROADCAST_SWEEP_SECONDS given; otherwise None (the setting's)."""
-    if in_process and not environ.get("BROADCAST_SWEEP_SECONDS"):
+    queue when ``settings`` were not given BROADCAST_SWEEP_SECONDS; otherwise None (the
+    setting's)."""
+    if in_process and "broadcast_sweep_seconds" not in settings.model_fields_set:
         return DEV_SWEEP_SECONDS
     return None
 
@@ -159,7 +160,7 @@ def run_dev(*, host: str, port: int, sim_port: int, latency_ms: float) -> None:
     connection, in_process = connect_queue_backend(settings.redis_url)
     # The console and the petition page enqueue where the worker reads.
     app.extensions["rq_connection"] = connection
-    background = start_background_work(connection, dev_sweep_interval(in_process))
+    background = start_background_work(connection, dev_sweep_interval(in_process, settings))
     base = f"http://{host}:{port}"
     queue = "in-process (no Redis answered)" if in_process else settings.redis_url
     print(

@@ -29,9 +29,15 @@ def test_dev_tools_refuse_production(command, message):
     assert message in result.output and "Traceback" not in result.output
 
 
-def test_dev_sweeps_every_few_seconds_with_the_in_process_queue_only():
+def test_dev_sweeps_every_few_seconds_with_the_in_process_queue_only(monkeypatch):
+    from config import Settings
     from sms_service.devtools.devserver import DEV_SWEEP_SECONDS, dev_sweep_interval
 
-    assert dev_sweep_interval(True, {}) == DEV_SWEEP_SECONDS < 30
-    assert dev_sweep_interval(True, {"BROADCAST_SWEEP_SECONDS": "30"}) is None  # as given
-    assert dev_sweep_interval(False, {}) is None  # a real Redis: the CLI enqueues itself
+    monkeypatch.delenv("BROADCAST_SWEEP_SECONDS", raising=False)
+    assert dev_sweep_interval(True, Settings()) == DEV_SWEEP_SECONDS < 30
+    assert dev_sweep_interval(False, Settings()) is None  # a real Redis: the CLI enqueues
+    monkeypatch.setenv("BROADCAST_SWEEP_SECONDS", "30")  # given, even at its default: kept
+    assert dev_sweep_interval(True, Settings()) is None
+    monkeypatch.delenv("BROADCAST_SWEEP_SECONDS")
+    monkeypatch.setenv("broadcast_sweep_seconds", "7")  # the settings ignore the case
+    assert dev_sweep_interval(True, Settings()) is None
