@@ -181,7 +181,7 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def _proc_stat() -> list[int]:
+def machine_ticks() -> list[int]:
     """The machine's time (all cores) by kind, in clock ticks: user, nice, system, idle,
     iowait, irq, softirq, steal (/proc/stat's first line; guest time is inside user)."""
     with open("/proc/stat") as stat:
@@ -194,13 +194,8 @@ def machine_cpu_seconds() -> float:
     Steal (time a virtual CPU was ready to run while the host ran something else) is left
     out: it is time this machine did not get, not work it did (see :func:`steal_share`).
     """
-    user, nice, system, _idle, _iowait, irq, softirq, _steal = _proc_stat()
+    user, nice, system, _idle, _iowait, irq, softirq, _steal = machine_ticks()
     return (user + nice + system + irq + softirq) / CLOCK_TICKS
-
-
-def machine_ticks() -> list[int]:
-    """A /proc/stat reading for :func:`steal_share`."""
-    return _proc_stat()
 
 
 def steal_share(before: list[int], after: list[int]) -> float:
