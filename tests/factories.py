@@ -191,6 +191,19 @@ def log_in(client, email: str, password: str = STAFF_PASSWORD):
     return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
 
 
+def text_arguments(rule) -> set[str]:
+    """The arguments of a URL rule that take text (every converter but ``int``)."""
+    return {name for name, converter in rule._converters.items()
+            if type(converter).__name__ != "IntegerConverter"}  # fmt: skip
+
+
+def build_url(rule, *, number: int, text: str) -> str:
+    """``rule``'s path with ``number`` for each ``int`` argument and ``text`` for the rest."""
+    texts = text_arguments(rule)
+    values = {name: text if name in texts else number for name in rule.arguments}
+    return rule.build(values, append_unknown=False)[1]
+
+
 # -- subscribers and broadcasts in bulk, the simulator's view ---------------------------
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 
 from sms_service.models import StaffRole
 from sms_service.web.console.roles import AREAS
-from tests.factories import csrf_token_from, log_in, make_staff
+from tests.factories import build_url, csrf_token_from, log_in, make_staff
 
 ROLES = [r.value for r in StaffRole]
 # Values for URL arguments; an id that does not exist is fine (the check runs first).
@@ -29,11 +29,7 @@ def console_rules(app):
 
 
 def build(rule) -> str:
-    values = {}
-    for name, converter in rule._converters.items():
-        is_int = type(converter).__name__ == "IntegerConverter"
-        values[name] = ARGS["int"] if is_int else ARGS["default"]
-    return rule.build(values, append_unknown=False)[1]
+    return build_url(rule, number=ARGS["int"], text=ARGS["default"])
 
 
 def test_every_console_view_declares_a_known_area(app):
