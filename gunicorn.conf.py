@@ -10,6 +10,13 @@ Sized for the 2-core machines the service runs on (``bench/README.md``, inbound_
   is installed (``http_parser`` "auto"); the pure-Python parser is the fallback. In one
   interleaved A/B under wrk the worker's CPU per text was 9% lower with it
   (bench/README.md, inbound_rate).
+* a listening socket per worker (``reuse_port``, ``WEB_REUSE_PORT``): the kernel spreads
+  new connections over the workers. On one shared socket a burst's connections went to
+  whichever worker accepted first and stayed there (keep-alive): 1 and 31, 3 and 29 of
+  wrk's 32, one process answering nearly everything on one core. The worker class is
+  gthread closing its own socket as soon as it stops gracefully
+  (:mod:`sms_service.web.gunicorn_worker`), so a deploy sends no new connection to a
+  stopping worker (README, Pointing a Twilio number at the webhook).
 * keep-alive: Twilio (and a proxy in front) can reuse connections; a sync worker closes
   each one after its answer.
 * the access log stays on (one short line per request, numbers masked by the app's log
@@ -26,7 +33,8 @@ from config import Settings
 _settings = Settings()
 
 workers = _settings.web_concurrency
-worker_class = "gthread"
+worker_class = "sms_service.web.gunicorn_worker.ThreadWorker"
+reuse_port = _settings.web_reuse_port
 threads = _settings.web_threads
 keepalive = 15
 # A webhook that has not answered within Twilio's 15 s is retried by Twilio anyway.

@@ -1,4 +1,5 @@
-"""gunicorn.conf.py as gunicorn reads it: the worker settings and the C HTTP parser."""
+"""gunicorn.conf.py as gunicorn reads it: the worker settings, the socket per worker and the C
+HTTP parser."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from gunicorn.config import Config
 from gunicorn.http import message
+from gunicorn.workers.gthread import ThreadWorker
 
 CONF = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
 
@@ -24,8 +26,16 @@ def procfile_config(monkeypatch, **env: str) -> Config:
 
 def test_workers_and_threads_come_from_the_settings(monkeypatch):
     cfg = procfile_config(monkeypatch, WEB_CONCURRENCY="3", WEB_THREADS="5")
-    assert (cfg.workers, cfg.threads, cfg.worker_class_str) == (3, 5, "gthread")
+    assert (cfg.workers, cfg.threads) == (3, 5)
     assert cfg.keepalive == 15
+    # gthread, closing its own socket when it stops (tests/e2e/test_gunicorn_workers.py).
+    assert issubclass(cfg.worker_class, ThreadWorker)
+    assert cfg.worker_class.__module__ == "sms_service.web.gunicorn_worker"
+
+
+def test_each_worker_has_its_own_socket_unless_turned_off(monkeypatch):
+    assert procfile_config(monkeypatch).reuse_port is True
+    assert procfile_config(monkeypatch, WEB_REUSE_PORT="off").reuse_port is False
 
 
 def test_requests_are_parsed_by_gunicorns_c_parser(monkeypatch):

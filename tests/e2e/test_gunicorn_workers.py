@@ -1,0 +1,146 @@
+"""gunicorn.conf.py's workers for real: a socket per worker, and a stopping worker's socket
+closed at once, so no new connection waits on a worker on its way out.
+
+gunicorn runs with the repository's gunicorn.conf.py (as the Procfile runs it) and a tiny
+app (``tests/gunicorn_app.py``) that names the worker answering.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.factories import free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+SLOW_SECONDS = 4
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; SO_REUSEPORT")
+
+
+@pytest.fixture
+def gunicorn_port():
+    port = free_port()
+    env = {
+        **os.environ, "WEB_CONCURRENCY": "2", "WEB_THREADS": "2", "WEB_ACCESS_LOG": "off",
+        "SLOW_SECONDS": str(SLOW_SECONDS),
+    }  # fmt: skip
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+    proc = subprocess.Popen(
+        [gunicorn, "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+         "tests.gunicorn_app:app"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: len(listeners(port)) == 2, timeout=40, what="two listening sockets")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def listening_inodes(port: int) -> set[str]:
+    """Inodes of the sockets listening on 127.0.0.1:``port`` (``/proc/net/tcp``, state 0A)."""
+    local = f"0100007F:{port:04X}"
+    inodes = set()
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            fields = line.split()
+            if fields[1] == local and fields[3] == "0A":
+                inodes.add(fields[9])
+    return inodes
+
+
+def socket_inodes(pid: int) -> set[str]:
+    """Inodes of the sockets process ``pid`` holds open."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        found = re.fullmatch(r"socket:\[(\d+)\]", target)
+        if found:
+            inodes.add(found.group(1))
+    return inodes
+
+
+def listeners(port: int) -> dict[int, set[str]]:
+    """The processes holding a socket listening on ``port``: pid → those sockets' inodes."""
+    wanted = listening_inodes(port)
+    held = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            mine = socket_inodes(int(pid)) & wanted
+        except OSError:
+            continue
+        if mine:
+            held[int(pid)] = mine
+    return held
+
+
+def get_pid(connection: http.client.HTTPConnection, path: str = "/pid") -> int:
+    connection.request("GET", path)
+    response = connection.getresponse()
+    assert response.status == 200
+    return int(response.read())
+
+
+def fresh_pid(port: int) -> int:
+    """The worker answering a new connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+    try:
+        return get_pid(connection)
+    finally:
+        connection.close()
+
+
+def test_each_worker_listens_on_a_socket_of_its_own(gunicorn_port):
+    held = listeners(gunicorn_port)
+    assert len(held) == 2
+    [first, second] = held.values()
+    assert first.isdisjoint(second)
+    # The kernel spreads new connections over both.
+    wait_for(lambda: {fresh_pid(gunicorn_port) for _ in range(20)} == set(held), timeout=20,
+             interval=0, what="both workers answering")  # fmt: skip
+
+
+def test_a_stopping_worker_takes_no_new_connection(gunicorn_port):
+    port = gunicorn_port
+    [victim, survivor] = sorted(listeners(port))
+    # A keep-alive connection held by the victim, then a request in flight on it.
+    held = None
+    for _ in range(200):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=SLOW_SECONDS + 10)
+        if get_pid(connection) == victim:
+            held = connection
+            break
+        connection.close()
+    assert held is not None, "no connection reached the worker to stop"
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(get_pid, held, "/slow")
+        time.sleep(0.5)  # the slow request has reached the worker
+        os.kill(victim, signal.SIGTERM)
+        # It gives up its socket at once, long before its request is done...
+        wait_for(lambda: victim not in listeners(port), timeout=2, interval=0.02,
+                 what="the stopping worker closing its socket")  # fmt: skip
+        assert not in_flight.done()
+        # ...so every new connection meanwhile is answered by another worker, promptly.
+        started = time.monotonic()
+        answered = [fresh_pid(port) for _ in range(40)]
+        assert victim not in answered
+        assert time.monotonic() - started < SLOW_SECONDS / 2
+        # The request it had is still answered (a graceful stop).
+        assert in_flight.result(timeout=SLOW_SECONDS + 10) == victim
+    held.close()
+    assert survivor in listeners(port)
