@@ -34,7 +34,9 @@ _settings = Settings()
 
 workers = _settings.web_concurrency
 worker_class = "sms_service.web.gunicorn_worker.ThreadWorker"
-reuse_port = _settings.web_reuse_port
+# One worker has nothing to spread, and on the shared socket a restarted worker's successor
+# takes the connections that queued meanwhile.
+reuse_port = _settings.web_reuse_port and workers > 1
 threads = _settings.web_threads
 keepalive = 15
 # A webhook that has not answered within Twilio's 15 s is retried by Twilio anyway.

@@ -33,9 +33,11 @@ def test_workers_and_threads_come_from_the_settings(monkeypatch):
     assert cfg.worker_class.__module__ == "sms_service.web.gunicorn_worker"
 
 
-def test_each_worker_has_its_own_socket_unless_turned_off(monkeypatch):
+def test_each_worker_has_its_own_socket_unless_turned_off_or_alone(monkeypatch):
     assert procfile_config(monkeypatch).reuse_port is True
     assert procfile_config(monkeypatch, WEB_REUSE_PORT="off").reuse_port is False
+    alone = procfile_config(monkeypatch, WEB_CONCURRENCY="1", WEB_REUSE_PORT="on")
+    assert alone.reuse_port is False
 
 
 def test_requests_are_parsed_by_gunicorns_c_parser(monkeypatch):
