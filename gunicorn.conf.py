@@ -10,13 +10,15 @@ Sized for the 2-core machines the service runs on (``bench/README.md``, inbound_
   is installed (``http_parser`` "auto"); the pure-Python parser is the fallback. In one
   interleaved A/B under wrk the worker's CPU per text was 9% lower with it
   (bench/README.md, inbound_rate).
-* a listening socket per worker (``reuse_port``, ``WEB_REUSE_PORT``): the kernel spreads
-  new connections over the workers. On one shared socket a burst's connections went to
-  whichever worker accepted first and stayed there (keep-alive): 1 and 31, 3 and 29 of
-  wrk's 32, one process answering nearly everything on one core. The worker class is
-  gthread closing its own socket as soon as it stops gracefully
-  (:mod:`sms_service.web.gunicorn_worker`), so a deploy sends no new connection to a
-  stopping worker (README, Pointing a Twilio number at the webhook).
+* one listening socket shared by the workers; ``WEB_REUSE_PORT=on`` (off by default) gives
+  each worker its own (``reuse_port``) and the kernel spreads new connections over them.
+  On the shared socket a burst's connections go to whichever worker accepts first and stay
+  there (keep-alive): 1 and 31, 3 and 29 of wrk's 32, one process answering nearly
+  everything on one core. The worker class is gthread closing its own socket as soon as it
+  stops gracefully (:mod:`sms_service.web.gunicorn_worker`). A socket each needs a host set
+  up for it (README, Pointing a Twilio number at the webhook): ``on_starting`` below keeps
+  the shared socket when ``max_requests`` is set and warns when the kernel resets the
+  connections queued on a stopping worker's socket.
 * keep-alive: Twilio (and a proxy in front) can reuse connections; a sync worker closes
   each one after its answer.
 * the access log stays on (one short line per request, numbers masked by the app's log
@@ -44,3 +46,28 @@ timeout = 30
 graceful_timeout = 20
 accesslog = "-" if _settings.web_access_log else None
 logger_class = "sms_service.web.access_log.AccessLogger"
+
+MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req"
+
+
+def on_starting(server):
+    """Before the listening sockets are made: a socket per worker only where it is safe."""
+    cfg = server.cfg
+    if not cfg.reuse_port:
+        return
+    if cfg.max_requests > 0:
+        # Workers sharing the load reach max_requests together: no socket would be left.
+        cfg.set("reuse_port", False)
+        server.log.warning("WEB_REUSE_PORT: max_requests is set; the workers share a socket")
+        return
+    try:
+        with open(MIGRATE_REQ) as setting:
+            migrates = setting.read().strip() == "1"
+    except OSError:
+        migrates = False
+    if not migrates:
+        server.log.warning(
+            "WEB_REUSE_PORT: %s is not 1; connections queued on a stopping worker's socket "
+            "are reset (README)",
+            MIGRATE_REQ,
+        )

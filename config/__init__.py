@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     web_concurrency: int = Field(2, ge=1, description="gunicorn worker processes")
     web_threads: int = Field(4, ge=1, description="threads per gunicorn worker")
     web_access_log: bool = Field(True, description="gunicorn's access log on stdout")
-    web_reuse_port: bool = Field(True, description="a listening socket per worker (SO_REUSEPORT)")
+    web_reuse_port: bool = Field(False, description="a listening socket per worker (SO_REUSEPORT)")
 
     # The worker seals the consent log into its hash chain this often; an event committed
     # up to CONSENT_SEAL_GRACE_SECONDS after a later one was sealed is still taken.

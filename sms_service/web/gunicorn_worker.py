@@ -1,7 +1,8 @@
 """gunicorn's ``gthread`` worker, closing its own listening socket when it begins to stop.
 
-``gunicorn.conf.py`` turns on ``reuse_port``: each worker then binds its own socket on the
-port (``SO_REUSEPORT``) and the kernel spreads new connections over the workers' sockets.
+With ``WEB_REUSE_PORT=on``, ``gunicorn.conf.py`` turns on ``reuse_port``: each worker then
+binds its own socket on the port (``SO_REUSEPORT``) and the kernel spreads new connections
+over the workers' sockets.
 On one shared socket, the connections of a burst go to whichever worker happens to accept
 first and stay there (keep-alive): under wrk's 32 connections the two workers were seen
 holding 1 and 31, 3 and 29, 6 and 26, so one process, bound by its GIL, answered nearly
@@ -16,7 +17,8 @@ hang, then be reset when it exits, texts Twilio had delivered to nobody. This wo
 its sockets as soon as it stops accepting, so new connections go to the other workers'
 sockets. Connections already queued on a closing socket are reset by the kernel unless the
 host sets ``net.ipv4.tcp_migrate_req=1`` (Linux 5.14+), which hands them to a sibling
-socket (README, deployment).
+socket: the README says when a socket per worker is safe. On the shared socket (the
+default) this class is gthread unchanged.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""gunicorn.conf.py's workers for real: a socket per worker, and a stopping worker's socket
-closed at once, so no new connection waits on a worker on its way out.
+"""gunicorn.conf.py's workers for real with ``WEB_REUSE_PORT=on``: a socket per worker, and a
+stopping worker's socket closed at once, so no new connection waits on a worker on its way
+out.
 
 gunicorn runs with the repository's gunicorn.conf.py (as the Procfile runs it) and a tiny
 app (``tests/gunicorn_app.py``) that names the worker answering.
@@ -7,6 +8,7 @@ app (``tests/gunicorn_app.py``) that names the worker answering.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
@@ -33,7 +35,7 @@ def gunicorn_port():
     port = free_port()
     env = {
         **os.environ, "WEB_CONCURRENCY": "2", "WEB_THREADS": "2", "WEB_ACCESS_LOG": "off",
-        "SLOW_SECONDS": str(SLOW_SECONDS),
+        "WEB_REUSE_PORT": "on", "SLOW_SECONDS": str(SLOW_SECONDS),
     }  # fmt: skip
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
     proc = subprocess.Popen(
@@ -127,7 +129,7 @@ def test_a_stopping_worker_takes_no_new_connection(gunicorn_port):
             break
         connection.close()
     assert held is not None, "no connection reached the worker to stop"
-    with ThreadPoolExecutor(1) as pool:
+    with contextlib.closing(held), ThreadPoolExecutor(1) as pool:
         in_flight = pool.submit(get_pid, held, "/slow")
         time.sleep(0.5)  # the slow request has reached the worker
         os.kill(victim, signal.SIGTERM)
@@ -142,5 +144,4 @@ def test_a_stopping_worker_takes_no_new_connection(gunicorn_port):
         assert time.monotonic() - started < SLOW_SECONDS / 2
         # The request it had is still answered (a graceful stop).
         assert in_flight.result(timeout=SLOW_SECONDS + 10) == victim
-    held.close()
     assert survivor in listeners(port)

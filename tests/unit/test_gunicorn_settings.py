@@ -33,11 +33,61 @@ def test_workers_and_threads_come_from_the_settings(monkeypatch):
     assert cfg.worker_class.__module__ == "sms_service.web.gunicorn_worker"
 
 
-def test_each_worker_has_its_own_socket_unless_turned_off_or_alone(monkeypatch):
-    assert procfile_config(monkeypatch).reuse_port is True
-    assert procfile_config(monkeypatch, WEB_REUSE_PORT="off").reuse_port is False
+def test_the_workers_share_a_socket_unless_each_is_asked_for(monkeypatch):
+    monkeypatch.delenv("WEB_REUSE_PORT", raising=False)
+    assert procfile_config(monkeypatch, WEB_CONCURRENCY="2").reuse_port is False
+    assert procfile_config(monkeypatch, WEB_REUSE_PORT="on").reuse_port is True
     alone = procfile_config(monkeypatch, WEB_CONCURRENCY="1", WEB_REUSE_PORT="on")
     assert alone.reuse_port is False
+
+
+class _Arbiter:
+    """What gunicorn's ``on_starting`` hook is handed: the config and a logger."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.warnings: list[str] = []
+        self.log = self
+
+    def warning(self, message: str, *args) -> None:
+        self.warnings.append(message % args)
+
+
+def on_starting(monkeypatch, migrate_req: str | None, tmp_path, **options) -> _Arbiter:
+    """gunicorn.conf.py's hook run as the arbiter runs it, on a config with ``options``
+    (as ``GUNICORN_CMD_ARGS`` would set them) and ``tcp_migrate_req`` reading ``migrate_req``
+    (None: the file is missing)."""
+    hooks = runpy.run_path(str(CONF))
+    cfg = procfile_config(monkeypatch, WEB_CONCURRENCY="2", WEB_REUSE_PORT="on")
+    for name, value in options.items():
+        cfg.set(name, value)
+    setting = tmp_path / "tcp_migrate_req"
+    if migrate_req is not None:
+        setting.write_text(migrate_req + "\n")
+    arbiter = _Arbiter(cfg)
+    hooks["on_starting"].__globals__["MIGRATE_REQ"] = str(setting)
+    hooks["on_starting"](arbiter)
+    return arbiter
+
+
+def test_a_socket_each_is_kept_quietly_where_the_kernel_migrates(monkeypatch, tmp_path):
+    arbiter = on_starting(monkeypatch, "1", tmp_path)
+    assert arbiter.cfg.reuse_port is True and arbiter.warnings == []
+
+
+def test_a_socket_each_warns_where_queued_connections_would_be_reset(monkeypatch, tmp_path):
+    for reading in ("0", None):
+        arbiter = on_starting(monkeypatch, reading, tmp_path)
+        assert arbiter.cfg.reuse_port is True
+        [warning] = arbiter.warnings
+        assert "tcp_migrate_req is not 1" in warning
+
+
+def test_max_requests_keeps_the_shared_socket(monkeypatch, tmp_path):
+    # Workers sharing the load reach max_requests together: no socket would be left.
+    arbiter = on_starting(monkeypatch, "1", tmp_path, max_requests=400)
+    assert arbiter.cfg.reuse_port is False
+    assert "max_requests" in arbiter.warnings[0]
 
 
 def test_requests_are_parsed_by_gunicorns_c_parser(monkeypatch):

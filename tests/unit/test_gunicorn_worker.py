@@ -45,6 +45,14 @@ def test_a_stopping_worker_closes_its_socket(worker):
     assert not worker.poller.get_map()
 
 
+def test_a_worker_stopping_while_full_closes_its_socket_too(worker):
+    worker.set_accept_enabled(True)
+    worker.set_accept_enabled(False)  # full: gthread has already stopped accepting
+    worker.alive = False
+    worker.set_accept_enabled(False)
+    assert worker.sockets[0].sock is None
+
+
 def test_on_a_shared_socket_a_stopping_worker_leaves_it_alone(worker):
     worker.cfg.set("reuse_port", False)
     worker.set_accept_enabled(True)
