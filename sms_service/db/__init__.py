@@ -29,11 +29,17 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "23505"})
 TRANSACTION_ATTEMPTS = 5
 
 
-def make_engine(database_url: str, **kwargs) -> Engine:
+def make_engine(database_url: str, *, threads: int | None = None, **kwargs) -> Engine:
     """Create an engine; for SQLite also create the folder and turn on WAL and foreign keys.
 
     SQL parameters are left out of exception texts (``hide_parameters``): they are phone
     numbers and message bodies, and exceptions end up in logs and tracebacks.
+
+    ``threads``: how many threads may each hold a connection at once (the web process's
+    ``WEB_THREADS``). PostgreSQL's pool then keeps that many (at least SQLAlchemy's default
+    5): past its size a checkout opens an overflow connection, closed again when it comes
+    back to a full pool, so nearly every request beyond it would open a new connection (a
+    new server process).
     """
     from config import normalise_database_url
 
@@ -50,6 +56,8 @@ def make_engine(database_url: str, **kwargs) -> Engine:
         # psycopg 3 is what the project installs; a plain postgresql:// URL means it.
         url = url.set(drivername="postgresql+psycopg")
     kwargs.setdefault("pool_pre_ping", True)
+    if threads is not None:
+        kwargs.setdefault("pool_size", max(5, threads))
     return create_engine(url, **kwargs)
 
 

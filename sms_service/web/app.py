@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     # No pre-ping: it is a round trip before every request's transaction. A connection the
     # database dropped fails its transaction instead, which run_transaction runs again.
-    engine = make_engine(settings.database_url, pool_pre_ping=False, **_pool_size(settings))
+    engine = make_engine(settings.database_url, pool_pre_ping=False, threads=settings.web_threads)
     app.extensions["sms_engine"] = engine
     app.extensions["sms_program"] = program_from(settings)
     app.extensions["sms_reach"] = reach_from(settings)
@@ -85,17 +85,3 @@ def create_app(settings: Settings | None = None) -> Flask:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     return app
-
-
-def _pool_size(settings: Settings) -> dict:
-    """PostgreSQL's pool holds a connection for every request thread (``WEB_THREADS``, at
-    least SQLAlchemy's default 5). Past its size a checkout opens an overflow connection,
-    which is closed again when it comes back to a full pool: a new connection (a new server
-    process) for nearly every request beyond it."""
-    from sqlalchemy.engine import make_url
-
-    from config import normalise_database_url
-
-    if make_url(normalise_database_url(settings.database_url)).get_backend_name() != "postgresql":
-        return {}
-    return {"pool_size": max(5, settings.web_threads)}

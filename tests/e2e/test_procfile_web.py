@@ -1,6 +1,6 @@
 """The Procfile's ``web:`` line exactly as a platform runs it: ``gunicorn.conf.py`` is read
-(gthread workers with a socket each, keep-alive, settings from the environment) and a signed
-text is served."""
+(the project's gthread workers, keep-alive, settings from the environment) and a signed text is
+served."""
 
 from __future__ import annotations
 
