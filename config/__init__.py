@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     web_threads: int = Field(4, ge=1, description="threads per gunicorn worker")
     web_access_log: bool = Field(True, description="gunicorn's access log on stdout")
     web_reuse_port: bool = Field(False, description="a listening socket per worker (SO_REUSEPORT)")
+    # Inbound texts that arrive together share one transaction (sms_service.web.group_commit).
+    inbound_group_commit: bool = Field(True, description="group commit of inbound texts")
 
     # The worker seals the consent log into its hash chain this often; an event committed
     # up to CONSENT_SEAL_GRACE_SECONDS after a later one was sealed is still taken.

@@ -32,6 +32,9 @@ Python, then every write (message, subscriber, signature, consent events) with C
 second. All are SQLAlchemy Core statements built once (no ORM unit of work). Because a lost
 race shows as a failed insert, not as a row a statement did or did not return, nothing
 needs reading between the writes and COMMIT, and nothing a losing attempt wrote survives.
+On the web process, texts that arrive together are stored in one such transaction
+(:func:`receive_together`, :mod:`sms_service.web.group_commit`): the same reads and writes
+for each, one BEGIN and one COMMIT for all.
 The catalogue is cached per process and re-read only when the fingerprint (every campaign
 row's id and ``xmin``, which any insert, update or delete changes) differs, so a campaign
 created or closed from the CLI or another worker is seen by the very next text.
@@ -128,12 +131,47 @@ def receive(
     return with_retries(once)
 
 
+def receive_together(
+    engine: Engine, texts: list[InboundSms], program: Program, reach: Reach | None = None
+) -> list[InboundResult]:
+    """Decide and store ``texts``, each from a different number, in one transaction (group
+    commit): their reads in one batch, each decided on its own rows as :func:`receive`
+    decides it, their writes with one COMMIT; the results in the order of ``texts``.
+
+    Nothing is retried here: when any of them conflicts (a Twilio retry, a new number
+    another transaction created first, a deadlock) the whole transaction is rolled back and
+    the error raised, and the caller receives each text alone (:func:`receive`). The rows
+    are locked in the order of their numbers, as any other group's, so two groups never
+    wait on each other in a cycle.
+    """
+    if len({sms.from_number for sms in texts}) != len(texts):
+        raise ValueError("receive_together takes one text per number")
+    ordered = sorted(texts, key=lambda sms: sms.from_number)
+    with batches(engine) as db:
+        steps: list = []
+        results: dict[int, InboundResult] = {}
+        for sms, read in zip(ordered, _reads(db, engine, ordered), strict=True):
+            writes, results[id(sms)] = _decided(db.dialect_name, sms, read, program, reach)
+            steps.extend(writes)
+        db.run(steps, commit=True)
+    return [results[id(sms)] for sms in texts]
+
+
 def _attempt(
     db: Batches, engine: Engine, sms: InboundSms, program: Program, reach: Reach | None
 ) -> InboundResult:
     """One batch of reads, the decision, one batch of writes ending with COMMIT."""
-    dialect = db.dialect_name
-    subscriber, conversation, catalogue_, web = _read(db, engine, sms)
+    [read] = _reads(db, engine, [sms])
+    steps, result = _decided(db.dialect_name, sms, read, program, reach)
+    db.run(steps, commit=True)
+    return result
+
+
+def _decided(
+    dialect: str, sms: InboundSms, read: tuple, program: Program, reach: Reach | None
+) -> tuple[list, InboundResult]:
+    """The decision on what ``_reads`` found: the statements that store it, and the answer."""
+    subscriber, conversation, catalogue_, web = read
     decision = keywords.decide(
         sms.body, conversation, catalogue_, program,
         received_at=sms.received_at, carrier_opt_out_type=sms.opt_out_type,
@@ -160,33 +198,41 @@ def _attempt(
         events.extend(web_events)
     if events:
         steps.append((_INSERT_EVENT, events if len(events) > 1 else events[0]))
-    db.run(steps, commit=True)
-    return InboundResult(reply=decision.reply, intent=decision.intent)
+    return steps, InboundResult(reply=decision.reply, intent=decision.intent)
 
 
-def _read(db: Batches, engine: Engine, sms: InboundSms):
-    """The sender's row (locked until commit, or None), their conversation, the campaign
-    catalogue and any web confirmation awaiting YES: one batch (a second only when the
-    catalogue changed, or a name question is pending)."""
-    phone, at = sms.from_number, sms.received_at
+def _reads(db: Batches, engine: Engine, texts: list[InboundSms]) -> list[tuple]:
+    """For each text, the sender's row (locked until commit, or None), their conversation,
+    the campaign catalogue and any web confirmation awaiting YES: one batch for all of
+    them (another only when the catalogue changed, or a name question is pending)."""
     postgres = db.dialect_name == "postgresql"
-    steps = [
-        (_LOCK_WITH_FINGERPRINT if postgres else _LOCK, {"phone": phone}),
-        # After the lock: as the transaction it may have waited for left them.
-        (_CONVERSATION, {"phone": phone}),
-        (petition.PENDING_WEB_CONFIRMATION, {"phone": phone, "at": at}),
-    ]
+    steps = []
+    for sms in texts:
+        phone, at = sms.from_number, sms.received_at
+        steps += [
+            (_LOCK_WITH_FINGERPRINT if postgres else _LOCK, {"phone": phone}),
+            # After the lock: as the transaction it may have waited for left them.
+            (_CONVERSATION, {"phone": phone}),
+            (petition.PENDING_WEB_CONFIRMATION, {"phone": phone, "at": at}),
+        ]
     if not postgres:  # in-process: no fingerprint to save a read with
         steps.append((_ACTIVE_CAMPAIGNS, {}))
     results = db.run(steps)
-    [locked, signed, web] = results[:3]
-    if postgres:
+    catalogue_ = None if postgres else _catalogue(results[-1])
+    return [
+        _conversation(db, engine, results[3 * i : 3 * i + 3], catalogue_) for i in range(len(texts))
+    ]
+
+
+def _conversation(db: Batches, engine: Engine, results: list, catalogue_):
+    """One text's share of the reads (``catalogue_`` None: from the fingerprint)."""
+    [locked, signed, web] = results
+    if catalogue_ is None:
         [row] = locked
         subscriber = row if row.id is not None else None
         catalogue_ = _cached_catalogue(db, engine, row.fingerprint or "")
     else:
         subscriber = locked[0] if locked else None
-        catalogue_ = _catalogue(results[3])
     if subscriber is None:
         return None, keywords.Conversation(status=Status.NONE), catalogue_, None
     pending, count = None, 0

@@ -44,6 +44,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["sms_engine"] = engine
     app.extensions["sms_program"] = program_from(settings)
     app.extensions["sms_reach"] = reach_from(settings)
+    if settings.inbound_group_commit and engine.dialect.name == "postgresql":
+        from sms_service.web.group_commit import GroupCommit
+
+        app.extensions["sms_group_commit"] = GroupCommit().receive
 
     from sms_service.web.security import init_security, twilio_webhook
 

@@ -92,7 +92,9 @@ def answer(form, extensions) -> bytes:
     sms = parse_inbound(form)
     # Concurrent texts from one number, Twilio retries and status callbacks are settled
     # inside the transaction; what still conflicts is run again, never answered with a 500.
-    result = receive(
+    # On PostgreSQL, in one transaction with the texts that arrive with it (group_commit).
+    store = extensions.get("sms_group_commit", receive)
+    result = store(
         extensions["sms_engine"], sms, extensions["sms_program"], extensions["sms_reach"]
     )
     log.info(

@@ -1,0 +1,154 @@
+"""Group commit for inbound texts: the texts a web process's threads receive at the same
+moment share one transaction.
+
+Under a call-to-action burst each of a worker's threads holds a text, and each text's
+transaction costs PostgreSQL a BEGIN, a COMMIT with its WAL flush, and two round trips, and
+the worker a pooled connection taken and given back and two waits. Those costs are per
+transaction, not per statement. So at most one transaction of texts runs at a time in a
+process: a text that arrives while one runs waits for it to end and goes into the next,
+with every other text that queued meanwhile (:func:`sms_service.services.inbound.
+receive_together`). A text that arrives while nothing runs starts its own at once: a quiet
+service answers as fast as before, and a busy one commits several texts at a time.
+
+Nothing is answered before its transaction has committed. A group holds one text per
+number; a second text from the same number waits for the next group, which sees what the
+first committed (as two texts from one number are decided one after the other anyway).
+When a group fails (a Twilio retry of a text already stored, a new number another process
+created first, a deadlock, a database error), nothing of it was committed, and each of its
+texts is received again alone (:func:`~sms_service.services.inbound.receive`, with its
+retries and its answer for a retry), so each text fares exactly as it would have alone.
+
+The thread that starts a group (the leader) runs it, then wakes the others of the group
+with their answers and hands the lead to the first text still waiting, whose thread starts
+the next group: no thread of its own, nothing to start or stop with the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+
+from sqlalchemy.engine import Engine
+
+from sms_service.domain.reach import Reach
+from sms_service.domain.replies import Program
+from sms_service.services.inbound import InboundResult, InboundSms, receive, receive_together
+
+log = logging.getLogger(__name__)
+
+# At most this many texts in one transaction: a burst's group is as large as the texts
+# that queued while the previous one ran, which the worker's threads bound already.
+MAX_GROUP = 32
+
+
+class _Waiting:
+    """One text waiting for its group: its answer (or error), and whether its thread leads."""
+
+    __slots__ = ("sms", "how", "woken", "result", "error", "leads", "done")
+
+    def __init__(self, sms: InboundSms, how: tuple) -> None:
+        self.sms = sms
+        self.how = how  # (engine, program, reach): only texts stored alike share a group
+        self.woken = threading.Event()
+        self.result: InboundResult | None = None
+        self.error: BaseException | None = None
+        self.leads = False
+        self.done = False
+
+    def outcome(self) -> InboundResult:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+class GroupCommit:
+    """``receive`` for the threads of one process, grouping the texts that arrive together."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[_Waiting] = deque()
+        self._running = False
+
+    def receive(
+        self, engine: Engine, sms: InboundSms, program: Program, reach: Reach | None = None
+    ) -> InboundResult:
+        """:func:`~sms_service.services.inbound.receive`, in one transaction with the texts
+        that arrived with it: committed before this returns."""
+        me = _Waiting(sms, (engine, program, reach))
+        with self._lock:
+            self._queue.append(me)
+            me.leads = not self._running
+            self._running = True
+        if not me.leads:
+            me.woken.wait()
+            if not me.leads:
+                return me.outcome()
+        # The leader is the oldest text waiting, so its group holds it: one group, as a rule.
+        while not me.done:
+            self._lead(me)
+        return me.outcome()
+
+    def _lead(self, me: _Waiting) -> None:
+        """Take a group off the queue, store it, wake its texts; then hand the lead to the
+        oldest text still waiting (none: the next text to arrive leads)."""
+        group = self._take()
+        try:
+            self._store(group)
+        finally:
+            for waiting in group:
+                if waiting.result is None and waiting.error is None:  # interrupted
+                    waiting.error = RuntimeError("the group storing this text was interrupted")
+                waiting.done = True
+            following = None
+            with self._lock:
+                if me.done:
+                    if self._queue:
+                        following = self._queue[0]
+                        following.leads = True
+                    else:
+                        self._running = False
+            for waiting in group:
+                if waiting is not me:
+                    waiting.woken.set()
+            if following is not None:
+                following.woken.set()
+
+    def _take(self) -> list[_Waiting]:
+        """The oldest waiting texts, one per number, up to MAX_GROUP, in arrival order (all
+        stored like the oldest)."""
+        group: list[_Waiting] = []
+        numbers: set[str] = set()
+        with self._lock:
+            how = self._queue[0].how
+            kept: deque[_Waiting] = deque()
+            while self._queue and len(group) < MAX_GROUP:
+                waiting = self._queue.popleft()
+                if waiting.sms.from_number in numbers or waiting.how != how:
+                    kept.append(waiting)
+                else:
+                    numbers.add(waiting.sms.from_number)
+                    group.append(waiting)
+            kept.extend(self._queue)
+            self._queue = kept
+        return group
+
+    def _store(self, group: list[_Waiting]) -> None:
+        """Every text of ``group`` stored, or its error kept for its thread to raise."""
+        engine, program, reach = group[0].how
+        if len(group) > 1:
+            try:
+                results = receive_together(engine, [w.sms for w in group], program, reach)
+            except Exception as exc:  # nothing committed: each text alone, below
+                log.info("a group of %d texts failed (%s); each is stored alone", len(group),
+                         type(exc).__name__)  # fmt: skip
+            else:
+                for waiting, result in zip(group, results, strict=True):
+                    waiting.result = result
+                return
+        for waiting in group:
+            try:
+                waiting.result = receive(engine, waiting.sms, program, reach)
+            except Exception as exc:
+                waiting.error = exc

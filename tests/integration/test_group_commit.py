@@ -1,0 +1,282 @@
+"""Group commit of inbound texts on PostgreSQL: texts that arrive together share one
+transaction, each decided and stored exactly as alone; a group that fails stores each text
+alone; two texts from one number never share a group.
+
+Rows a transaction inserts share its ``xmin``: the number of distinct ``xmin`` among the
+stored messages is the number of transactions that stored them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from sms_service.db import make_engine
+from sms_service.program import program_from
+from sms_service.services.inbound import InboundSms, receive, receive_together
+from sms_service.web.group_commit import GroupCommit
+from tests.factories import make_settings, new_sid
+
+SHORT_CODE = "21333"
+
+
+@pytest.fixture
+def engine(pg_db):
+    engine = make_engine(pg_db)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO campaigns (keyword, title, petition_text, active, created_at) "
+            "VALUES ('HK64', 'Release the 64', '', true, now())"
+        ))  # fmt: skip
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def program(pg_db):
+    return program_from(make_settings(pg_db))
+
+
+def sms(number: str, body: str, sid: str | None = None) -> InboundSms:
+    return InboundSms(sid or new_sid(), number, SHORT_CODE, body, datetime.now(UTC))
+
+
+def number(i: int) -> str:
+    return f"+1202555{i:04d}"
+
+
+def transactions(engine) -> int:
+    """How many transactions stored the inbound messages."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT count(DISTINCT xmin::text) FROM inbound_messages")
+        ).scalar()
+
+
+def stored(engine) -> dict[str, tuple]:
+    """Every stored message: MessageSid → (sender, intent, reply)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT message_sid, from_number, intent, reply FROM inbound_messages")
+        )
+        return {r.message_sid: (r.from_number, r.intent, r.reply) for r in rows}
+
+
+def statuses(engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT phone, status FROM subscribers"))
+        return {r.phone: r.status for r in rows}
+
+
+def consent_events(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT phone, event, message_sid FROM consent_events ORDER BY id")
+        )
+        return sorted(tuple(r) for r in rows)
+
+
+def test_texts_from_several_numbers_are_stored_as_alone_in_one_transaction(engine, program):
+    """The same replies, rows and consent events as one by one, in one transaction."""
+    bodies = ["JOIN", "SIGN", "HELP", "STOP", "hi", "Stop please", "JOIN", "what is this?"]
+    together = [sms(number(i), body) for i, body in enumerate(bodies)]
+    results = receive_together(engine, together, program)
+    alone_texts = [sms(number(100 + i), body) for i, body in enumerate(bodies)]
+    alone = [receive(engine, t, program) for t in alone_texts]
+
+    assert [(r.reply, r.intent) for r in results] == [(r.reply, r.intent) for r in alone]
+    assert transactions(engine) == 1 + len(bodies)
+    rows = stored(engine)
+    for t, result in zip(together, results, strict=True):
+        assert rows[t.message_sid] == (t.from_number, result.intent.value, result.reply)
+    state = statuses(engine)
+    for i in range(len(bodies)):
+        assert state.get(number(i)) == state.get(number(100 + i))
+    events = consent_events(engine)
+    kinds = {(p, e) for p, e, _ in events}
+    for i in range(len(bodies)):
+        grouped = {e for p, e in kinds if p == number(i)}
+        single = {e for p, e in kinds if p == number(100 + i)}
+        assert grouped == single
+
+
+def test_a_group_follows_what_its_numbers_committed_before(engine, program):
+    """A second group sees the first's commits: JOIN, then STOP, then START per number."""
+    for body in ["JOIN", "STOP", "START"]:
+        receive_together(engine, [sms(number(i), body) for i in range(5)], program)
+    assert statuses(engine) == {number(i): "subscribed" for i in range(5)}
+    assert transactions(engine) == 3
+
+
+def test_a_group_with_a_known_message_sid_commits_nothing(engine, program):
+    """A Twilio retry in a group fails the whole transaction: nothing of it is stored."""
+    first = sms(number(1), "JOIN")
+    receive(engine, first, program)
+    group = [sms(number(2), "JOIN"), sms(number(1), "JOIN", sid=first.message_sid)]
+    with pytest.raises(Exception):  # noqa: B017 - whichever integrity error PostgreSQL raises
+        receive_together(engine, group, program)
+    assert set(stored(engine)) == {first.message_sid}
+    assert number(2) not in statuses(engine)
+
+
+def test_two_texts_from_one_number_are_refused_in_one_group(engine, program):
+    with pytest.raises(ValueError, match="one text per number"):
+        receive_together(engine, [sms(number(1), "JOIN"), sms(number(1), "STOP")], program)
+    assert stored(engine) == {}
+
+
+def _held(engine, phone: str):
+    """A transaction holding ``phone``'s subscriber row, so a text from it waits there."""
+    conn = engine.connect()
+    conn.execute(text("SELECT id FROM subscribers WHERE phone = :p FOR UPDATE"), {"p": phone})
+    return conn
+
+
+def _wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.01)
+
+
+def _backends_waiting_on_a_lock(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()"
+        )).scalar()  # fmt: skip
+
+
+def _in_threads(calls) -> list:
+    """A thread for each call (not started) and the list their results (or exceptions)
+    land in, in order."""
+    out: list = [None] * len(calls)
+
+    def run(i, call):
+        try:
+            out[i] = call()
+        except Exception as exc:  # handed to the test
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    return threads, out
+
+
+def test_texts_that_arrive_while_a_transaction_runs_share_the_next(engine, program):
+    """The first text waits on a held row; the twelve that arrive meanwhile queue, and are
+    then stored in one transaction, each answered with its own reply."""
+    receive(engine, sms(number(0), "JOIN"), program)
+    grouped = GroupCommit()
+    blocker = _held(engine, number(0))
+    first = sms(number(0), "STOP")
+    later = [sms(number(i), "JOIN" if i % 2 else "HELP") for i in range(1, 13)]
+    threads, out = _in_threads(
+        [lambda t=t: grouped.receive(engine, t, program) for t in [first, *later]]
+    )
+    threads[0].start()
+    _wait_until(lambda: _backends_waiting_on_a_lock(engine) == 1)
+    for thread in threads[1:]:
+        thread.start()
+    _wait_until(lambda: len(grouped._queue) == len(later))
+    assert stored(engine).keys().isdisjoint(t.message_sid for t in later)  # none answered yet
+    blocker.rollback()
+    blocker.close()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert not any(isinstance(r, Exception) for r in out), out
+    assert out[0].intent.value == "opt_out"
+    for t, result in zip(later, out[1:], strict=True):
+        assert result.intent.value == ("opt_in" if t.body == "JOIN" else "help")
+    assert transactions(engine) == 1 + 1 + 1  # the first JOIN, the STOP, the twelve together
+    assert not grouped._running and not grouped._queue
+
+
+def test_a_second_text_from_a_number_waits_for_the_next_group(engine, program):
+    """JOIN and STOP from one number, queued together: two transactions, in arrival order,
+    so the number ends opted out; the other numbers go with the first of them."""
+    receive(engine, sms(number(0), "JOIN"), program)
+    grouped = GroupCommit()
+    blocker = _held(engine, number(0))
+    texts = [sms(number(0), "HELP"), sms(number(7), "JOIN"), sms(number(7), "STOP"),
+             sms(number(8), "JOIN")]  # fmt: skip
+    threads, out = _in_threads([lambda t=t: grouped.receive(engine, t, program) for t in texts])
+    threads[0].start()
+    _wait_until(lambda: _backends_waiting_on_a_lock(engine) == 1)
+    for i, thread in enumerate(threads[1:], start=1):
+        thread.start()
+        _wait_until(lambda i=i: len(grouped._queue) == i)
+    blocker.rollback()
+    blocker.close()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert not any(isinstance(r, Exception) for r in out), out
+    assert [r.intent.value for r in out] == ["help", "opt_in", "opt_out", "opt_in"]
+    assert statuses(engine)[number(7)] == "opted_out"
+    assert statuses(engine)[number(8)] == "subscribed"
+    # The first JOIN; HELP alone; JOIN + JOIN from the two numbers; then the STOP.
+    assert transactions(engine) == 4
+
+
+def test_a_group_that_fails_stores_each_text_alone(engine, program):
+    """A Twilio retry queued with new texts: the group fails, each is received alone, the
+    retry answered with the stored reply and the others stored once."""
+    receive(engine, sms(number(0), "JOIN"), program)
+    original = sms(number(5), "JOIN")
+    first_reply = receive(engine, original, program).reply
+    grouped = GroupCommit()
+    blocker = _held(engine, number(0))
+    retry = sms(number(5), "JOIN", sid=original.message_sid)
+    texts = [sms(number(0), "HELP"), sms(number(6), "JOIN"), retry, sms(number(7), "SIGN")]
+    threads, out = _in_threads([lambda t=t: grouped.receive(engine, t, program) for t in texts])
+    threads[0].start()
+    _wait_until(lambda: _backends_waiting_on_a_lock(engine) == 1)
+    for thread in threads[1:]:
+        thread.start()
+    _wait_until(lambda: len(grouped._queue) == 3)
+    blocker.rollback()
+    blocker.close()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert not any(isinstance(r, Exception) for r in out), out
+    assert out[2].duplicate and out[2].reply == first_reply
+    assert not out[1].duplicate and not out[3].duplicate
+    rows = stored(engine)
+    assert len(rows) == 5  # two JOINs before, HELP, and the two new texts once each
+    assert {texts[1].message_sid, texts[3].message_sid} <= rows.keys()
+
+
+def test_a_broken_database_fails_every_text_of_the_group_and_hangs_none(program):
+    """Every thread gets the error; nothing waits forever; the next text leads again."""
+    broken = make_engine("postgresql+psycopg://postgres@127.0.0.1:9/none")
+    grouped = GroupCommit()
+    threads, out = _in_threads(
+        [lambda i=i: grouped.receive(broken, sms(number(i), "JOIN"), program) for i in range(6)]
+    )
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert all(not t.is_alive() for t in threads)
+    assert all(isinstance(r, Exception) for r in out), out
+    assert not grouped._running and not grouped._queue
+    broken.dispose()
+
+
+def test_the_web_app_groups_texts_on_postgresql_unless_turned_off(pg_db, sqlite_url):
+    from sms_service.web.app import create_app
+
+    apps = [
+        create_app(make_settings(pg_db)),
+        create_app(make_settings(pg_db, inbound_group_commit=False)),
+        create_app(make_settings(sqlite_url)),
+    ]
+    try:
+        assert ["sms_group_commit" in app.extensions for app in apps] == [True, False, False]
+    finally:
+        for app in apps:
+            app.extensions["sms_engine"].dispose()
