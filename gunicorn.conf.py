@@ -5,7 +5,9 @@ Sized for the 2-core machines the service runs on (``bench/README.md``, inbound_
 * ``gthread`` workers: a webhook spends much of its time waiting for PostgreSQL, so a few
   threads per process keep both cores busy while one waits, at a fraction of the memory of
   more processes. ``WEB_CONCURRENCY`` processes (default 2, one per core) of ``WEB_THREADS``
-  threads each (default 4).
+  threads each (default 8: the inbound texts that wait together share one transaction,
+  :mod:`sms_service.web.group_commit`, so more threads make larger groups; 8 and 12 were
+  ahead of 4 in an interleaved A/B, bench/README.md).
 * HTTP parsing in C: gunicorn uses its own ``gunicorn_h1c`` extension (a dependency) when it
   is installed (``http_parser`` "auto"); the pure-Python parser is the fallback. In one
   interleaved A/B under wrk the worker's CPU per text was 9% lower with it

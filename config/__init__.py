@@ -136,7 +136,7 @@ class Settings(BaseSettings):
 
     # The web process's gunicorn (gunicorn.conf.py reads these before the app starts).
     web_concurrency: int = Field(2, ge=1, description="gunicorn worker processes")
-    web_threads: int = Field(4, ge=1, description="threads per gunicorn worker")
+    web_threads: int = Field(8, ge=1, description="threads per gunicorn worker")
     web_access_log: bool = Field(True, description="gunicorn's access log on stdout")
     web_reuse_port: bool = Field(False, description="a listening socket per worker (SO_REUSEPORT)")
     # Inbound texts that arrive together share one transaction (sms_service.web.group_commit).
