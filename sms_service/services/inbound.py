@@ -132,7 +132,12 @@ def receive(
 
 
 def receive_together(
-    engine: Engine, texts: list[InboundSms], program: Program, reach: Reach | None = None
+    engine: Engine,
+    texts: list[InboundSms],
+    program: Program,
+    reach: Reach | None = None,
+    *,
+    lock_timeout_ms: int | None = None,
 ) -> list[InboundResult]:
     """Decide and store ``texts``, each from a different number, in one transaction (group
     commit): their reads in one batch, each decided on its own rows as :func:`receive`
@@ -142,15 +147,21 @@ def receive_together(
     another transaction created first, a deadlock) the whole transaction is rolled back and
     the error raised, and the caller receives each text alone (:func:`receive`). The rows
     are locked in the order of their numbers, as any other group's, so two groups never
-    wait on each other in a cycle.
+    wait on each other in a cycle. With ``lock_timeout_ms`` (PostgreSQL), waiting longer
+    than that for any row lock is such a conflict too (``lock_timeout``, this transaction
+    only): a row another transaction holds (an import, a staff action) then delays only its
+    own number's text, received alone, not every text of the group.
     """
     if len({sms.from_number for sms in texts}) != len(texts):
         raise ValueError("receive_together takes one text per number")
     ordered = sorted(texts, key=lambda sms: sms.from_number)
     with batches(engine) as db:
+        first = []
+        if lock_timeout_ms is not None and db.dialect_name == "postgresql":
+            first.append((_LOCK_TIMEOUT, {"timeout": f"{lock_timeout_ms}ms"}))
         steps: list = []
         results: dict[int, InboundResult] = {}
-        for sms, read in zip(ordered, _reads(db, engine, ordered), strict=True):
+        for sms, read in zip(ordered, _reads(db, engine, ordered, first), strict=True):
             writes, results[id(sms)] = _decided(db.dialect_name, sms, read, program, reach)
             steps.extend(writes)
         db.run(steps, commit=True)
@@ -201,12 +212,13 @@ def _decided(
     return steps, InboundResult(reply=decision.reply, intent=decision.intent)
 
 
-def _reads(db: Batches, engine: Engine, texts: list[InboundSms]) -> list[tuple]:
+def _reads(db: Batches, engine: Engine, texts: list[InboundSms], first=()) -> list[tuple]:
     """For each text, the sender's row (locked until commit, or None), their conversation,
     the campaign catalogue and any web confirmation awaiting YES: one batch for all of
-    them (another only when the catalogue changed, or a name question is pending)."""
+    them (another only when the catalogue changed, or a name question is pending), after
+    the statements ``first`` (their rows unread)."""
     postgres = db.dialect_name == "postgresql"
-    steps = []
+    steps = list(first)
     for sms in texts:
         phone, at = sms.from_number, sms.received_at
         steps += [
@@ -217,7 +229,7 @@ def _reads(db: Batches, engine: Engine, texts: list[InboundSms]) -> list[tuple]:
         ]
     if not postgres:  # in-process: no fingerprint to save a read with
         steps.append((_ACTIVE_CAMPAIGNS, {}))
-    results = db.run(steps)
+    results = db.run(steps)[len(first) :]
     catalogue_ = None if postgres else _catalogue(results[-1])
     return [
         _conversation(db, engine, results[3 * i : 3 * i + 3], catalogue_) for i in range(len(texts))
@@ -430,6 +442,8 @@ _LOCK = (
     .where(SUBSCRIBERS.c.phone == bindparam("phone"))
     .with_for_update()
 )  # fmt: skip
+# SET LOCAL as a statement that can be prepared (PostgreSQL prepares no SET).
+_LOCK_TIMEOUT = select(func.set_config("lock_timeout", bindparam("timeout", type_=Text), true()))
 _UPDATE_SUBSCRIBER = update(SUBSCRIBERS).where(SUBSCRIBERS.c.id == bindparam("subscriber_id"))
 _INSERT_EVENT = EVENTS.insert()
 

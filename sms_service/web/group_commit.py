@@ -14,13 +14,15 @@ Nothing is answered before its transaction has committed. A group holds one text
 number; a second text from the same number waits for the next group, which sees what the
 first committed (as two texts from one number are decided one after the other anyway).
 When a group fails (a Twilio retry of a text already stored, a new number another process
-created first, a deadlock, a database error), nothing of it was committed, and each of its
-texts is received again alone (:func:`~sms_service.services.inbound.receive`, with its
-retries and its answer for a retry), so each text fares exactly as it would have alone.
+created first, a deadlock, a row lock held longer than :data:`LOCK_TIMEOUT_MS`, a database
+error), nothing of it was committed, and each of its texts is received again alone, in
+its own thread, at the same time as the next group (:func:`~sms_service.services.inbound.
+receive`, with its retries and its answer for a retry): each text fares exactly as it
+would have without groups, and one held row never holds up the other texts for long.
 
-The thread that starts a group (the leader) runs it, then wakes the others of the group
-with their answers and hands the lead to the first text still waiting, whose thread starts
-the next group: no thread of its own, nothing to start or stop with the worker.
+The thread that starts a group (the leader) runs it, then hands the lead to the first text
+still waiting, whose thread starts the next group, and wakes the others of its group with
+their answers: no thread of its own, nothing to start or stop with the worker.
 """
 
 from __future__ import annotations
@@ -40,33 +42,33 @@ log = logging.getLogger(__name__)
 # At most this many texts in one transaction: a burst's group is as large as the texts
 # that queued while the previous one ran, which the worker's threads bound already.
 MAX_GROUP = 32
+# A group waits at most this long for any row lock (an import or a staff action holding a
+# subscriber's row); then it fails and each of its texts is received alone, in its own
+# thread, waiting as long as it must while the other texts go on.
+LOCK_TIMEOUT_MS = 50
 
 
 class _Waiting:
-    """One text waiting for its group: its answer (or error), and whether its thread leads."""
+    """One text waiting for its group: its answer, or ``alone`` (its group failed: its own
+    thread receives it alone), and whether its thread leads."""
 
-    __slots__ = ("sms", "how", "woken", "result", "error", "leads", "done")
+    __slots__ = ("sms", "how", "woken", "result", "alone", "leads", "done")
 
     def __init__(self, sms: InboundSms, how: tuple) -> None:
         self.sms = sms
         self.how = how  # (engine, program, reach): only texts stored alike share a group
         self.woken = threading.Event()
         self.result: InboundResult | None = None
-        self.error: BaseException | None = None
+        self.alone = False
         self.leads = False
         self.done = False
-
-    def outcome(self) -> InboundResult:
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
 
 
 class GroupCommit:
     """``receive`` for the threads of one process, grouping the texts that arrive together."""
 
-    def __init__(self) -> None:
+    def __init__(self, lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> None:
+        self.lock_timeout_ms = lock_timeout_ms
         self._lock = threading.Lock()
         self._queue: deque[_Waiting] = deque()
         self._running = False
@@ -83,23 +85,24 @@ class GroupCommit:
             self._running = True
         if not me.leads:
             me.woken.wait()
-            if not me.leads:
-                return me.outcome()
         # The leader is the oldest text waiting, so its group holds it: one group, as a rule.
         while not me.done:
             self._lead(me)
-        return me.outcome()
+        if me.alone:
+            return receive(engine, sms, program, reach)
+        assert me.result is not None
+        return me.result
 
     def _lead(self, me: _Waiting) -> None:
-        """Take a group off the queue, store it, wake its texts; then hand the lead to the
-        oldest text still waiting (none: the next text to arrive leads)."""
+        """Take a group off the queue and store it; hand the lead to the oldest text still
+        waiting (none: the next text to arrive leads); wake the group's texts."""
         group = self._take()
         try:
             self._store(group)
         finally:
             for waiting in group:
-                if waiting.result is None and waiting.error is None:  # interrupted
-                    waiting.error = RuntimeError("the group storing this text was interrupted")
+                if waiting.result is None:  # the group failed (or was interrupted)
+                    waiting.alone = True
                 waiting.done = True
             following = None
             with self._lock:
@@ -109,11 +112,11 @@ class GroupCommit:
                         following.leads = True
                     else:
                         self._running = False
+            if following is not None:
+                following.woken.set()
             for waiting in group:
                 if waiting is not me:
                     waiting.woken.set()
-            if following is not None:
-                following.woken.set()
 
     def _take(self) -> list[_Waiting]:
         """The oldest waiting texts, one per number, up to MAX_GROUP, in arrival order (all
@@ -135,20 +138,18 @@ class GroupCommit:
         return group
 
     def _store(self, group: list[_Waiting]) -> None:
-        """Every text of ``group`` stored, or its error kept for its thread to raise."""
+        """The group in one transaction, each text's answer kept; on any failure, nothing
+        (nothing was committed, or, when the connection was lost after COMMIT, each text
+        received again is a retry of a stored one, answered with its stored reply)."""
         engine, program, reach = group[0].how
-        if len(group) > 1:
-            try:
-                results = receive_together(engine, [w.sms for w in group], program, reach)
-            except Exception as exc:  # nothing committed: each text alone, below
-                log.info("a group of %d texts failed (%s); each is stored alone", len(group),
-                         type(exc).__name__)  # fmt: skip
-            else:
-                for waiting, result in zip(group, results, strict=True):
-                    waiting.result = result
-                return
-        for waiting in group:
-            try:
-                waiting.result = receive(engine, waiting.sms, program, reach)
-            except Exception as exc:
-                waiting.error = exc
+        try:
+            results = receive_together(
+                engine, [w.sms for w in group], program, reach,
+                lock_timeout_ms=self.lock_timeout_ms,
+            )  # fmt: skip
+        except Exception as exc:
+            log.info("a group of %d texts failed (%s); each is received alone", len(group),
+                     type(exc).__name__)  # fmt: skip
+            return
+        for waiting, result in zip(group, results, strict=True):
+            waiting.result = result

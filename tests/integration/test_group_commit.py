@@ -22,6 +22,8 @@ from sms_service.web.group_commit import GroupCommit
 from tests.factories import make_settings, new_sid
 
 SHORT_CODE = "21333"
+# Longer than any test holds a row: the leader's group waits on it instead of failing.
+HOLD_MS = 20_000
 
 
 @pytest.fixture
@@ -171,7 +173,7 @@ def test_texts_that_arrive_while_a_transaction_runs_share_the_next(engine, progr
     """The first text waits on a held row; the twelve that arrive meanwhile queue, and are
     then stored in one transaction, each answered with its own reply."""
     receive(engine, sms(number(0), "JOIN"), program)
-    grouped = GroupCommit()
+    grouped = GroupCommit(lock_timeout_ms=HOLD_MS)
     blocker = _held(engine, number(0))
     first = sms(number(0), "STOP")
     later = [sms(number(i), "JOIN" if i % 2 else "HELP") for i in range(1, 13)]
@@ -200,7 +202,7 @@ def test_a_second_text_from_a_number_waits_for_the_next_group(engine, program):
     """JOIN and STOP from one number, queued together: two transactions, in arrival order,
     so the number ends opted out; the other numbers go with the first of them."""
     receive(engine, sms(number(0), "JOIN"), program)
-    grouped = GroupCommit()
+    grouped = GroupCommit(lock_timeout_ms=HOLD_MS)
     blocker = _held(engine, number(0))
     texts = [sms(number(0), "HELP"), sms(number(7), "JOIN"), sms(number(7), "STOP"),
              sms(number(8), "JOIN")]  # fmt: skip
@@ -228,7 +230,7 @@ def test_a_group_that_fails_stores_each_text_alone(engine, program):
     receive(engine, sms(number(0), "JOIN"), program)
     original = sms(number(5), "JOIN")
     first_reply = receive(engine, original, program).reply
-    grouped = GroupCommit()
+    grouped = GroupCommit(lock_timeout_ms=HOLD_MS)
     blocker = _held(engine, number(0))
     retry = sms(number(5), "JOIN", sid=original.message_sid)
     texts = [sms(number(0), "HELP"), sms(number(6), "JOIN"), retry, sms(number(7), "SIGN")]
@@ -280,3 +282,36 @@ def test_the_web_app_groups_texts_on_postgresql_unless_turned_off(pg_db, sqlite_
     finally:
         for app in apps:
             app.extensions["sms_engine"].dispose()
+
+
+def test_a_row_held_elsewhere_holds_up_only_its_own_numbers_text(engine, program):
+    """A group waiting on a row another transaction holds (an import, a staff action) gives
+    up after the lock timeout: that number's text then waits alone, in its own thread, and
+    the texts from other numbers are stored meanwhile."""
+    receive(engine, sms(number(0), "JOIN"), program)
+    grouped = GroupCommit()  # the default lock timeout
+    blocker = _held(engine, number(0))
+    held = sms(number(0), "STOP")
+    others = [sms(number(i), "JOIN") for i in range(1, 6)]
+    threads, out = _in_threads(
+        [lambda t=t: grouped.receive(engine, t, program) for t in [held, *others]]
+    )
+    try:
+        threads[0].start()
+        _wait_until(lambda: _backends_waiting_on_a_lock(engine) == 1)
+        for thread in threads[1:]:
+            thread.start()
+        deadline = time.monotonic() + 5  # far less than the blocker is held
+        for thread in threads[1:]:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        assert not any(thread.is_alive() for thread in threads[1:])
+        assert [r.intent.value for r in out[1:]] == ["opt_in"] * len(others)
+        assert threads[0].is_alive() and out[0] is None  # still waiting for the row
+        assert statuses(engine)[number(0)] == "subscribed"
+    finally:
+        blocker.rollback()
+        blocker.close()
+    threads[0].join(timeout=20)
+    assert out[0].intent.value == "opt_out"
+    assert statuses(engine)[number(0)] == "opted_out"
+    assert not grouped._running and not grouped._queue
