@@ -149,8 +149,12 @@ def receive_together(
     are locked in the order of their numbers, as any other group's, so two groups never
     wait on each other in a cycle. With ``lock_timeout_ms`` (PostgreSQL), waiting longer
     than that for any row lock is such a conflict too (``lock_timeout``, this transaction
-    only): a row another transaction holds (an import, a staff action) then delays only its
-    own number's text, received alone, not every text of the group.
+    only): a row another transaction holds (an import, a broadcast batch, a staff action)
+    then delays only its own number's text, received alone, not every text of the group.
+    Transactions that lock several subscribers in another order (a broadcast batch's
+    ``FOR SHARE`` in id order, an import) could close a cycle with a group; the group, with
+    a lock timeout well under PostgreSQL's ``deadlock_timeout`` (1 s by default), gives way
+    first, so they never become a deadlock's victim.
     """
     if len({sms.from_number for sms in texts}) != len(texts):
         raise ValueError("receive_together takes one text per number")

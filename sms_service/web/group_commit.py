@@ -12,7 +12,8 @@ service answers as fast as before, and a busy one commits several texts at a tim
 
 Nothing is answered before its transaction has committed. A group holds one text per
 number; a second text from the same number waits for the next group, which sees what the
-first committed (as two texts from one number are decided one after the other anyway).
+first committed (as two texts from one number are decided one after the other anyway), or,
+when the first is being received alone (below), until that one is stored.
 When a group fails (a Twilio retry of a text already stored, a new number another process
 created first, a deadlock, a row lock held longer than :data:`LOCK_TIMEOUT_MS`, a database
 error), nothing of it was committed, and each of its texts is received again alone, in
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
+from collections import Counter, deque
 
 from sqlalchemy.engine import Engine
 
@@ -70,8 +71,13 @@ class GroupCommit:
     def __init__(self, lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> None:
         self.lock_timeout_ms = lock_timeout_ms
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._queue: deque[_Waiting] = deque()
         self._running = False
+        # Numbers whose texts are being received alone (their group failed): no group takes
+        # another text from them until those are stored, so each number's texts keep their
+        # order.
+        self._alone: Counter[str] = Counter()
 
     def receive(
         self, engine: Engine, sms: InboundSms, program: Program, reach: Reach | None = None
@@ -83,29 +89,39 @@ class GroupCommit:
             self._queue.append(me)
             me.leads = not self._running
             self._running = True
+            self._changed.notify()  # a leader waiting for a text it may take
         if not me.leads:
             me.woken.wait()
         # The leader is the oldest text waiting, so its group holds it: one group, as a rule.
         while not me.done:
             self._lead(me)
         if me.alone:
-            return receive(engine, sms, program, reach)
+            try:
+                return receive(engine, sms, program, reach)
+            finally:
+                with self._lock:
+                    self._alone[sms.from_number] -= 1
+                    if not self._alone[sms.from_number]:
+                        del self._alone[sms.from_number]
+                    self._changed.notify_all()
         assert me.result is not None
         return me.result
 
     def _lead(self, me: _Waiting) -> None:
         """Take a group off the queue and store it; hand the lead to the oldest text still
         waiting (none: the next text to arrive leads); wake the group's texts."""
-        group = self._take()
+        group: list[_Waiting] = []
         try:
+            group = self._take()
             self._store(group)
         finally:
-            for waiting in group:
-                if waiting.result is None:  # the group failed (or was interrupted)
-                    waiting.alone = True
-                waiting.done = True
             following = None
             with self._lock:
+                for waiting in group:
+                    if waiting.result is None:  # the group failed (or was interrupted)
+                        waiting.alone = True
+                        self._alone[waiting.sms.from_number] += 1
+                    waiting.done = True
                 if me.done:
                     if self._queue:
                         following = self._queue[0]
@@ -120,22 +136,29 @@ class GroupCommit:
 
     def _take(self) -> list[_Waiting]:
         """The oldest waiting texts, one per number, up to MAX_GROUP, in arrival order (all
-        stored like the oldest)."""
-        group: list[_Waiting] = []
-        numbers: set[str] = set()
+        stored like the first taken), none from a number whose earlier text is being
+        received alone; waits until there is one."""
         with self._lock:
-            how = self._queue[0].how
-            kept: deque[_Waiting] = deque()
-            while self._queue and len(group) < MAX_GROUP:
-                waiting = self._queue.popleft()
-                if waiting.sms.from_number in numbers or waiting.how != how:
-                    kept.append(waiting)
-                else:
-                    numbers.add(waiting.sms.from_number)
-                    group.append(waiting)
-            kept.extend(self._queue)
-            self._queue = kept
-        return group
+            while True:
+                group: list[_Waiting] = []
+                numbers: set[str] = set(self._alone)
+                kept: deque[_Waiting] = deque()
+                while self._queue and len(group) < MAX_GROUP:
+                    waiting = self._queue.popleft()
+                    if waiting.sms.from_number in numbers or (
+                        group and waiting.how != group[0].how
+                    ):
+                        kept.append(waiting)
+                    else:
+                        numbers.add(waiting.sms.from_number)
+                        group.append(waiting)
+                kept.extend(self._queue)
+                self._queue = kept
+                if group:
+                    return group
+                # Every text waiting is from a number still being received alone: until one
+                # of those is stored, or another text arrives.
+                self._changed.wait()
 
     def _store(self, group: list[_Waiting]) -> None:
         """The group in one transaction, each text's answer kept; on any failure, nothing

@@ -315,3 +315,44 @@ def test_a_row_held_elsewhere_holds_up_only_its_own_numbers_text(engine, program
     assert out[0].intent.value == "opt_out"
     assert statuses(engine)[number(0)] == "opted_out"
     assert not grouped._running and not grouped._queue
+
+
+def test_a_numbers_next_text_waits_while_its_earlier_one_is_received_alone(engine, program):
+    """STOP then START from one number: the STOP's group gives up on a held row and the STOP
+    is received alone, waiting for the row; the START stays queued (not in a group that
+    could overtake it) while a text from another number is stored; then both in order."""
+    x = number(1)
+    receive(engine, sms(x, "JOIN"), program)
+    grouped = GroupCommit()  # the default lock timeout
+    blocker = _held(engine, x)
+    stop, start, other = sms(x, "STOP"), sms(x, "START"), sms(number(2), "JOIN")
+    threads, out = _in_threads(
+        [lambda t=t: grouped.receive(engine, t, program) for t in [stop, start, other]]
+    )
+    try:
+        threads[0].start()
+        _wait_until(lambda: _backends_waiting_on_a_lock(engine) == 1)
+        time.sleep(0.2)  # the group's lock timeout passes: STOP now waits alone
+        _wait_until(lambda: _backends_waiting_on_a_lock(engine) == 1)
+        threads[1].start()
+        _wait_until(lambda: len(grouped._queue) == 1)
+        threads[2].start()
+        threads[2].join(timeout=5)
+        assert out[2] is not None and out[2].intent.value == "opt_in"  # not held up
+        time.sleep(0.2)  # time for START to overtake, if it could
+        assert [w.sms.message_sid for w in grouped._queue] == [start.message_sid]
+        assert _backends_waiting_on_a_lock(engine) == 1
+    finally:
+        blocker.rollback()
+        blocker.close()
+    for thread in threads[:2]:
+        thread.join(timeout=20)
+    assert [out[0].intent.value, out[1].intent.value] == ["opt_out", "opt_in"]
+    assert statuses(engine)[x] == "subscribed"
+    with engine.connect() as conn:
+        order = conn.execute(
+            text("SELECT message_sid FROM inbound_messages WHERE from_number = :p ORDER BY id"),
+            {"p": x},
+        ).scalars().all()  # fmt: skip
+    assert order[1:] == [stop.message_sid, start.message_sid]
+    assert not grouped._running and not grouped._queue and not grouped._alone
