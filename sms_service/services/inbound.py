@@ -143,9 +143,12 @@ def receive_together(
     commit): their reads in one batch, each decided on its own rows as :func:`receive`
     decides it, their writes with one COMMIT; the results in the order of ``texts``.
 
-    Nothing is retried here: when any of them conflicts (a Twilio retry, a new number
-    another transaction created first, a deadlock) the whole transaction is rolled back and
-    the error raised, and the caller receives each text alone (:func:`receive`). The rows
+    A Twilio retry of a text already committed is answered as :func:`receive` answers it
+    (its stored reply, ``duplicate``), found in the same batch of reads (PostgreSQL), and
+    stores nothing. Nothing is retried here: when any of them conflicts (a retry of a text
+    still being stored elsewhere, a new number another transaction created first, a
+    deadlock) the whole transaction is rolled back and the error raised, and the caller
+    receives each text alone (:func:`receive`). The rows
     are locked in the order of their numbers, as any other group's, so two groups never
     wait on each other in a cycle. With ``lock_timeout_ms`` (PostgreSQL), waiting longer
     than that for any row lock is such a conflict too (``lock_timeout``, this transaction
@@ -160,12 +163,21 @@ def receive_together(
         raise ValueError("receive_together takes one text per number")
     ordered = sorted(texts, key=lambda sms: sms.from_number)
     with batches(engine) as db:
+        postgres = db.dialect_name == "postgresql"
         first = []
-        if lock_timeout_ms is not None and db.dialect_name == "postgresql":
-            first.append((_LOCK_TIMEOUT, {"timeout": f"{lock_timeout_ms}ms"}))
+        if postgres:
+            first.append((_STORED_REPLIES, {"sids": [sms.message_sid for sms in ordered]}))
+            if lock_timeout_ms is not None:
+                first.append((_LOCK_TIMEOUT, {"timeout": f"{lock_timeout_ms}ms"}))
+        found, reads = _reads(db, engine, ordered, first)
+        stored = {row.message_sid: row for row in found[0]} if postgres else {}
         steps: list = []
         results: dict[int, InboundResult] = {}
-        for sms, read in zip(ordered, _reads(db, engine, ordered, first), strict=True):
+        for sms, read in zip(ordered, reads, strict=True):
+            if sms.message_sid in stored:  # a retry: answered as its first delivery was
+                row = stored[sms.message_sid]
+                results[id(sms)] = InboundResult(reply=row.reply, intent=row.intent, duplicate=True)
+                continue
             writes, results[id(sms)] = _decided(db.dialect_name, sms, read, program, reach)
             steps.extend(writes)
         db.run(steps, commit=True)
@@ -176,7 +188,7 @@ def _attempt(
     db: Batches, engine: Engine, sms: InboundSms, program: Program, reach: Reach | None
 ) -> InboundResult:
     """One batch of reads, the decision, one batch of writes ending with COMMIT."""
-    [read] = _reads(db, engine, [sms])
+    _, [read] = _reads(db, engine, [sms])
     steps, result = _decided(db.dialect_name, sms, read, program, reach)
     db.run(steps, commit=True)
     return result
@@ -216,11 +228,13 @@ def _decided(
     return steps, InboundResult(reply=decision.reply, intent=decision.intent)
 
 
-def _reads(db: Batches, engine: Engine, texts: list[InboundSms], first=()) -> list[tuple]:
+def _reads(
+    db: Batches, engine: Engine, texts: list[InboundSms], first=()
+) -> tuple[list, list[tuple]]:
     """For each text, the sender's row (locked until commit, or None), their conversation,
     the campaign catalogue and any web confirmation awaiting YES: one batch for all of
     them (another only when the catalogue changed, or a name question is pending), after
-    the statements ``first`` (their rows unread)."""
+    the statements ``first``, whose rows come first."""
     postgres = db.dialect_name == "postgresql"
     steps = list(first)
     for sms in texts:
@@ -233,11 +247,13 @@ def _reads(db: Batches, engine: Engine, texts: list[InboundSms], first=()) -> li
         ]
     if not postgres:  # in-process: no fingerprint to save a read with
         steps.append((_ACTIVE_CAMPAIGNS, {}))
-    results = db.run(steps)[len(first) :]
+    answers = db.run(steps)
+    results = answers[len(first) :]
     catalogue_ = None if postgres else _catalogue(results[-1])
-    return [
+    conversations = [
         _conversation(db, engine, results[3 * i : 3 * i + 3], catalogue_) for i in range(len(texts))
     ]
+    return answers[: len(first)], conversations
 
 
 def _conversation(db: Batches, engine: Engine, results: list, catalogue_):
@@ -413,6 +429,10 @@ def _events(sms: InboundSms, decision: Decision, program: Program) -> list[dict]
 
 _STORED_REPLY = select(MESSAGES.c.reply, MESSAGES.c.intent).where(
     MESSAGES.c.message_sid == bindparam("message_sid")
+)
+# The texts of a group already stored (PostgreSQL: one array parameter for the group).
+_STORED_REPLIES = select(MESSAGES.c.message_sid, MESSAGES.c.reply, MESSAGES.c.intent).where(
+    MESSAGES.c.message_sid == func.any(bindparam("sids", type_=postgresql.ARRAY(Text)))
 )
 _ACTIVE_CAMPAIGNS = (
     select(CAMPAIGNS.c.id, CAMPAIGNS.c.keyword, CAMPAIGNS.c.title)

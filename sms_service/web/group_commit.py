@@ -14,9 +14,10 @@ Nothing is answered before its transaction has committed. A group holds one text
 number; a second text from the same number waits for the next group, which sees what the
 first committed (as two texts from one number are decided one after the other anyway), or,
 when the first is being received alone (below), until that one is stored.
-When a group fails (a Twilio retry of a text already stored, a new number another process
-created first, a deadlock, a row lock held longer than :data:`LOCK_TIMEOUT_MS`, a database
-error), nothing of it was committed, and each of its texts is received again alone, in
+A Twilio retry of a text already stored is answered in its group with the stored reply.
+When a group fails (a retry of a text another process is still storing, a new number
+another process created first, a row lock held longer than :data:`LOCK_TIMEOUT_MS`, a text
+that cannot be stored, a database error), nothing of it was committed, and each of its texts is received again alone, in
 its own thread, at the same time as the next group (:func:`~sms_service.services.inbound.
 receive`, with its retries and its answer for a retry): each text fares exactly as it
 would have without groups, and one held row never holds up the other texts for long.

@@ -114,15 +114,29 @@ def test_a_group_follows_what_its_numbers_committed_before(engine, program):
     assert transactions(engine) == 3
 
 
-def test_a_group_with_a_known_message_sid_commits_nothing(engine, program):
-    """A Twilio retry in a group fails the whole transaction: nothing of it is stored."""
+def test_a_retry_in_a_group_is_answered_with_its_stored_reply_and_stores_nothing(engine, program):
+    """A Twilio retry of a stored text, in a group: its first delivery's reply, nothing
+    stored again, and the group's other texts stored in the same transaction."""
     first = sms(number(1), "JOIN")
-    receive(engine, first, program)
-    group = [sms(number(2), "JOIN"), sms(number(1), "JOIN", sid=first.message_sid)]
-    with pytest.raises(Exception):  # noqa: B017 - whichever integrity error PostgreSQL raises
+    reply = receive(engine, first, program).reply
+    group = [sms(number(2), "JOIN"), sms(number(1), "STOP", sid=first.message_sid)]
+    results = receive_together(engine, group, program)
+    assert results[1].duplicate and results[1].reply == reply
+    assert not results[0].duplicate and results[0].intent.value == "opt_in"
+    assert set(stored(engine)) == {first.message_sid, group[0].message_sid}
+    assert statuses(engine) == {number(1): "subscribed", number(2): "subscribed"}
+    assert [e for p, e, _ in consent_events(engine) if p == number(1)] == ["opt_in"]
+    assert transactions(engine) == 2
+
+
+def test_a_group_that_fails_commits_nothing(engine, program):
+    """A text that cannot be stored (a NUL in its body: PostgreSQL refuses it) fails the
+    whole group: nothing of the others is stored either."""
+    group = [sms(number(1), "JOIN"), sms(number(2), "JO\x00IN")]
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the driver raises
         receive_together(engine, group, program)
-    assert set(stored(engine)) == {first.message_sid}
-    assert number(2) not in statuses(engine)
+    assert stored(engine) == {}
+    assert statuses(engine) == {}
 
 
 def test_two_texts_from_one_number_are_refused_in_one_group(engine, program):
@@ -225,31 +239,36 @@ def test_a_second_text_from_a_number_waits_for_the_next_group(engine, program):
 
 
 def test_a_group_that_fails_stores_each_text_alone(engine, program):
-    """A Twilio retry queued with new texts: the group fails, each is received alone, the
-    retry answered with the stored reply and the others stored once."""
+    """A text that cannot be stored queued with others: the group fails, each text is
+    received alone; that one alone fails, the others are stored once each, and a Twilio
+    retry among them is answered with its stored reply."""
     receive(engine, sms(number(0), "JOIN"), program)
     original = sms(number(5), "JOIN")
     first_reply = receive(engine, original, program).reply
     grouped = GroupCommit(lock_timeout_ms=HOLD_MS)
     blocker = _held(engine, number(0))
     retry = sms(number(5), "JOIN", sid=original.message_sid)
-    texts = [sms(number(0), "HELP"), sms(number(6), "JOIN"), retry, sms(number(7), "SIGN")]
+    texts = [sms(number(0), "HELP"), sms(number(6), "JOIN"), retry, sms(number(8), "JO\x00IN"),
+             sms(number(7), "SIGN")]  # fmt: skip
     threads, out = _in_threads([lambda t=t: grouped.receive(engine, t, program) for t in texts])
     threads[0].start()
     _wait_until(lambda: _backends_waiting_on_a_lock(engine) == 1)
     for thread in threads[1:]:
         thread.start()
-    _wait_until(lambda: len(grouped._queue) == 3)
+    _wait_until(lambda: len(grouped._queue) == 4)
     blocker.rollback()
     blocker.close()
     for thread in threads:
         thread.join(timeout=20)
-    assert not any(isinstance(r, Exception) for r in out), out
+    assert isinstance(out[3], Exception)
+    assert not any(isinstance(r, Exception) for r in [*out[:3], out[4]]), out
     assert out[2].duplicate and out[2].reply == first_reply
-    assert not out[1].duplicate and not out[3].duplicate
+    assert not out[1].duplicate and not out[4].duplicate
     rows = stored(engine)
     assert len(rows) == 5  # two JOINs before, HELP, and the two new texts once each
-    assert {texts[1].message_sid, texts[3].message_sid} <= rows.keys()
+    assert {texts[1].message_sid, texts[4].message_sid} <= rows.keys()
+    assert transactions(engine) == 5  # nothing of the failed group; each alone after
+    assert not grouped._running and not grouped._queue and not grouped._alone
 
 
 def test_a_broken_database_fails_every_text_of_the_group_and_hangs_none(program):
