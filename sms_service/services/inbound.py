@@ -144,8 +144,8 @@ def receive_together(
     decides it, their writes with one COMMIT; the results in the order of ``texts``.
 
     A Twilio retry of a text already committed is answered as :func:`receive` answers it
-    (its stored reply, ``duplicate``), found in the same batch of reads (PostgreSQL), and
-    stores nothing. Nothing is retried here: when any of them conflicts (a retry of a text
+    (its stored reply, ``duplicate``), found in the same batch of reads, and stores
+    nothing. Nothing is retried here: when any of them conflicts (a retry of a text
     still being stored elsewhere, a new number another transaction created first, a
     deadlock) the whole transaction is rolled back and the error raised, and the caller
     receives each text alone (:func:`receive`). The rows
@@ -165,17 +165,18 @@ def receive_together(
     with batches(engine) as db:
         postgres = db.dialect_name == "postgresql"
         first = []
-        if postgres:
-            first.append((_STORED_REPLIES, {"sids": [sms.message_sid for sms in ordered]}))
-            if lock_timeout_ms is not None:
-                first.append((_LOCK_TIMEOUT, {"timeout": f"{lock_timeout_ms}ms"}))
+        if postgres and lock_timeout_ms is not None:
+            first.append((_LOCK_TIMEOUT, {"timeout": f"{lock_timeout_ms}ms"}))
+        # One look-up per text by its MessageSid (an equality on the unique index: a plan
+        # that stays an index probe whatever the table's size when it was prepared).
+        first.extend((_STORED_REPLY, {"message_sid": sms.message_sid}) for sms in ordered)
         found, reads = _reads(db, engine, ordered, first)
-        stored = {row.message_sid: row for row in found[0]} if postgres else {}
+        stored = found[len(first) - len(ordered) :]
         steps: list = []
         results: dict[int, InboundResult] = {}
-        for sms, read in zip(ordered, reads, strict=True):
-            if sms.message_sid in stored:  # a retry: answered as its first delivery was
-                row = stored[sms.message_sid]
+        for sms, read, known in zip(ordered, reads, stored, strict=True):
+            if known:  # a retry: answered as its first delivery was
+                row = known[0]
                 results[id(sms)] = InboundResult(reply=row.reply, intent=row.intent, duplicate=True)
                 continue
             writes, results[id(sms)] = _decided(db.dialect_name, sms, read, program, reach)
@@ -429,10 +430,6 @@ def _events(sms: InboundSms, decision: Decision, program: Program) -> list[dict]
 
 _STORED_REPLY = select(MESSAGES.c.reply, MESSAGES.c.intent).where(
     MESSAGES.c.message_sid == bindparam("message_sid")
-)
-# The texts of a group already stored (PostgreSQL: one array parameter for the group).
-_STORED_REPLIES = select(MESSAGES.c.message_sid, MESSAGES.c.reply, MESSAGES.c.intent).where(
-    MESSAGES.c.message_sid == func.any(bindparam("sids", type_=postgresql.ARRAY(Text)))
 )
 _ACTIVE_CAMPAIGNS = (
     select(CAMPAIGNS.c.id, CAMPAIGNS.c.keyword, CAMPAIGNS.c.title)

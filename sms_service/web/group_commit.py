@@ -17,10 +17,11 @@ when the first is being received alone (below), until that one is stored.
 A Twilio retry of a text already stored is answered in its group with the stored reply.
 When a group fails (a retry of a text another process is still storing, a new number
 another process created first, a row lock held longer than :data:`LOCK_TIMEOUT_MS`, a text
-that cannot be stored, a database error), nothing of it was committed, and each of its texts is received again alone, in
-its own thread, at the same time as the next group (:func:`~sms_service.services.inbound.
-receive`, with its retries and its answer for a retry): each text fares exactly as it
-would have without groups, and one held row never holds up the other texts for long.
+that cannot be stored, a database error), nothing of it was committed, and each of its
+texts is received again alone, in its own thread, at the same time as the next group
+(:func:`~sms_service.services.inbound.receive`, with its retries and its answer for a
+retry): each text fares exactly as it would have without groups, and one held row never
+holds up the other texts for long.
 
 The thread that starts a group (the leader) runs it, then hands the lead to the first text
 still waiting, whose thread starts the next group, and wakes the others of its group with
