@@ -167,8 +167,9 @@ def receive_together(
         first = []
         if postgres and lock_timeout_ms is not None:
             first.append((_LOCK_TIMEOUT, {"timeout": f"{lock_timeout_ms}ms"}))
-        # One look-up per text by its MessageSid (an equality on the unique index: a plan
-        # that stays an index probe whatever the table's size when it was prepared).
+        # One look-up per text by its MessageSid: an equality on the unique column, whose
+        # generic plan is an index probe from a few hundred rows on (``= ANY($1)`` kept a
+        # sequential scan of thousands: bench/README.md).
         first.extend((_STORED_REPLY, {"message_sid": sms.message_sid}) for sms in ordered)
         found, reads = _reads(db, engine, ordered, first)
         stored = found[len(first) - len(ordered) :]

@@ -92,30 +92,34 @@ class GroupCommit:
             me.leads = not self._running
             self._running = True
             self._changed.notify()  # a leader waiting for a text it may take
-        if not me.leads:
-            me.woken.wait()
-        # The leader is the oldest text waiting, so its group holds it: one group, as a rule.
-        while not me.done:
-            self._lead(me)
-        if me.alone:
-            try:
+        try:
+            if not me.leads:
+                me.woken.wait()
+            # The leader is the oldest text waiting, so its group holds it unless an earlier
+            # text from its number is being received alone.
+            while not me.done:
+                self._lead(me)
+            if me.alone:
                 return receive(engine, sms, program, reach)
-            finally:
+            assert me.result is not None
+            return me.result
+        finally:
+            if me.alone:  # counted by the group that failed: this number may go on now
                 with self._lock:
                     self._alone[sms.from_number] -= 1
                     if not self._alone[sms.from_number]:
                         del self._alone[sms.from_number]
                     self._changed.notify_all()
-        assert me.result is not None
-        return me.result
 
     def _lead(self, me: _Waiting) -> None:
         """Take a group off the queue and store it; hand the lead to the oldest text still
         waiting (none: the next text to arrive leads); wake the group's texts."""
         group: list[_Waiting] = []
+        interrupted = True  # _store catches every Exception: only a BaseException leaves
         try:
             group = self._take()
             self._store(group)
+            interrupted = False
         finally:
             following = None
             with self._lock:
@@ -124,6 +128,12 @@ class GroupCommit:
                         waiting.alone = True
                         self._alone[waiting.sms.from_number] += 1
                     waiting.done = True
+                if interrupted and not me.done:
+                    # This thread leaves with the error, its text not stored: it leaves the
+                    # queue, and the lead passes on all the same.
+                    if me in self._queue:
+                        self._queue.remove(me)
+                    me.done = True
                 if me.done:
                     if self._queue:
                         following = self._queue[0]

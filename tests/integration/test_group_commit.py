@@ -176,7 +176,7 @@ def _in_threads(calls) -> list:
     def run(i, call):
         try:
             out[i] = call()
-        except Exception as exc:  # handed to the test
+        except BaseException as exc:  # handed to the test
             out[i] = exc
 
     threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
@@ -374,4 +374,69 @@ def test_a_numbers_next_text_waits_while_its_earlier_one_is_received_alone(engin
             {"p": x},
         ).scalars().all()  # fmt: skip
     assert order[1:] == [stop.message_sid, start.message_sid]
+    assert not grouped._running and not grouped._queue and not grouped._alone
+
+
+class _Interrupt(BaseException):
+    """What no ``except Exception`` catches (as a KeyboardInterrupt in a thread would be)."""
+
+
+def test_a_group_interrupted_leaves_nothing_held(engine, program):
+    """An interruption out of a group (not an Exception) reaches its leader's thread, and
+    leaves no number held and no lead lost: the next texts, from the same number and
+    another, are stored."""
+
+    class Interrupted(GroupCommit):
+        armed = True
+
+        def _store(self, group):
+            if self.armed:
+                self.armed = False
+                raise _Interrupt
+            super()._store(group)
+
+    grouped = Interrupted()
+    with pytest.raises(_Interrupt):
+        grouped.receive(engine, sms(number(1), "JOIN"), program)
+    assert not grouped._running and not grouped._queue and not grouped._alone
+    assert grouped.receive(engine, sms(number(1), "JOIN"), program).intent.value == "opt_in"
+    assert grouped.receive(engine, sms(number(2), "JOIN"), program).intent.value == "opt_in"
+
+
+def test_a_leader_interrupted_while_its_number_is_received_alone_passes_the_lead_on(
+    engine, program
+):
+    """The leader's own text waits for an earlier one from its number (received alone); an
+    interruption in the group it runs meanwhile still hands the lead on."""
+    x = number(1)
+    receive(engine, sms(x, "JOIN"), program)
+    grouped = GroupCommit()
+    blocker = _held(engine, x)
+    first, second, other = sms(x, "HELP"), sms(x, "STOP"), sms(number(2), "JOIN")
+    threads, out = _in_threads(
+        [lambda t=t: grouped.receive(engine, t, program) for t in [first, second]]
+    )
+    try:
+        threads[0].start()
+        _wait_until(lambda: _backends_waiting_on_a_lock(engine) == 1)
+        time.sleep(0.2)  # the group's lock timeout passes: HELP now waits alone
+        threads[1].start()  # STOP leads, and may take nothing yet
+        _wait_until(lambda: len(grouped._queue) == 1)
+
+        def interrupted(group):
+            raise _Interrupt
+
+        grouped._store = interrupted  # the next group STOP runs is interrupted
+        late, late_out = _in_threads([lambda: grouped.receive(engine, other, program)])
+        late[0].start()
+        threads[1].join(timeout=5)
+        late[0].join(timeout=5)
+        assert isinstance(out[1], _Interrupt)  # STOP's thread: the error, its text unstored
+        assert late_out[0].intent.value == "opt_in"  # received alone after the interruption
+    finally:
+        blocker.rollback()
+        blocker.close()
+    threads[0].join(timeout=20)
+    assert out[0].intent.value == "help"
+    assert second.message_sid not in stored(engine)
     assert not grouped._running and not grouped._queue and not grouped._alone
