@@ -193,3 +193,27 @@ def test_stop_racing_an_unknown_handset_callback_still_opts_out(served, db):
         # Whichever committed first, the opt-out is the stronger fact and stays.
         assert subscriber.status == "opted_out"
         assert [e.event for e in rows(db, ConsentEvent, ConsentEvent.phone == phone)] == ["opt_out"]
+
+
+def test_a_burst_is_stored_once_each_in_shared_transactions_on_postgresql(served, db):
+    """48 texts from different numbers at once: every one answered and stored exactly once
+    with its own reply; on PostgreSQL the workers' group commit stored them in fewer
+    transactions than texts (rows a transaction inserts share its xmin), on SQLite one each."""
+    forms = [inbound_form(new_number(500 + i), "JOIN" if i % 3 else "HELP") for i in range(48)]
+    results = at_once(served, *[("/sms/inbound", form) for form in forms])
+    assert all(status == 200 for status, _ in results), results
+    for form, (_, body) in zip(forms, results, strict=True):
+        assert ("Help at" in body) == (form["Body"] == "HELP"), body  # its own reply
+    sids = [form["MessageSid"] for form in forms]
+    with db.connect() as conn:
+        texts = conn.execute(
+            select(InboundMessage.message_sid).where(InboundMessage.message_sid.in_(sids))
+        ).scalars().all()  # fmt: skip
+        assert sorted(texts) == sorted(sids)
+        if db.dialect.name == "postgresql":
+            transactions = conn.exec_driver_sql(
+                "SELECT count(DISTINCT xmin::text) FROM inbound_messages "
+                "WHERE message_sid = ANY(%(sids)s)",
+                {"sids": sids},
+            ).scalar()  # fmt: skip
+            assert transactions < len(sids)
