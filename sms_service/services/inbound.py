@@ -148,9 +148,9 @@ def receive_together(
     nothing. Nothing is retried here: when any of them conflicts (a retry of a text
     still being stored elsewhere, a new number another transaction created first, a
     deadlock) the whole transaction is rolled back and the error raised, and the caller
-    receives each text alone (:func:`receive`). The rows
-    are locked in the order of their numbers, as any other group's, so two groups never
-    wait on each other in a cycle. With ``lock_timeout_ms`` (PostgreSQL), waiting longer
+    receives each text alone (:func:`receive`). The rows are locked in the order of their
+    numbers, as any other group's, so two groups never wait on each other in a cycle.
+    With ``lock_timeout_ms`` (PostgreSQL), waiting longer
     than that for any row lock is such a conflict too (``lock_timeout``, this transaction
     only): a row another transaction holds (an import, a broadcast batch, a staff action)
     then delays only its own number's text, received alone, not every text of the group.
@@ -163,16 +163,15 @@ def receive_together(
         raise ValueError("receive_together takes one text per number")
     ordered = sorted(texts, key=lambda sms: sms.from_number)
     with batches(engine) as db:
-        postgres = db.dialect_name == "postgresql"
-        first = []
-        if postgres and lock_timeout_ms is not None:
-            first.append((_LOCK_TIMEOUT, {"timeout": f"{lock_timeout_ms}ms"}))
         # One look-up per text by its MessageSid: an equality on the unique column, whose
         # generic plan is an index probe from a few hundred rows on (``= ANY($1)`` kept a
-        # sequential scan of thousands: bench/README.md).
-        first.extend((_STORED_REPLY, {"message_sid": sms.message_sid}) for sms in ordered)
+        # sequential scan of thousands: bench/README.md). Then the lock timeout, before the
+        # first lock.
+        first = [(_STORED_REPLY, {"message_sid": sms.message_sid}) for sms in ordered]
+        if db.dialect_name == "postgresql" and lock_timeout_ms is not None:
+            first.append((_LOCK_TIMEOUT, {"timeout": f"{lock_timeout_ms}ms"}))
         found, reads = _reads(db, engine, ordered, first)
-        stored = found[len(first) - len(ordered) :]
+        stored = found[: len(ordered)]
         steps: list = []
         results: dict[int, InboundResult] = {}
         for sms, read, known in zip(ordered, reads, stored, strict=True):

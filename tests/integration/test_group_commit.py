@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from sms_service.db import make_engine
+from sms_service.db import make_engine, session_scope
 from sms_service.program import program_from
+from sms_service.services.campaigns import create_campaign
 from sms_service.services.inbound import InboundSms, receive, receive_together
 from sms_service.web.group_commit import GroupCommit
-from tests.factories import make_settings, new_sid
+from tests.factories import make_settings, new_sid, wait_for
 
 SHORT_CODE = "21333"
 # Longer than any test holds a row: the leader's group waits on it instead of failing.
@@ -29,11 +30,8 @@ HOLD_MS = 20_000
 @pytest.fixture
 def engine(pg_db):
     engine = make_engine(pg_db)
-    with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO campaigns (keyword, title, petition_text, active, created_at) "
-            "VALUES ('HK64', 'Release the 64', '', true, now())"
-        ))  # fmt: skip
+    with session_scope(engine) as session:
+        create_campaign(session=session, keyword="HK64", title="Release the 64")
     yield engine
     engine.dispose()
 
@@ -152,14 +150,6 @@ def _held(engine, phone: str):
     return conn
 
 
-def _wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
-
-
 def _backends_waiting_on_a_lock(engine) -> int:
     with engine.connect() as conn:
         return conn.execute(text(
@@ -195,10 +185,10 @@ def test_texts_that_arrive_while_a_transaction_runs_share_the_next(engine, progr
         [lambda t=t: grouped.receive(engine, t, program) for t in [first, *later]]
     )
     threads[0].start()
-    _wait_until(lambda: _backends_waiting_on_a_lock(engine) == 1)
+    wait_for(lambda: _backends_waiting_on_a_lock(engine) == 1, interval=0.01)
     for thread in threads[1:]:
         thread.start()
-    _wait_until(lambda: len(grouped._queue) == len(later))
+    wait_for(lambda: len(grouped._queue) == len(later), interval=0.01)
     assert stored(engine).keys().isdisjoint(t.message_sid for t in later)  # none answered yet
     blocker.rollback()
     blocker.close()
@@ -222,10 +212,10 @@ def test_a_second_text_from_a_number_waits_for_the_next_group(engine, program):
              sms(number(8), "JOIN")]  # fmt: skip
     threads, out = _in_threads([lambda t=t: grouped.receive(engine, t, program) for t in texts])
     threads[0].start()
-    _wait_until(lambda: _backends_waiting_on_a_lock(engine) == 1)
+    wait_for(lambda: _backends_waiting_on_a_lock(engine) == 1, interval=0.01)
     for i, thread in enumerate(threads[1:], start=1):
         thread.start()
-        _wait_until(lambda i=i: len(grouped._queue) == i)
+        wait_for(lambda i=i: len(grouped._queue) == i, interval=0.01)
     blocker.rollback()
     blocker.close()
     for thread in threads:
@@ -252,10 +242,10 @@ def test_a_group_that_fails_stores_each_text_alone(engine, program):
              sms(number(7), "SIGN")]  # fmt: skip
     threads, out = _in_threads([lambda t=t: grouped.receive(engine, t, program) for t in texts])
     threads[0].start()
-    _wait_until(lambda: _backends_waiting_on_a_lock(engine) == 1)
+    wait_for(lambda: _backends_waiting_on_a_lock(engine) == 1, interval=0.01)
     for thread in threads[1:]:
         thread.start()
-    _wait_until(lambda: len(grouped._queue) == 4)
+    wait_for(lambda: len(grouped._queue) == 4, interval=0.01)
     blocker.rollback()
     blocker.close()
     for thread in threads:
@@ -317,7 +307,7 @@ def test_a_row_held_elsewhere_holds_up_only_its_own_numbers_text(engine, program
     )
     try:
         threads[0].start()
-        _wait_until(lambda: _backends_waiting_on_a_lock(engine) == 1)
+        wait_for(lambda: _backends_waiting_on_a_lock(engine) == 1, interval=0.01)
         for thread in threads[1:]:
             thread.start()
         deadline = time.monotonic() + 5  # far less than the blocker is held
@@ -350,11 +340,11 @@ def test_a_numbers_next_text_waits_while_its_earlier_one_is_received_alone(engin
     )
     try:
         threads[0].start()
-        _wait_until(lambda: _backends_waiting_on_a_lock(engine) == 1)
+        wait_for(lambda: _backends_waiting_on_a_lock(engine) == 1, interval=0.01)
         time.sleep(0.2)  # the group's lock timeout passes: STOP now waits alone
-        _wait_until(lambda: _backends_waiting_on_a_lock(engine) == 1)
+        wait_for(lambda: _backends_waiting_on_a_lock(engine) == 1, interval=0.01)
         threads[1].start()
-        _wait_until(lambda: len(grouped._queue) == 1)
+        wait_for(lambda: len(grouped._queue) == 1, interval=0.01)
         threads[2].start()
         threads[2].join(timeout=5)
         assert out[2] is not None and out[2].intent.value == "opt_in"  # not held up
@@ -418,10 +408,10 @@ def test_a_leader_interrupted_while_its_number_is_received_alone_passes_the_lead
     )
     try:
         threads[0].start()
-        _wait_until(lambda: _backends_waiting_on_a_lock(engine) == 1)
+        wait_for(lambda: _backends_waiting_on_a_lock(engine) == 1, interval=0.01)
         time.sleep(0.2)  # the group's lock timeout passes: HELP now waits alone
         threads[1].start()  # STOP leads, and may take nothing yet
-        _wait_until(lambda: len(grouped._queue) == 1)
+        wait_for(lambda: len(grouped._queue) == 1, interval=0.01)
 
         def interrupted(group):
             raise _Interrupt

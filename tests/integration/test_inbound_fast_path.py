@@ -76,8 +76,8 @@ def test_a_join_from_a_new_number_is_two_round_trips(engine, client, settings):
     sent = statements(engine, lambda: text_in(client, settings, A, "JOIN"))
     # The locked row (with the catalogue's fingerprint on PostgreSQL), the conversation and
     # any web confirmation; SQLite (in-process, nothing to save) reads the catalogue too.
-    # PostgreSQL's group commit first sets the group's lock timeout (set_config) and looks
-    # for the text's MessageSid (a Twilio retry).
+    # PostgreSQL's group commit first looks for the text's MessageSid (a Twilio retry) and
+    # sets the group's lock timeout (set_config).
     reads = ["SELECT"] * (5 if engine.dialect.name == "postgresql" else 4)
     assert sent == [*reads, "INSERT", "INSERT", "INSERT"]  # message, subscriber, event
     with Session(engine) as s:
@@ -91,7 +91,7 @@ def test_a_join_from_a_new_number_is_two_round_trips(engine, client, settings):
 def test_a_stop_from_a_subscriber_is_two_round_trips(engine, client, settings):
     text_in(client, settings, A, "JOIN")
     sent = statements(engine, lambda: text_in(client, settings, A, "STOP"))
-    # + the group's lock timeout and the MessageSid on PostgreSQL, the catalogue on SQLite
+    # + the MessageSid and the group's lock timeout on PostgreSQL, the catalogue on SQLite
     reads = 5 if engine.dialect.name == "postgresql" else 4
     assert sent == ["SELECT"] * reads + ["INSERT", "UPDATE", "INSERT"]  # message, status, event
     if engine.dialect.name == "postgresql":
