@@ -8,6 +8,7 @@ module imports another test module or ``conftest``: what two of them share is he
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -397,11 +398,40 @@ def answers(url: str) -> bool:
         return False
 
 
+def _port_band() -> range:
+    """The ports this test process hands out: below the kernel's ephemeral range, where no
+    outgoing connection takes its local port, and a band of its own per xdist worker, so two
+    workers never pick the same port between checking it and a server binding it."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    start, end = 10000, max(low, 12000)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index, workers = int(worker or 0), max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1)), 1)
+    width = (end - start) // workers
+    return range(start + index * width, start + (index + 1) * width)
+
+
+_next_ports: Iterator[int] | None = None
+
+
 def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback TCP port nobody listens on right now, not handed out again by this process
+    until its band comes round (see :func:`_port_band`)."""
+    global _next_ports
+    if _next_ports is None:
+        band = _port_band()
+        first = band.start + (os.getpid() % len(band))  # reruns start somewhere else
+        _next_ports = itertools.cycle([*range(first, band.stop), *range(band.start, first)])
+    for port in itertools.islice(_next_ports, 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # someone listens, or a connection lingers there
+                continue
+        return port
+    raise RuntimeError("no free loopback port in this test process's band")
 
 
 def wait_until_it_answers(url: str, timeout: float = 40.0) -> None:
