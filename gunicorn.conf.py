@@ -12,15 +12,17 @@ Sized for the 2-core machines the service runs on (``bench/README.md``, inbound_
   is installed (``http_parser`` "auto"); the pure-Python parser is the fallback. In one
   interleaved A/B under wrk the worker's CPU per text was 9% lower with it
   (bench/README.md, inbound_rate).
-* one listening socket shared by the workers; ``WEB_REUSE_PORT=on`` (off by default) gives
-  each worker its own (``reuse_port``) and the kernel spreads new connections over them.
-  On the shared socket a burst's connections go to whichever worker accepts first and stay
-  there (keep-alive): 1 and 31, 3 and 29 of wrk's 32, one process answering nearly
-  everything on one core. The worker class is gthread closing its own socket as soon as it
-  stops gracefully (:mod:`sms_service.web.gunicorn_worker`). A socket each needs a host set
-  up for it (README, Pointing a Twilio number at the webhook): ``on_starting`` below keeps
-  the shared socket when ``max_requests`` is set and warns when the kernel resets the
-  connections queued on a stopping worker's socket.
+* one listening socket shared by the workers, which take new connections by least
+  connections (:mod:`sms_service.web.gunicorn_worker`; ``on_starting`` below makes the
+  table of their counts before they fork, ``child_exit`` frees a worker's slot). Plain
+  gthread gives a burst's connections to whichever worker accepts first, and keep-alive
+  keeps them there: 1 and 31, 3 and 29 of wrk's 32, one process answering nearly
+  everything on one core. ``WEB_REUSE_PORT=on`` (off by default) gives each worker its own
+  socket (``reuse_port``) and the kernel spreads new connections over them; the worker
+  class then closes its own socket as soon as it stops gracefully. A socket each needs a
+  host set up for it (README, Pointing a Twilio number at the webhook): ``on_starting``
+  keeps the shared socket when ``max_requests`` is set and warns when the kernel resets
+  the connections queued on a stopping worker's socket.
 * keep-alive: Twilio (and a proxy in front) can reuse connections; a sync worker closes
   each one after its answer.
 * the access log stays on (one short line per request, numbers masked by the app's log
@@ -33,6 +35,7 @@ the Procfile line (``PORT`` is the platform's).
 """
 
 from config import Settings
+from sms_service.web import gunicorn_worker
 
 _settings = Settings()
 
@@ -53,7 +56,21 @@ MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req"
 
 
 def on_starting(server):
-    """Before the listening sockets are made: a socket per worker only where it is safe."""
+    """Before the listening sockets are made and the workers fork: a socket per worker
+    only where it is safe; on a shared socket, the table the workers balance by."""
+    _choose_sockets(server)
+    if not server.cfg.reuse_port and server.cfg.workers > 1:
+        # A reload starts the new workers before the old ones stop: room for both.
+        gunicorn_worker.TABLE = gunicorn_worker.ConnectionTable(2 * server.cfg.workers + 2)
+
+
+def child_exit(server, worker):
+    """A worker has exited (even killed): its slot in the table is free."""
+    if gunicorn_worker.TABLE is not None:
+        gunicorn_worker.TABLE.release(worker.pid)
+
+
+def _choose_sockets(server):
     cfg = server.cfg
     if not cfg.reuse_port:
         return

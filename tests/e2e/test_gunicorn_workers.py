@@ -1,6 +1,7 @@
-"""gunicorn.conf.py's workers for real with ``WEB_REUSE_PORT=on``: a socket per worker, and a
+"""gunicorn.conf.py's workers for real. With ``WEB_REUSE_PORT=on``: a socket per worker, and a
 stopping worker's socket closed at once, so no new connection waits on a worker on its way
-out.
+out. On the shared socket (the default): new connections by least connections, and no
+connection held back by a worker that is stuck.
 
 gunicorn runs with the repository's gunicorn.conf.py (as the Procfile runs it) and a tiny
 app (``tests/gunicorn_app.py``) that names the worker answering.
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -145,3 +147,82 @@ def test_a_stopping_worker_takes_no_new_connection(gunicorn_port):
         # The request it had is still answered (a graceful stop).
         assert in_flight.result(timeout=SLOW_SECONDS + 10) == victim
     assert survivor in listeners(port)
+
+
+# On the shared socket (the default): least connections.
+
+
+@pytest.fixture
+def shared_port():
+    port = free_port()
+    env = {**os.environ, "WEB_CONCURRENCY": "2", "WEB_THREADS": "2", "WEB_ACCESS_LOG": "off",
+           "WEB_REUSE_PORT": "off"}  # fmt: skip
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+    proc = subprocess.Popen(
+        [gunicorn, "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+         "tests.gunicorn_app:app"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: len(workers_of(proc.pid)) == 2, timeout=40, what="two workers")
+        wait_until_answered(port)
+        yield port, proc.pid
+    finally:
+        for pid in workers_of(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def workers_of(arbiter: int) -> list[int]:
+    with open(f"/proc/{arbiter}/task/{arbiter}/children") as children:
+        return [int(pid) for pid in children.read().split()]
+
+
+def wait_until_answered(port: int) -> None:
+    def answered():
+        try:
+            return fresh_pid(port)
+        except OSError:
+            return None
+
+    wait_for(answered, timeout=40, what="gunicorn answering")
+
+
+def test_connections_opened_one_by_one_alternate_between_the_workers(shared_port):
+    """Each new connection goes to the worker holding fewer: twelve kept open, six each
+    (plain gthread gives them to whichever worker wakes first)."""
+    port, arbiter = shared_port
+    held = [http.client.HTTPConnection("127.0.0.1", port, timeout=5) for _ in range(12)]
+    try:
+        answering = [get_pid(connection) for connection in held]
+        assert Counter(answering) == dict.fromkeys(workers_of(arbiter), 6)
+    finally:
+        for connection in held:
+            connection.close()
+
+
+def test_a_stuck_worker_holding_fewer_holds_no_connection_back(shared_port):
+    """A worker that stops turning its loop (here SIGSTOP) is left out of the count within
+    a second: the other then takes every new connection, however many it holds."""
+    port, arbiter = shared_port
+    held = [http.client.HTTPConnection("127.0.0.1", port, timeout=5) for _ in range(8)]
+    try:
+        by_worker = {}
+        for connection in held:
+            by_worker.setdefault(get_pid(connection), []).append(connection)
+        [stuck, other] = sorted(by_worker, key=lambda pid: len(by_worker[pid]))
+        for connection in by_worker[stuck]:
+            connection.close()  # the stuck one now holds fewer
+        time.sleep(0.3)  # its loop has seen them close
+        os.kill(stuck, signal.SIGSTOP)
+        started = time.monotonic()
+        answered = [fresh_pid(port) for _ in range(5)]
+        assert answered == [other] * 5
+        assert time.monotonic() - started < 2.5
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stuck, signal.SIGCONT)
+        for connection in held:
+            connection.close()
