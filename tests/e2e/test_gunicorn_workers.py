@@ -32,19 +32,24 @@ SLOW_SECONDS = 4
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; SO_REUSEPORT")
 
 
-@pytest.fixture
-def gunicorn_port():
-    port = free_port()
+def start_gunicorn(port: int, *, reuse_port: str) -> subprocess.Popen:
+    """The repository's gunicorn.conf.py, 2 workers of 2 threads, serving the test app."""
     env = {
         **os.environ, "WEB_CONCURRENCY": "2", "WEB_THREADS": "2", "WEB_ACCESS_LOG": "off",
-        "WEB_REUSE_PORT": "on", "SLOW_SECONDS": str(SLOW_SECONDS),
+        "WEB_REUSE_PORT": reuse_port, "SLOW_SECONDS": str(SLOW_SECONDS),
     }  # fmt: skip
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [gunicorn, "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
          "tests.gunicorn_app:app"],
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+@pytest.fixture
+def gunicorn_port():
+    port = free_port()
+    proc = start_gunicorn(port, reuse_port="on")
     try:
         wait_for(lambda: len(listeners(port)) == 2, timeout=40, what="two listening sockets")
         yield port
@@ -155,14 +160,7 @@ def test_a_stopping_worker_takes_no_new_connection(gunicorn_port):
 @pytest.fixture
 def shared_port():
     port = free_port()
-    env = {**os.environ, "WEB_CONCURRENCY": "2", "WEB_THREADS": "2", "WEB_ACCESS_LOG": "off",
-           "WEB_REUSE_PORT": "off"}  # fmt: skip
-    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
-    proc = subprocess.Popen(
-        [gunicorn, "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-         "tests.gunicorn_app:app"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = start_gunicorn(port, reuse_port="off")
     try:
         wait_for(lambda: len(workers_of(proc.pid)) == 2, timeout=40, what="two workers")
         wait_until_answered(port)
