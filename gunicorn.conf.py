@@ -12,9 +12,10 @@ Sized for the 2-core machines the service runs on (``bench/README.md``, inbound_
   is installed (``http_parser`` "auto"); the pure-Python parser is the fallback. In one
   interleaved A/B under wrk the worker's CPU per text was 9% lower with it
   (bench/README.md, inbound_rate).
-* one listening socket shared by the workers, which take new connections by least
-  connections (:mod:`sms_service.web.gunicorn_worker`; ``on_starting`` below makes the
-  table of their counts before they fork, ``child_exit`` frees a worker's slot). Plain
+* one listening socket shared by the workers, which take new connections by least load
+  (:mod:`sms_service.web.gunicorn_worker`; ``on_starting`` below makes the table of
+  their loads before they fork, ``pre_fork`` gives each worker its slot, ``child_exit``
+  frees it). Plain
   gthread gives a burst's connections to whichever worker accepts first, and keep-alive
   keeps them there: 1 and 31, 3 and 29 of wrk's 32, one process answering nearly
   everything on one core. ``WEB_REUSE_PORT=on`` (off by default) gives each worker its own
@@ -60,14 +61,19 @@ def on_starting(server):
     only where it is safe; on a shared socket, the table the workers balance by."""
     _choose_sockets(server)
     if not server.cfg.reuse_port and server.cfg.workers > 1:
-        # A reload starts the new workers before the old ones stop: room for both.
-        gunicorn_worker.TABLE = gunicorn_worker.ConnectionTable(2 * server.cfg.workers + 2)
+        gunicorn_worker.TABLE = gunicorn_worker.LoadTable()
+
+
+def pre_fork(server, worker):
+    """In the arbiter, before the worker forks: its slot in the table."""
+    if gunicorn_worker.TABLE is not None:
+        worker.table_slot = gunicorn_worker.TABLE.assign()
 
 
 def child_exit(server, worker):
-    """A worker has exited (even killed): its slot in the table is free."""
-    if gunicorn_worker.TABLE is not None:
-        gunicorn_worker.TABLE.release(worker.pid)
+    """In the arbiter, a worker has exited (even killed): its slot is free again."""
+    if gunicorn_worker.TABLE is not None and worker.table_slot is not None:
+        gunicorn_worker.TABLE.free(worker.table_slot)
 
 
 def _choose_sockets(server):

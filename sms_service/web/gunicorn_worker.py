@@ -1,4 +1,5 @@
-"""gunicorn's ``gthread`` worker, closing its own listening socket when it begins to stop.
+"""gunicorn's ``gthread`` worker: new connections by least load on a shared socket; a socket
+of its own closed as soon as it begins to stop.
 
 With ``WEB_REUSE_PORT=on``, ``gunicorn.conf.py`` turns on ``reuse_port``: each worker then
 binds its own socket on the port (``SO_REUSEPORT``) and the kernel spreads new connections
@@ -19,122 +20,131 @@ sockets. Connections already queued on a closing socket are reset by the kernel 
 host sets ``net.ipv4.tcp_migrate_req=1`` (Linux 5.14+), which hands them to a sibling
 socket: the README says when a socket per worker is safe.
 
-On the shared socket (the default), the workers take new connections by least connections:
-a worker accepts only while it holds no more open connections than the least loaded of
-the others. Their counts are in a small table of shared memory (:class:`ConnectionTable`)
-that ``gunicorn.conf.py`` makes before the workers fork; each worker writes its count at
-every turn of its event loop and reads the others' before it accepts. The one with the
-fewest always accepts, so a connection never waits for a worker that may not take it; a
-worker whose loop has not turned for :data:`STALE_MS` (stuck, stopped, killed) is left
-out, and a stopping worker leaves the table as it stops accepting. A worker held back
-looks again every :data:`HELD_BACK_POLL_S` while nothing else wakes it. Before it, a burst's
-connections were seen landing 1 and 31, 3 and 29 on the two workers, and the same code
-ran at 1,800-2,000 texts/s or, whenever one worker held nearly all of them, about 1,000
-(bench/README.md, inbound_rate, session 11).
+On the shared socket (the default), the workers take new connections by least load: a
+worker accepts only while no other live worker has less in hand, counted as requests
+being answered or queued for a thread, then open connections. The counts are in a small
+table of shared memory (:class:`LoadTable`) that ``gunicorn.conf.py`` makes before the
+workers fork; the arbiter gives each new worker a slot of it (no lock: only the arbiter
+hands slots out and takes them back), and each worker writes its load at every turn of
+its event loop and reads the others' before it accepts. A connection never waits long
+for a worker that should take it and does not: one that has waited on the listener for
+:data:`OVERDUE_S` is taken by any worker (the least loaded one's loop may be held up: a
+request holding the GIL, a long collection, no core free); a worker whose loop has not
+turned for :data:`STALE_MS` (stuck, stopped) is left out; a stopping worker leaves the
+table as it stops accepting, and the arbiter frees a slot when its worker exits. Before
+it, a burst's connections were seen landing 1 and 31, 3 and 29 on the two workers, and the
+same code ran at 1,800-2,000 texts/s or, whenever one worker held nearly all of them,
+about 1,000 (bench/README.md, inbound_rate, session 11).
 """
 
 from __future__ import annotations
 
 import ctypes
 import multiprocessing
-import os
+import select
 import time
 
 from gunicorn.workers.gthread import ThreadWorker as _GunicornThreadWorker
 
-# Per slot: the worker's pid (0: free), its open connections, its loop's last turn (ms).
-_FIELDS = 3
-# A worker in the table turns its loop at least every IDLE_POLL_S (gthread's own: 1 s), so
-# one that has not turned for STALE_MS is stuck or gone, and one held back looks again
-# every HELD_BACK_POLL_S.
+# The table's first cell bounds the slots ever handed out; then per slot: the worker's pid
+# (0: none), its requests in hand, its open connections, its loop's last turn (ms).
+_FIELDS = 4
+# A worker in the table turns its loop at least every IDLE_POLL_S (gthread's own: 1 s),
+# and every HELD_BACK_POLL_S while it is held back, so one that has not turned for STALE_MS
+# is stuck or stopped; a connection waiting OVERDUE_S is anyone's.
 IDLE_POLL_S = 0.25
+HELD_BACK_POLL_S = 0.01
+OVERDUE_S = 0.02
 STALE_MS = 750
-HELD_BACK_POLL_S = 0.02
+SLOTS = 64  # workers at once, a reload's new ones beside the old; beyond: plain gthread
 
 
 def _now_ms() -> int:
     return time.monotonic_ns() // 1_000_000  # CLOCK_MONOTONIC: one clock for all processes
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+class LoadTable:
+    """Each web worker's load, in memory shared by the workers: made in gunicorn's arbiter
+    before it forks them. The arbiter hands out the slots (:meth:`assign`, :meth:`free`);
+    a worker writes only its own."""
 
-
-class ConnectionTable:
-    """Each web worker's open connections, in memory shared by the workers: made in
-    gunicorn's arbiter before it forks them."""
-
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int = SLOTS) -> None:
         self.slots = slots
-        self._cells = multiprocessing.RawArray(ctypes.c_longlong, _FIELDS * slots)
-        self._lock = multiprocessing.Lock()
+        self._cells = multiprocessing.RawArray(ctypes.c_longlong, 1 + _FIELDS * slots)
+        self._assigned: set[int] = set()  # the arbiter's own record
 
-    def claim(self, pid: int) -> int | None:
-        """A slot for worker ``pid`` (a free one, or one whose process has gone); None
-        when every slot is held (that worker then accepts as plain gthread does)."""
-        with self._lock:
-            for slot in range(self.slots):
-                held = self._cells[_FIELDS * slot]
-                if held == 0 or held == pid or not _alive(held):
-                    self._write(slot, pid, 0)
-                    return slot
-        return None
+    # In the arbiter.
 
-    def release(self, pid: int) -> None:
-        """Worker ``pid`` no longer takes connections (stopping, or reaped)."""
-        with self._lock:
-            for slot in range(self.slots):
-                if self._cells[_FIELDS * slot] == pid:
-                    self._cells[_FIELDS * slot] = 0
+    def assign(self) -> int | None:
+        """A free slot for a worker about to fork; None when all are taken."""
+        slot = next((i for i in range(self.slots) if i not in self._assigned), None)
+        if slot is not None:
+            self._assigned.add(slot)
+            self._cells[1 + _FIELDS * slot] = 0
+            self._cells[0] = max(self._cells[0], slot + 1)
+        return slot
 
-    def publish(self, slot: int, connections: int) -> None:
-        """The slot's worker holds ``connections`` and its loop is turning."""
-        base = _FIELDS * slot
-        self._cells[base + 1] = connections
-        self._cells[base + 2] = _now_ms()
+    def free(self, slot: int) -> None:
+        """The slot's worker has exited."""
+        self._assigned.discard(slot)
+        self._cells[1 + _FIELDS * slot] = 0
+        self._cells[0] = max(self._assigned, default=-1) + 1
 
-    def fewest_elsewhere(self, slot: int) -> int | None:
-        """The fewest connections any other live worker holds; None when there is none."""
-        now, fewest, cells = _now_ms(), None, self._cells
-        for other in range(self.slots):
-            base = _FIELDS * other
-            if other == slot or cells[base] == 0 or now - cells[base + 2] > STALE_MS:
+    # In a worker.
+
+    def join(self, slot: int, pid: int) -> None:
+        """The slot's worker starts taking connections."""
+        self.publish(slot, 0, 0)
+        self._cells[1 + _FIELDS * slot] = pid
+
+    def leave(self, slot: int) -> None:
+        """The slot's worker takes no more (stopping)."""
+        self._cells[1 + _FIELDS * slot] = 0
+
+    def publish(self, slot: int, in_hand: int, connections: int) -> None:
+        """The slot's worker has ``in_hand`` requests and ``connections``; its loop turns."""
+        base = 1 + _FIELDS * slot
+        cells = self._cells
+        cells[base + 1] = in_hand
+        cells[base + 2] = connections
+        cells[base + 3] = _now_ms()
+
+    def least_elsewhere(self, slot: int) -> tuple[int, int] | None:
+        """The least (requests in hand, open connections) of any other live worker; None
+        when there is none."""
+        now, least, cells = _now_ms(), None, self._cells
+        for other in range(cells[0]):
+            base = 1 + _FIELDS * other
+            if other == slot or cells[base] == 0 or now - cells[base + 3] > STALE_MS:
                 continue
-            count = cells[base + 1]
-            if fewest is None or count < fewest:
-                fewest = count
-        return fewest
-
-    def _write(self, slot: int, pid: int, connections: int) -> None:
-        base = _FIELDS * slot
-        self._cells[base + 1] = connections
-        self._cells[base + 2] = _now_ms()
-        self._cells[base] = pid
+            load = (cells[base + 1], cells[base + 2])
+            if least is None or load < least:
+                least = load
+        return least
 
 
 # Set by gunicorn.conf.py's on_starting (the arbiter, before any worker forks) when the
 # workers share one socket; None: every worker accepts as plain gthread does.
-TABLE: ConnectionTable | None = None
+TABLE: LoadTable | None = None
 
 
 class ThreadWorker(_GunicornThreadWorker):
-    """gthread taking new connections by least connections on a shared socket; with
+    """gthread taking new connections by least load on a shared socket; with
     ``reuse_port``, the worker's sockets close when it stops accepting for good."""
 
-    slot: int | None = None
+    # Given by the arbiter before the fork (gunicorn.conf.py's pre_fork); used only on a
+    # shared socket: with a socket each, a connection the kernel queued on this worker's
+    # socket has no other worker to take it.
+    table_slot: int | None = None
+    slot: int | None = None  # while in the table
+    in_hand = 0  # requests handed to the thread pool, not yet finished (main thread only)
+    _waiting_since: float | None = None
 
     def run(self) -> None:
-        # Once the app is loaded (a worker loading it would hold the others back). Least
-        # connections only on a shared socket: with a socket each, a connection the kernel
-        # queued on this worker's socket has no other worker to take it.
-        if TABLE is not None and not self.cfg.reuse_port:
-            self.slot = TABLE.claim(os.getpid())
+        # Once the app is loaded: a worker loading it would hold the others back.
+        if TABLE is not None and self.table_slot is not None and not self.cfg.reuse_port:
+            self.slot = self.table_slot
+            TABLE.join(self.slot, self.pid)
         try:
             super().run()
         finally:
@@ -142,37 +152,62 @@ class ThreadWorker(_GunicornThreadWorker):
 
     def notify(self) -> None:
         super().notify()  # at every turn of gthread's loop
-        if self.slot is not None:
-            TABLE.publish(self.slot, self.nr_conns)
+        self._publish()
 
-    def has_fewest(self) -> bool:
-        """No other live worker holds fewer open connections than this one."""
+    def enqueue_req(self, conn) -> None:
+        self.in_hand += 1
+        super().enqueue_req(conn)
+
+    def finish_request(self, conn, fs) -> None:
+        self.in_hand -= 1
+        super().finish_request(conn, fs)
+
+    def may_accept(self) -> bool:
+        """No other live worker has less in hand, or a connection is overdue."""
         if self.slot is None:
             return True
-        fewest = TABLE.fewest_elsewhere(self.slot)
-        return fewest is None or self.nr_conns <= fewest
+        least = TABLE.least_elsewhere(self.slot)
+        if least is None or (self.in_hand, self.nr_conns) <= least:
+            self._waiting_since = None  # a wait seen before is not this connection's
+            return True
+        return self._overdue()
+
+    def _overdue(self) -> bool:
+        """Connections have waited on the listener for OVERDUE_S: the worker that should
+        take them has not, so this one takes them until none waits."""
+        ready, _, _ = select.select([listener.sock for listener in self.sockets], [], [], 0)
+        now = time.monotonic()
+        if not ready:
+            self._waiting_since = None
+            return False
+        if self._waiting_since is None:
+            self._waiting_since = now
+        return now - self._waiting_since >= OVERDUE_S
 
     def accept(self, listener) -> None:
-        if not self.has_fewest():  # another worker has fewer since this one last looked
+        if not self.may_accept():  # another worker has less in hand since this one looked
             _GunicornThreadWorker.set_accept_enabled(self, False)
             return
         super().accept(listener)
-        if self.slot is not None:
-            TABLE.publish(self.slot, self.nr_conns)
+        self._publish()
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
         if self.slot is not None and self.alive:
             timeout = min(timeout, IDLE_POLL_S if self._accepting else HELD_BACK_POLL_S)
         super().wait_for_and_dispatch_events(timeout)
 
+    def _publish(self) -> None:
+        if self.slot is not None:
+            TABLE.publish(self.slot, self.in_hand, self.nr_conns)
+
     def _leave_table(self) -> None:
         if self.slot is not None:
-            TABLE.release(os.getpid())
+            TABLE.leave(self.slot)
             self.slot = None
 
     def set_accept_enabled(self, enabled: bool) -> None:
         # gthread's loop asks again at its next turn while its connection limit allows.
-        if enabled and self.alive and not self.has_fewest():
+        if enabled and self.alive and not self.may_accept():
             return
         if not enabled and not self.alive:
             self._leave_table()  # stopping: the others must not wait for this one

@@ -1,14 +1,14 @@
 """The web process's gthread worker: on a socket of its own, it gives it up only when it
-stops for good; on a shared one, it takes new connections by least connections."""
+stops for good; on a shared one, it takes new connections by least load."""
 
 from __future__ import annotations
 
 import logging
 import os
+import select
 import selectors
 import socket
-import subprocess
-import sys
+import time
 
 import pytest
 from gunicorn.config import Config
@@ -16,6 +16,7 @@ from gunicorn.sock import TCPSocket
 
 from sms_service.web import gunicorn_worker
 from sms_service.web.gunicorn_worker import ThreadWorker
+from tests.factories import wait_for
 
 
 @pytest.fixture
@@ -67,57 +68,57 @@ def test_on_a_shared_socket_a_stopping_worker_leaves_it_alone(worker):
     assert worker.sockets[0].sock is not None
 
 
-# Least connections on the shared socket (gunicorn_worker.ConnectionTable).
+# Least load on the shared socket (gunicorn_worker.LoadTable).
 
 
 @pytest.fixture
 def table(monkeypatch):
-    made = gunicorn_worker.ConnectionTable(4)
+    made = gunicorn_worker.LoadTable(4)
     monkeypatch.setattr(gunicorn_worker, "TABLE", made)
     return made
 
 
-def a_dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
+def test_the_arbiter_hands_out_slots_and_takes_them_back(table):
+    slots = [table.assign() for _ in range(4)]
+    assert sorted(slots) == [0, 1, 2, 3]
+    assert table.assign() is None  # all taken: that worker is plain gthread
+    table.free(2)
+    assert table.assign() == 2
 
 
-def test_the_table_gives_each_worker_its_slot_and_reads_the_others(table):
-    me, other = table.claim(os.getpid()), table.claim(os.getppid())
-    assert me != other
-    assert table.fewest_elsewhere(me) == 0
-    table.publish(other, 7)
-    table.publish(me, 2)
-    assert table.fewest_elsewhere(me) == 7
-    assert table.fewest_elsewhere(other) == 2
-    table.release(os.getppid())
-    assert table.fewest_elsewhere(me) is None  # nobody else: this worker accepts
+def test_a_worker_reads_the_least_load_of_the_others(table):
+    me, other, third = table.assign(), table.assign(), table.assign()
+    table.join(me, 101)
+    assert table.least_elsewhere(me) is None  # the others have not started
+    table.join(other, 102)
+    table.join(third, 103)
+    table.publish(other, 3, 5)
+    table.publish(third, 2, 9)
+    assert table.least_elsewhere(me) == (2, 9)  # requests in hand first
+    table.publish(third, 3, 4)
+    assert table.least_elsewhere(me) == (3, 4)  # then open connections
+    table.leave(third)
+    assert table.least_elsewhere(me) == (3, 5)
+    table.free(other)
+    assert table.least_elsewhere(me) is None
 
 
 def test_a_worker_whose_loop_stopped_turning_is_left_out(table, monkeypatch):
-    me, other = table.claim(os.getpid()), table.claim(os.getppid())
-    table.publish(other, 0)
+    me, other = table.assign(), table.assign()
+    table.join(other, 102)
     now = gunicorn_worker._now_ms()
     monkeypatch.setattr(gunicorn_worker, "_now_ms", lambda: now + gunicorn_worker.STALE_MS + 1)
-    assert table.fewest_elsewhere(me) is None
-
-
-def test_a_slot_whose_process_has_gone_is_taken_again(table):
-    for _ in range(table.slots):
-        table.claim(a_dead_pid())
-    assert table.claim(os.getpid()) is not None
-    full = gunicorn_worker.ConnectionTable(1)
-    full.claim(os.getppid())
-    assert full.claim(os.getpid()) is None  # every slot held: plain gthread
+    assert table.least_elsewhere(me) is None
 
 
 @pytest.fixture
 def shared(worker, table):
     """The worker on a shared socket, in the table beside one other live worker."""
     worker.cfg.set("reuse_port", False)
-    worker.slot = table.claim(os.getpid())
-    other = table.claim(os.getppid())
+    worker.slot = table.assign()
+    table.join(worker.slot, os.getpid())
+    other = table.assign()
+    table.join(other, os.getppid())
     return worker, other
 
 
@@ -125,43 +126,64 @@ def registered(worker) -> bool:
     return bool(worker.poller.get_map())
 
 
-def test_a_worker_holding_more_than_another_does_not_accept(shared, table):
+def test_a_worker_with_more_in_hand_than_another_does_not_accept(shared, table):
     worker, other = shared
-    worker.nr_conns = 5
-    table.publish(other, 4)
+    worker.in_hand, worker.nr_conns = 2, 2
+    table.publish(other, 1, 6)  # more connections, fewer requests in hand
     worker.set_accept_enabled(True)
     assert not worker._accepting and not registered(worker)
-    table.publish(other, 5)  # as many: both may take the next one
+    table.publish(other, 2, 2)  # as much: both may take the next one
     worker.set_accept_enabled(True)
     assert worker._accepting and registered(worker)
 
 
-def test_a_connection_waiting_is_left_to_the_worker_with_fewer(shared, table):
+def test_a_connection_is_left_to_the_least_loaded_worker_until_it_is_overdue(
+    shared, table, monkeypatch
+):
     worker, other = shared
     taken = []
-    worker.enqueue_req = taken.append  # the connection, handed to no thread here
+    monkeypatch.setattr(worker, "enqueue_req", taken.append)  # handed to no thread here
     worker.set_accept_enabled(True)
     worker.nr_conns = 3
-    table.publish(other, 1)  # the other has fewer since this worker last looked
+    table.publish(other, 0, 1)  # the other has less since this worker last looked
     [listener] = worker.sockets
     with socket.create_connection(listener.sock.getsockname()):
+        wait_for(lambda: select.select([listener.sock], [], [], 0)[0], what="a connection")
+        clock = [time.monotonic()]
+        monkeypatch.setattr(gunicorn_worker.time, "monotonic", lambda: clock[0])
         worker.accept(listener)
         assert not taken and worker.nr_conns == 3  # left in the backlog
         assert not registered(worker)  # and the listener no longer wakes this worker
-        table.publish(other, 3)
-        worker.accept(listener)  # the loop enables it again first; here directly
+        clock[0] += gunicorn_worker.OVERDUE_S / 2
+        worker.set_accept_enabled(True)  # gthread's loop, a turn later
+        assert not registered(worker)
+        clock[0] += gunicorn_worker.OVERDUE_S  # the other worker has not taken it
+        worker.set_accept_enabled(True)
+        assert registered(worker)
+        worker.accept(listener)
         assert len(taken) == 1 and worker.nr_conns == 4
         taken[0].close()
+    worker.accept(listener)  # nothing waits now: held back again
+    assert not registered(worker) and worker._waiting_since is None
+
+
+def test_a_wait_seen_once_does_not_make_a_later_connection_overdue(shared, table):
+    worker, other = shared
+    worker.nr_conns = 3
+    table.publish(other, 0, 1)
+    worker._waiting_since = 0.0  # long ago, while held back
+    table.publish(other, 0, 5)  # then this worker had the least
+    assert worker.may_accept() and worker._waiting_since is None
 
 
 def test_a_stopping_worker_leaves_the_table(shared, table):
     worker, other = shared
-    table.publish(worker.slot, 0)
-    assert table.fewest_elsewhere(other) == 0
+    table.publish(worker.slot, 0, 0)
+    assert table.least_elsewhere(other) == (0, 0)
     worker.alive = False
     worker.set_accept_enabled(False)
     assert worker.slot is None
-    assert table.fewest_elsewhere(other) is None  # nobody waits for it
+    assert table.least_elsewhere(other) is None  # nobody waits for it
 
 
 def test_a_held_back_worker_looks_again_soon(shared, table, monkeypatch):
