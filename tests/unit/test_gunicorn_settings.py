@@ -1,14 +1,17 @@
-"""gunicorn.conf.py as gunicorn reads it: the worker settings, the socket per worker and the C
-HTTP parser."""
+"""gunicorn.conf.py as gunicorn reads it: the worker settings, the socket per worker, the
+load table of a shared socket and the C HTTP parser."""
 
 from __future__ import annotations
 
 import runpy
 from pathlib import Path
+from types import SimpleNamespace
 
 from gunicorn.config import Config
 from gunicorn.http import message
 from gunicorn.workers.gthread import ThreadWorker
+
+from sms_service.web import gunicorn_worker
 
 CONF = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
 
@@ -53,12 +56,15 @@ class _Arbiter:
         self.warnings.append(message % args)
 
 
-def on_starting(monkeypatch, migrate_req: str | None, tmp_path, **options) -> _Arbiter:
+def on_starting(
+    monkeypatch, migrate_req: str | None, tmp_path, *, workers="2", reuse_port="on", **options
+) -> _Arbiter:
     """gunicorn.conf.py's hook run as the arbiter runs it, on a config with ``options``
     (as ``GUNICORN_CMD_ARGS`` would set them) and ``tcp_migrate_req`` reading ``migrate_req``
     (None: the file is missing)."""
+    monkeypatch.setattr(gunicorn_worker, "TABLE", None)  # what the hook makes, undone after
     hooks = runpy.run_path(str(CONF))
-    cfg = procfile_config(monkeypatch, WEB_CONCURRENCY="2", WEB_REUSE_PORT="on")
+    cfg = procfile_config(monkeypatch, WEB_CONCURRENCY=workers, WEB_REUSE_PORT=reuse_port)
     for name, value in options.items():
         cfg.set(name, value)
     setting = tmp_path / "tcp_migrate_req"
@@ -67,6 +73,7 @@ def on_starting(monkeypatch, migrate_req: str | None, tmp_path, **options) -> _A
     arbiter = _Arbiter(cfg)
     hooks["on_starting"].__globals__["MIGRATE_REQ"] = str(setting)
     hooks["on_starting"](arbiter)
+    arbiter.hooks = hooks
     return arbiter
 
 
@@ -88,6 +95,29 @@ def test_max_requests_keeps_the_shared_socket(monkeypatch, tmp_path):
     arbiter = on_starting(monkeypatch, "1", tmp_path, max_requests=400)
     assert arbiter.cfg.reuse_port is False
     assert "max_requests" in arbiter.warnings[0]
+
+
+def test_on_a_shared_socket_the_arbiter_hands_out_slots_of_the_load_table(monkeypatch, tmp_path):
+    arbiter = on_starting(monkeypatch, "1", tmp_path, reuse_port="off")
+    assert isinstance(gunicorn_worker.TABLE, gunicorn_worker.LoadTable)
+    pre_fork, child_exit = arbiter.hooks["pre_fork"], arbiter.hooks["child_exit"]
+    workers = [SimpleNamespace(table_slot=None) for _ in range(3)]
+    for worker in workers:
+        pre_fork(arbiter, worker)
+    assert [worker.table_slot for worker in workers] == [0, 1, 2]
+    child_exit(arbiter, workers[1])  # exited, or killed
+    successor = SimpleNamespace(table_slot=None)
+    pre_fork(arbiter, successor)
+    assert successor.table_slot == 1
+
+
+def test_one_worker_or_a_socket_each_has_no_load_table(monkeypatch, tmp_path):
+    on_starting(monkeypatch, "1", tmp_path, workers="1", reuse_port="off")
+    assert gunicorn_worker.TABLE is None
+    on_starting(monkeypatch, "1", tmp_path)  # a socket each
+    assert gunicorn_worker.TABLE is None
+    on_starting(monkeypatch, "1", tmp_path, max_requests=400)  # back to the shared socket
+    assert gunicorn_worker.TABLE is not None
 
 
 def test_requests_are_parsed_by_gunicorns_c_parser(monkeypatch):
