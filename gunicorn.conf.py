@@ -35,6 +35,8 @@ Values come from :class:`config.Settings`, like every other setting; the address
 the Procfile line (``PORT`` is the platform's).
 """
 
+import os
+
 from config import Settings
 from sms_service.web import gunicorn_worker
 
@@ -74,6 +76,13 @@ def child_exit(server, worker):
     """In the arbiter, a worker has exited (even killed): its slot is free again."""
     if gunicorn_worker.TABLE is not None and worker.table_slot is not None:
         gunicorn_worker.TABLE.free(worker.table_slot)
+
+
+def worker_exit(server, worker):
+    """Run in the worker as it exits, and in the arbiter for a worker it found already
+    gone when it meant to kill it (no child_exit follows): only the arbiter frees slots."""
+    if os.getpid() == server.pid:
+        child_exit(server, worker)
 
 
 def _choose_sockets(server):

@@ -164,13 +164,16 @@ class ThreadWorker(_GunicornThreadWorker):
 
     def may_accept(self) -> bool:
         """No other live worker has less in hand, or a connection is overdue."""
+        return self._least_loaded() or self._overdue()
+
+    def _least_loaded(self) -> bool:
         if self.slot is None:
             return True
         least = TABLE.least_elsewhere(self.slot)
         if least is None or (self.in_hand, self.nr_conns) <= least:
             self._waiting_since = None  # a wait seen before is not this connection's
             return True
-        return self._overdue()
+        return False
 
     def _overdue(self) -> bool:
         """Connections have waited on the listener for OVERDUE_S: the worker that should
@@ -185,10 +188,16 @@ class ThreadWorker(_GunicornThreadWorker):
         return now - self._waiting_since >= OVERDUE_S
 
     def accept(self, listener) -> None:
-        if not self.may_accept():  # another worker has less in hand since this one looked
+        if self._least_loaded():
+            super().accept(listener)
+        elif self._overdue():
+            super().accept(listener)
+            # Taken for another worker: once none waits, the next connection is left to
+            # the least loaded again (gthread calls accept only while one waits).
+            self._overdue()
+        else:  # another worker has less in hand since this one looked
             _GunicornThreadWorker.set_accept_enabled(self, False)
             return
-        super().accept(listener)
         self._publish()
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:

@@ -3,6 +3,7 @@ load table of a shared socket and the C HTTP parser."""
 
 from __future__ import annotations
 
+import os
 import runpy
 from pathlib import Path
 from types import SimpleNamespace
@@ -109,6 +110,17 @@ def test_on_a_shared_socket_the_arbiter_hands_out_slots_of_the_load_table(monkey
     successor = SimpleNamespace(table_slot=None)
     pre_fork(arbiter, successor)
     assert successor.table_slot == 1
+    # worker_exit runs in the exiting worker (which frees nothing: its copy of the
+    # arbiter's record is stale) and in the arbiter for a worker found already gone.
+    worker_exit = arbiter.hooks["worker_exit"]
+    arbiter.pid = os.getpid() + 1  # as seen from a worker
+    worker_exit(arbiter, workers[0])
+    arbiter.pid = os.getpid()
+    worker_exit(arbiter, workers[2])
+    later = [SimpleNamespace(table_slot=None) for _ in range(2)]
+    for worker in later:
+        pre_fork(arbiter, worker)
+    assert [worker.table_slot for worker in later] == [2, 3]
 
 
 def test_one_worker_or_a_socket_each_has_no_load_table(monkeypatch, tmp_path):

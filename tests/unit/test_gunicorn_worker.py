@@ -147,8 +147,13 @@ def test_a_connection_is_left_to_the_least_loaded_worker_until_it_is_overdue(
     worker.nr_conns = 3
     table.publish(other, 0, 1)  # the other has less since this worker last looked
     [listener] = worker.sockets
-    with socket.create_connection(listener.sock.getsockname()):
-        wait_for(lambda: select.select([listener.sock], [], [], 0)[0], what="a connection")
+    address = listener.sock.getsockname()
+
+    def waiting():
+        return select.select([listener.sock], [], [], 0)[0]
+
+    with socket.create_connection(address), socket.create_connection(address):
+        wait_for(waiting, what="connections")
         clock = [time.monotonic()]
         monkeypatch.setattr(gunicorn_worker.time, "monotonic", lambda: clock[0])
         worker.accept(listener)
@@ -157,14 +162,19 @@ def test_a_connection_is_left_to_the_least_loaded_worker_until_it_is_overdue(
         clock[0] += gunicorn_worker.OVERDUE_S / 2
         worker.set_accept_enabled(True)  # gthread's loop, a turn later
         assert not registered(worker)
-        clock[0] += gunicorn_worker.OVERDUE_S  # the other worker has not taken it
+        clock[0] += gunicorn_worker.OVERDUE_S  # the other worker has not taken them
         worker.set_accept_enabled(True)
         assert registered(worker)
+        worker.accept(listener)  # gthread calls it while a connection waits
         worker.accept(listener)
-        assert len(taken) == 1 and worker.nr_conns == 4
-        taken[0].close()
-    worker.accept(listener)  # nothing waits now: held back again
-    assert not registered(worker) and worker._waiting_since is None
+        assert len(taken) == 2 and worker.nr_conns == 5
+        assert worker._waiting_since is None  # none waits: the next is not overdue
+        with socket.create_connection(address):
+            wait_for(waiting, what="another connection")
+            worker.accept(listener)
+            assert len(taken) == 2 and not registered(worker)  # left to the other again
+        for conn in taken:
+            conn.close()
 
 
 def test_a_wait_seen_once_does_not_make_a_later_connection_overdue(shared, table):
