@@ -434,9 +434,18 @@ def free_port() -> int:
     raise RuntimeError("no free loopback port in this test process's band")
 
 
-def wait_until_it_answers(url: str, timeout: float = 40.0) -> None:
-    """Wait for a GET of ``url`` to succeed (a server starting)."""
-    wait_for(lambda: answers(url), timeout=timeout, interval=0.1, what=url)
+def wait_until_it_answers(
+    url: str, timeout: float = 40.0, process: subprocess.Popen | None = None
+) -> None:
+    """Wait for a GET of ``url`` to succeed (a server starting); with ``process`` (that
+    server), fail at once when it exits first."""
+
+    def up() -> bool:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the server exited ({process.returncode}) before {url} answered")
+        return answers(url)
+
+    wait_for(up, timeout=timeout, interval=0.1, what=url)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import answers, free_port, wait_for
+from tests.factories import free_port, wait_until_it_answers
 
 BIN = Path(sys.executable).parent
 
@@ -40,16 +40,11 @@ def running_dev(tmp_path: Path, **env_overrides: str) -> Iterator[dict]:
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        for url in (f"http://127.0.0.1:{port}/healthz", f"http://127.0.0.1:{sim_port}/sim/health"):
-            try:
-                wait_for(lambda u=url: proc.poll() is not None or answers(u), timeout=30, what=url)
-            except AssertionError as exc:
-                raise AssertionError(f"{exc}; sms-service dev said:\n{_log_tail(log)}") from None
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"sms-service dev exited ({proc.returncode}) before {url} answered:\n"
-                    f"{_log_tail(log)}"
-                )
+        try:
+            wait_until_it_answers(f"http://127.0.0.1:{port}/healthz", 30, proc)
+            wait_until_it_answers(f"http://127.0.0.1:{sim_port}/sim/health", 30, proc)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; sms-service dev said:\n{_log_tail(log)}") from None
         yield {"web": f"http://127.0.0.1:{port}", "sim": f"http://127.0.0.1:{sim_port}",
                "cwd": tmp_path, "env": env, "log": tmp_path / "dev.log"}  # fmt: skip
     finally:

@@ -36,7 +36,7 @@ from sms_service.carrier.client import (
     rewrite_url,
 )
 from sms_service.devtools.carrier_sim import SimConfig, SimHandle, run_in_thread
-from tests.factories import answers, free_port, wait_for
+from tests.factories import free_port, wait_for, wait_until_it_answers
 
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "sim-test-token"
@@ -634,9 +634,7 @@ def test_command_line_serves_the_api(clients):
     ) as process:
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_for(lambda: process.poll() is not None or answers(url + "/sim/health"),
-                     timeout=20, interval=0.05, what="the simulator to start")  # fmt: skip
-            assert process.poll() is None, "the simulator exited"
+            wait_until_it_answers(url + "/sim/health", timeout=20, process=process)
             twilio = clients(url)
             assert twilio.messages.create(to=TO, from_="21333", body="hi").status == "queued"
         finally:
