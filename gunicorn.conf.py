@@ -13,14 +13,11 @@ Sized for the 2-core machines the service runs on (``bench/README.md``, inbound_
   interleaved A/B under wrk the worker's CPU per text was 9% lower with it
   (bench/README.md, inbound_rate).
 * one listening socket shared by the workers, which take new connections by least load
-  (:mod:`sms_service.web.gunicorn_worker`; ``on_starting`` below makes the table of
-  their loads before they fork, ``pre_fork`` gives each worker its slot, ``child_exit``
-  frees it). Plain
-  gthread gives a burst's connections to whichever worker accepts first, and keep-alive
-  keeps them there: 1 and 31, 3 and 29 of wrk's 32, one process answering nearly
-  everything on one core. ``WEB_REUSE_PORT=on`` (off by default) gives each worker its own
-  socket (``reuse_port``) and the kernel spreads new connections over them; the worker
-  class then closes its own socket as soon as it stops gracefully. A socket each needs a
+  (:mod:`sms_service.web.gunicorn_worker` says why; ``on_starting`` below makes the table
+  of their loads before they fork, ``pre_fork`` gives each worker its slot, ``child_exit``
+  frees it). ``WEB_REUSE_PORT=on`` (off by default) gives each worker its own socket
+  (``reuse_port``) and the kernel spreads new connections over them; the worker class
+  then closes its own socket as soon as it stops gracefully. A socket each needs a
   host set up for it (README, Pointing a Twilio number at the webhook): ``on_starting``
   keeps the shared socket when ``max_requests`` is set and warns when the kernel resets
   the connections queued on a stopping worker's socket.

@@ -4,11 +4,6 @@ of its own closed as soon as it begins to stop.
 With ``WEB_REUSE_PORT=on``, ``gunicorn.conf.py`` turns on ``reuse_port``: each worker then
 binds its own socket on the port (``SO_REUSEPORT``) and the kernel spreads new connections
 over the workers' sockets.
-On one shared socket, the connections of a burst go to whichever worker happens to accept
-first and stay there (keep-alive): under wrk's 32 connections the two workers were seen
-holding 1 and 31, 3 and 29, 6 and 26, so one process, bound by its GIL, answered nearly
-everything while the other idled, and the texts it held waited twice as long
-(bench/README.md, inbound_rate).
 
 With its own socket, a worker that stops gracefully (a deploy, a reload, a restart) must
 stop the kernel sending it new connections at once: gunicorn's gthread worker only stops
@@ -31,10 +26,12 @@ for a worker that should take it and does not: one that has waited on the listen
 :data:`OVERDUE_S` is taken by any worker (the least loaded one's loop may be held up: a
 request holding the GIL, a long collection, no core free); a worker whose loop has not
 turned for :data:`STALE_MS` (stuck, stopped) is left out; a stopping worker leaves the
-table as it stops accepting, and the arbiter frees a slot when its worker exits. Before
-it, a burst's connections were seen landing 1 and 31, 3 and 29 on the two workers, and the
-same code ran at 1,800-2,000 texts/s or, whenever one worker held nearly all of them,
-about 1,000 (bench/README.md, inbound_rate, session 11).
+table as it stops accepting, and the arbiter frees a slot when its worker exits. Plain
+gthread gives a burst's connections to whichever worker accepts first, and keep-alive
+keeps them there: under wrk's 32 connections the two workers were seen holding 1 and 31,
+3 and 29, 6 and 26, so one process, bound by its GIL, answered nearly everything while
+the other idled, and the same code ran at 1,800-2,000 texts/s or, whenever that
+happened, about 1,000 (bench/README.md, inbound_rate, sessions 9 and 11).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from sms_service.web import gunicorn_worker
-from tests.factories import free_port, wait_for
+from tests.factories import free_port, wait_for, wait_until_it_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOW_SECONDS = 4
@@ -155,7 +155,7 @@ def test_a_stopping_worker_takes_no_new_connection(gunicorn_port):
     assert survivor in listeners(port)
 
 
-# On the shared socket (the default): least connections.
+# On the shared socket (the default): least load.
 
 
 @pytest.fixture
@@ -164,7 +164,7 @@ def shared_port():
     proc = start_gunicorn(port, reuse_port="off")
     try:
         wait_for(lambda: len(workers_of(proc.pid)) == 2, timeout=40, what="two workers")
-        wait_until_answered(port)
+        wait_until_it_answers(f"http://127.0.0.1:{port}/pid", process=proc)
         yield port, proc.pid
     finally:
         for pid in workers_of(proc.pid):
@@ -177,16 +177,6 @@ def shared_port():
 def workers_of(arbiter: int) -> list[int]:
     with open(f"/proc/{arbiter}/task/{arbiter}/children") as children:
         return [int(pid) for pid in children.read().split()]
-
-
-def wait_until_answered(port: int) -> None:
-    def answered():
-        try:
-            return fresh_pid(port)
-        except OSError:
-            return None
-
-    wait_for(answered, timeout=40, what="gunicorn answering")
 
 
 def test_connections_opened_one_by_one_alternate_between_the_workers(shared_port):
