@@ -50,8 +50,8 @@ def stack(tmp_path, pg_db, redis_connection):
         cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
-        wait_until_it_answers(f"http://127.0.0.1:{port}/healthz", timeout=60)
-        wait_until_it_answers(f"http://127.0.0.1:{sim_port}/sim/health", timeout=60)
+        wait_until_it_answers(f"http://127.0.0.1:{port}/healthz", timeout=60, process=proc)
+        wait_until_it_answers(f"http://127.0.0.1:{sim_port}/sim/health", timeout=60, process=proc)
         yield {"proc": proc, "sim": f"http://127.0.0.1:{sim_port}", "env": env,
                "log": tmp_path / "honcho.log"}  # fmt: skip
     finally:
